@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Installs the Debian packages that the tests, the demo and the benchmarks need.
+# Idempotent: does nothing when every package is already installed.
+set -euo pipefail
+
+packages=(
+    etcd-server etcd-client          # the store (etcd 3.4, v3 JSON gateway)
+    postgresql-15 postgresql-client-15
+    python3 python3-venv            # Debian's interpreter: the postgres user can read it
+    openssl                         # test certificates for etcd TLS
+    make git
+)
+
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "missing Debian packages: ${missing[*]}; run 'make deps' as root or install them with apt-get" >&2
+    exit 1
+fi
+
+echo "installing Debian packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# The package scripts must not start the distribution's own etcd or PostgreSQL
+# services: the tests start their own servers on free loopback ports.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    created_policy=1
+fi
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ "$created_policy" -eq 1 ]; then
+    rm -f "$policy"
+fi

@@ -1,0 +1,1 @@
+"""The rhizomectl command line."""

@@ -1,0 +1,305 @@
+"""HTTP transport to etcd's v3 JSON gateway: endpoints, failover, auth and TLS.
+
+One `EtcdTransport` serves one etcd cluster. Each call tries the endpoint that
+answered last, then the others in order, each once, with explicit connect and
+read timeouts; so a call fails within about
+``len(endpoints) * (connect_timeout + request_timeout)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import HTTPError, NewConnectionError, SSLError, TimeoutError
+
+from rhizome.etcd.errors import (
+    EtcdAuthError,
+    EtcdConfigurationError,
+    EtcdRequestError,
+    EtcdUnavailable,
+)
+
+log = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+
+# gRPC status codes that etcd returns through the gateway.
+UNAUTHENTICATED = 16
+PERMISSION_DENIED = 7
+UNAVAILABLE = 14
+# Errors after which another member may well succeed.
+MEMBER_TROUBLE = ("leader changed", "no leader", "request timed out", "not capable")
+# Errors that mean our token went stale (tokens are per member, and expire).
+STALE_TOKEN = ("invalid auth token", "auth token is invalid", "user name is empty")
+
+
+@dataclass(frozen=True)
+class EtcdSettings:
+    """How to reach one etcd cluster. The password is never shown by repr()."""
+
+    endpoints: tuple[str, ...]
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    connect_timeout: float = 0.5
+    request_timeout: float = 2.0
+
+    def __post_init__(self) -> None:
+        if not self.endpoints:
+            raise EtcdConfigurationError("no etcd endpoint given; set at least one http(s) URL")
+        for endpoint in self.endpoints:
+            check_endpoint(endpoint)
+        if (self.username is None) != (self.password is None):
+            raise EtcdConfigurationError("etcd username and password must be given together")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise EtcdConfigurationError("etcd cert_file and key_file must be given together")
+        for name in ("ca_file", "cert_file", "key_file"):
+            path = getattr(self, name)
+            if path is not None and not os.path.isfile(path):
+                raise EtcdConfigurationError(f"etcd {name} {path!r} does not exist")
+        if self.connect_timeout <= 0 or self.request_timeout <= 0:
+            raise EtcdConfigurationError("etcd connect_timeout and request_timeout must be > 0")
+
+
+def check_endpoint(endpoint: str) -> None:
+    """Reject anything but scheme://host:port, naming the endpoint and the fix."""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise EtcdConfigurationError(
+            f"etcd endpoint {endpoint!r} is not of the form http(s)://HOST:PORT"
+        )
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None:
+        raise EtcdConfigurationError(f"etcd endpoint {endpoint!r} has no valid port")
+
+
+class EndpointFailed(Exception):
+    """One endpoint could not serve the call; another one may."""
+
+
+class EtcdTransport:
+    """Sends JSON requests to the gateway, failing over between endpoints."""
+
+    def __init__(self, settings: EtcdSettings) -> None:
+        self.settings = settings
+        self._endpoints = [endpoint.rstrip("/") for endpoint in settings.endpoints]
+        self._preferred = 0
+        self._lock = threading.Lock()
+        self._api_prefixes: dict[str, str] = {}
+        self._tokens: dict[str, str] = {}
+        tls: dict[str, Any] = {}
+        if settings.ca_file:
+            tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": settings.ca_file}
+        if settings.cert_file:
+            tls |= {"cert_file": settings.cert_file, "key_file": settings.key_file}
+        self._pool = urllib3.PoolManager(num_pools=8, maxsize=8, retries=False, **tls)
+
+    def close(self) -> None:
+        self._pool.clear()
+
+    def call(self, path: str, payload: JsonObject) -> JsonObject:
+        """POST `payload` to `path` (under the API prefix) on the first endpoint that works."""
+        failures = []
+        for endpoint in self._endpoints_in_order():
+            try:
+                response = self._post_json(endpoint, path, payload)
+            except EndpointFailed as failure:
+                log.debug("etcd endpoint %s failed: %s", endpoint, failure)
+                failures.append(f"{endpoint}: {failure}")
+                continue
+            self._prefer(endpoint)
+            return response
+        raise EtcdUnavailable("no etcd endpoint answered (" + "; ".join(failures) + ")")
+
+    def open_stream(self, path: str, payload: JsonObject, idle_timeout: float) -> Any:
+        """Open a streaming POST (a watch); reads time out after `idle_timeout` of silence."""
+        failures = []
+        for endpoint in self._endpoints_in_order():
+            try:
+                response = self._send(endpoint, path, payload, idle_timeout, stream=True)
+            except EndpointFailed as failure:
+                failures.append(f"{endpoint}: {failure}")
+                continue
+            if response.status != 200:
+                body = response.read()
+                response.release_conn()
+                raise_for_error(endpoint, response.status, body)
+            self._prefer(endpoint)
+            return response
+        raise EtcdUnavailable("no etcd endpoint accepted the watch (" + "; ".join(failures) + ")")
+
+    def _endpoints_in_order(self) -> list[str]:
+        with self._lock:
+            first = self._preferred
+        return self._endpoints[first:] + self._endpoints[:first]
+
+    def _prefer(self, endpoint: str) -> None:
+        with self._lock:
+            self._preferred = self._endpoints.index(endpoint)
+
+    def _post_json(self, endpoint: str, path: str, payload: JsonObject) -> JsonObject:
+        timeout = self.settings.request_timeout
+        response = self._send(endpoint, path, payload, timeout, stream=False)
+        if response.status != 200 and self._is_stale_token(response.data):
+            self._tokens.pop(endpoint, None)
+            response = self._send(endpoint, path, payload, timeout, stream=False)
+        if response.status != 200:
+            raise_for_error(endpoint, response.status, response.data)
+        return decode_json(endpoint, response.data)
+
+    def _is_stale_token(self, body: bytes) -> bool:
+        if self.settings.username is None:
+            return False
+        return any(marker in body.decode("utf-8", "replace") for marker in STALE_TOKEN)
+
+    def _send(
+        self, endpoint: str, path: str, payload: JsonObject, read_timeout: float, *, stream: bool
+    ) -> Any:
+        url = endpoint + self._api_prefix(endpoint) + path
+        headers = {"Content-Type": "application/json"}
+        token = self._token(endpoint)
+        if token:
+            headers["Authorization"] = token
+        return self._request(
+            "POST", url, json.dumps(payload).encode(), headers, read_timeout, stream
+        )
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        body: bytes | None,
+        headers: dict[str, str],
+        read_timeout: float,
+        stream: bool,
+    ) -> Any:
+        timeout = urllib3.Timeout(connect=self.settings.connect_timeout, read=read_timeout)
+        try:
+            return self._pool.request(
+                method, url, body=body, headers=headers, timeout=timeout,
+                retries=False, preload_content=not stream,
+            )  # fmt: skip
+        except NewConnectionError as error:  # subclasses TimeoutError: catch it first
+            raise EndpointFailed(f"cannot connect ({error.__class__.__name__})") from error
+        except SSLError as error:
+            raise EndpointFailed(f"TLS handshake failed ({error}); check the CA file") from error
+        except TimeoutError as error:
+            raise EndpointFailed(f"timed out ({error.__class__.__name__})") from error
+        except HTTPError as error:
+            raise EndpointFailed(f"connection failed ({error.__class__.__name__})") from error
+
+    def _api_prefix(self, endpoint: str) -> str:
+        """The v3 gateway prefix, chosen from the cluster version (/v3 for etcd >= 3.4)."""
+        known = self._api_prefixes.get(endpoint)
+        if known:
+            return known
+        timeout = self.settings.request_timeout
+        response = self._request("GET", endpoint + "/version", None, {}, timeout, False)
+        if response.status != 200:
+            raise EndpointFailed(f"GET /version answered HTTP {response.status}")
+        versions = decode_json(endpoint, response.data)
+        version = versions.get("etcdcluster") or ""
+        if not version[:1].isdigit():
+            version = versions.get("etcdserver") or ""
+        prefix = api_prefix_for(version)
+        self._api_prefixes[endpoint] = prefix
+        return prefix
+
+    def _token(self, endpoint: str) -> str | None:
+        if self.settings.username is None:
+            return None
+        token = self._tokens.get(endpoint)
+        if token is None:
+            token = self._authenticate(endpoint)
+            self._tokens[endpoint] = token
+        return token or None
+
+    def _authenticate(self, endpoint: str) -> str:
+        """A token for this member ('' when the cluster has auth disabled)."""
+        url = endpoint + self._api_prefix(endpoint) + "/auth/authenticate"
+        credentials = {"name": self.settings.username, "password": self.settings.password}
+        body = json.dumps(credentials).encode()
+        headers = {"Content-Type": "application/json"}
+        response = self._request("POST", url, body, headers, self.settings.request_timeout, False)
+        if response.status == 200:
+            return str(decode_json(endpoint, response.data).get("token", ""))
+        message = error_message(response.data)
+        if "authentication is not enabled" in message:
+            return ""
+        if "authentication failed" in message or "invalid user" in message:
+            raise EtcdAuthError(
+                f"etcd at {endpoint} rejected user {self.settings.username!r}: wrong user name"
+                " or password; check the etcd username and the password file"
+            )
+        raise_for_error(endpoint, response.status, response.data)
+        return ""
+
+
+def api_prefix_for(version: str) -> str:
+    """Map an etcd version string to its JSON gateway prefix."""
+    try:
+        major, minor = (int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return "/v3"
+    if (major, minor) >= (3, 4):
+        return "/v3"
+    if (major, minor) == (3, 3):
+        return "/v3beta"
+    return "/v3alpha"
+
+
+def decode_json(endpoint: str, body: bytes) -> JsonObject:
+    try:
+        decoded = json.loads(body)
+    except ValueError as error:
+        raise EndpointFailed(f"answered with something that is not JSON ({error})") from error
+    if not isinstance(decoded, dict):
+        raise EndpointFailed("answered with JSON that is not an object")
+    return decoded
+
+
+def error_message(body: bytes) -> str:
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return body[:200].decode("utf-8", "replace")
+    if isinstance(decoded, dict):
+        return str(decoded.get("message") or decoded.get("error") or decoded)
+    return str(decoded)
+
+
+def error_code(body: bytes) -> int:
+    try:
+        decoded = json.loads(body)
+    except ValueError:
+        return 0
+    return int(decoded.get("code", 0)) if isinstance(decoded, dict) else 0
+
+
+def raise_for_error(endpoint: str, status: int, body: bytes) -> None:
+    """Turn an error answer into the right exception (EndpointFailed means: try another)."""
+    message = error_message(body)
+    code = error_code(body)
+    if code == UNAVAILABLE or status >= 502 or any(part in message for part in MEMBER_TROUBLE):
+        raise EndpointFailed(f"HTTP {status}: {message}")
+    if code in (UNAUTHENTICATED, PERMISSION_DENIED) or "permission denied" in message:
+        raise EtcdAuthError(
+            f"etcd at {endpoint} refused the request: {message}; check the etcd user and its roles"
+        )
+    if "user name is empty" in message:
+        raise EtcdAuthError(
+            f"etcd at {endpoint} requires authentication; configure an etcd username and password"
+        )
+    raise EtcdRequestError(f"etcd at {endpoint} answered HTTP {status}: {message}", code)

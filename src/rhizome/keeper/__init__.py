@@ -1,0 +1,1 @@
+"""The rhizome-keeper agent package."""

@@ -1,0 +1,12 @@
+"""Entry point of `rhizome-keeper` (reserved; the program arrives with issue P2)."""
+
+import sys
+
+
+def main() -> int:
+    print("rhizome-keeper is not available yet: it arrives with issue P2", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The rhizome-proxy agent package."""

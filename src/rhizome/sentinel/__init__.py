@@ -1,0 +1,1 @@
+"""The rhizome-sentinel agent package."""
