@@ -25,7 +25,7 @@ venv: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src plugins tests bench
 	$(VENV)/bin/ruff format --check src plugins tests bench
-	$(VENV)/bin/mypy src plugins
+	$(VENV)/bin/mypy src $(wildcard plugins/modules plugins/module_utils)
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit

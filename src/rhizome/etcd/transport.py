@@ -153,6 +153,7 @@ class EtcdTransport:
         timeout = self.settings.request_timeout
         response = self._send(endpoint, path, payload, timeout, stream=False)
         if response.status != 200 and self._is_stale_token(response.data):
+            log.info("etcd token for %s is no longer valid; authenticating again", endpoint)
             self._tokens.pop(endpoint, None)
             response = self._send(endpoint, path, payload, timeout, stream=False)
         if response.status != 200:

@@ -1,0 +1,191 @@
+"""The documents agents and operator tools publish under /rhizome/<cluster>/.
+
+| key                | document     | writer                          |
+|--------------------|--------------|---------------------------------|
+| `keepers/<name>`   | KeeperInfo   | that keeper, on its lease       |
+| `sentinels/<id>`   | SentinelInfo | that sentinel, on its lease     |
+| `proxies/<id>`     | ProxyInfo    | that proxy, on its lease        |
+| `sentinel-leader`  | LeaderInfo   | sentinel election, on a lease   |
+| `commands/<name>`  | Command      | operator tools, create-if-absent|
+| `state`            | ClusterState | the leader sentinel (see state) |
+| `spec`             | ClusterSpec  | operator tools (rhizome.spec)   |
+"""
+
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, Strict, StrictBool
+
+from rhizome.store.codec import StoreDocument
+from rhizome.store.fields import (
+    Bytes,
+    Generation,
+    HostAddress,
+    Identifier,
+    KeeperName,
+    ListenAddress,
+    Lsn,
+    Port,
+    Seconds,
+    Text,
+    Timeline,
+    UnixTime,
+)
+from rhizome.store.state import (
+    HISTORY_LIMIT,
+    ClusterState,
+    KeeperAssignment,
+    KeeperRole,
+    Operation,
+    OperationKind,
+    ProxyTarget,
+    RoleChange,
+    SynchronousStandbys,
+)
+from rhizome.store.validation import field_error
+
+__all__ = [
+    "HISTORY_LIMIT",
+    "ClusterState",
+    "Command",
+    "CommandKind",
+    "KeeperAssignment",
+    "KeeperInfo",
+    "KeeperRole",
+    "LeaderInfo",
+    "Operation",
+    "OperationKind",
+    "PostgresRole",
+    "ProxyInfo",
+    "ProxyTarget",
+    "RoleChange",
+    "SentinelInfo",
+    "SynchronousStandbys",
+]
+
+PostgresRole = Literal["primary", "standby", "unknown"]
+CommandKind = Literal["switchover", "failover"]
+
+
+def _check_system_identifier(identifier: str) -> str:
+    """PostgreSQL's system identifier is a 64-bit unsigned integer, kept as text."""
+    if not identifier.isdigit() or len(identifier) > 20:
+        field_error(
+            f"{identifier!r} is not a PostgreSQL system identifier",
+            "report the decimal value from pg_control_system()",
+        )
+    return identifier
+
+
+SystemIdentifier = Annotated[str, Strict(), AfterValidator(_check_system_identifier)]
+
+
+class KeeperInfo(StoreDocument):
+    """What a keeper observed of its PostgreSQL, published on its lease."""
+
+    name: KeeperName
+    """The keeper's name (also the last segment of its key)."""
+    host: HostAddress
+    """Host name or address where this keeper's PostgreSQL listens."""
+    port: Port
+    """Port where this keeper's PostgreSQL listens."""
+    observed_at: UnixTime
+    """When the observation was made (unix time, keeper clock)."""
+    running: StrictBool
+    """PostgreSQL is running and accepts connections from the keeper."""
+    role: PostgresRole = "unknown"
+    """What PostgreSQL reports itself to be; unknown when it is not running."""
+    healthy: StrictBool
+    """The keeper's own health check passed (running, queries answered, replication sane)."""
+    timeline: Timeline | None = None
+    """Current timeline of the instance; None before it was ever started."""
+    system_identifier: SystemIdentifier | None = None
+    """Database system identifier; None while there is no data directory."""
+    postgres_version: Annotated[int, Strict()] | None = None
+    """server_version_num of the running PostgreSQL, e.g. 160002."""
+    write_lsn: Lsn | None = None
+    """Primary only: pg_current_wal_lsn(), the position written so far."""
+    flush_lsn: Lsn | None = None
+    """Primary only: pg_current_wal_flush_lsn(), the position durable on disk."""
+    receive_lsn: Lsn | None = None
+    """Standby only: pg_last_wal_receive_lsn(), WAL received and flushed locally."""
+    replay_lsn: Lsn | None = None
+    """Standby only: pg_last_wal_replay_lsn(), WAL replayed so far."""
+    lag_bytes: Bytes | None = None
+    """Standby only: how far behind its upstream it is, when known."""
+    synchronous_standby_names: tuple[KeeperName, ...] = ()
+    """Primary only: the keepers named in the synchronous_standby_names in effect."""
+    streaming_standbys: tuple[Text, ...] = ()
+    """Primary only: application names of the standbys streaming from it now."""
+    pending_restart: tuple[Text, ...] = ()
+    """Parameters changed in the configuration that only apply after a restart."""
+    last_error: Text | None = None
+    """The last reconcile error, if the last attempt failed."""
+    acknowledged_state_generation: Generation = 0
+    """The `state` generation whose assignment this keeper has applied."""
+    fenced: StrictBool = False
+    """The keeper has made PostgreSQL unable to accept writes (stopped or demoted)."""
+
+    @property
+    def wal_position(self) -> int | None:
+        """The furthest WAL position this instance holds, for comparing candidates."""
+        if self.role == "primary":
+            return self.flush_lsn
+        positions = [lsn for lsn in (self.receive_lsn, self.replay_lsn) if lsn is not None]
+        return max(positions) if positions else None
+
+    @property
+    def accepts_writes(self) -> bool:
+        """Whether this PostgreSQL may currently accept writes."""
+        return self.running and self.role == "primary" and not self.fenced
+
+
+class SentinelInfo(StoreDocument):
+    """A running sentinel, published on its lease."""
+
+    id: Identifier
+    """The sentinel's identifier (also the last segment of its key)."""
+    host: HostAddress
+    """Host the sentinel runs on."""
+    started_at: UnixTime
+    """When this sentinel process started."""
+    version: Text
+    """rhizome version of this sentinel."""
+
+
+class ProxyInfo(StoreDocument):
+    """A running proxy and the proxy generation it has applied, on its lease."""
+
+    id: Identifier
+    """The proxy's identifier (also the last segment of its key)."""
+    listen_addresses: tuple[ListenAddress, ...]
+    """Addresses ("host:port") the proxy accepts client connections on."""
+    acknowledged_proxy_generation: Generation
+    """The proxy target generation this proxy routes by."""
+    observed_at: UnixTime
+    """When the proxy last published this document (proxy clock)."""
+
+
+class LeaderInfo(StoreDocument):
+    """The elected sentinel, stored in `sentinel-leader` on its lease."""
+
+    sentinel_id: Identifier
+    """Identifier of the sentinel that holds leadership."""
+    elected_at: UnixTime
+    """When it won the election."""
+
+
+class Command(StoreDocument):
+    """An operator request; the leader sentinel records its progress in `state`."""
+
+    name: Identifier
+    """The command's name (also the last segment of its key)."""
+    kind: CommandKind
+    """switchover: planned change of master; failover: forced promotion."""
+    target: KeeperName | None = None
+    """Keeper to promote; None lets the sentinel choose the best candidate."""
+    requested_at: UnixTime
+    """When the command was written."""
+    requested_by: Text
+    """Who asked for it, e.g. "rhizomectl alice@admin1"."""
+    timeout: Seconds | None = None
+    """How long the sentinel may try before abandoning it; None: no limit."""

@@ -1,0 +1,93 @@
+"""The etcd client with authentication and TLS turned on, against real etcd."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from rhizome.etcd import EtcdAuthError, EtcdClient, EtcdSettings, EtcdUnavailable
+
+pytestmark = pytest.mark.integration
+
+
+def test_right_password_works_and_wrong_password_is_a_clear_error(etcd_factory, caplog):
+    caplog.set_level(logging.DEBUG)
+    server = etcd_factory(auth=True)
+    user = server.auth.user
+    client = EtcdClient(
+        EtcdSettings(endpoints=(server.client_url,), username=user.username, password=user.password)
+    )
+    client.put("/auth/key", b"written with a token")
+    item = client.get("/auth/key")
+    assert item is not None and item.value == b"written with a token"
+
+    wrong = EtcdClient(
+        EtcdSettings(
+            endpoints=(server.client_url,), username=user.username, password="not-the-password"
+        )
+    )
+    with pytest.raises(EtcdAuthError) as raised:
+        wrong.get("/auth/key")
+    message = str(raised.value)
+    assert user.username in message and "password" in message
+    assert "not-the-password" not in message
+    assert user.password not in caplog.text and "not-the-password" not in caplog.text
+
+
+def test_missing_credentials_on_an_auth_cluster_are_named(etcd_factory):
+    server = etcd_factory(auth=True)
+    client = EtcdClient(EtcdSettings(endpoints=(server.client_url,)))
+    with pytest.raises(EtcdAuthError, match="requires authentication"):
+        client.get("/auth/key")
+
+
+def test_stale_token_is_renewed(etcd_factory, caplog):
+    caplog.set_level(logging.INFO, logger="rhizome.etcd.transport")
+    server = etcd_factory(auth=True)
+    user = server.auth.user
+    settings = EtcdSettings(
+        endpoints=(server.client_url,), username=user.username, password=user.password
+    )
+    client = EtcdClient(settings)
+    client.put("/auth/before", b"1")
+    server.restart()  # simple tokens live in the member's memory: all are now invalid
+    client.put("/auth/after", b"2")
+    assert client.get("/auth/after") is not None
+    assert "no longer valid" in caplog.text
+
+
+def test_tls_with_a_generated_ca(etcd_factory):
+    server = etcd_factory(tls=True)
+    assert server.client_url.startswith("https://")
+    client = EtcdClient(
+        EtcdSettings(endpoints=(server.client_url,), ca_file=str(server.tls.ca_file))
+    )
+    client.put("/tls/key", b"over TLS")
+    item = client.get("/tls/key")
+    assert item is not None and item.value == b"over TLS"
+
+    untrusting = EtcdClient(EtcdSettings(endpoints=(server.client_url,)))
+    with pytest.raises(EtcdUnavailable, match="TLS handshake failed"):
+        untrusting.get("/tls/key")
+
+
+def test_tls_with_client_certificates(etcd_factory):
+    server = etcd_factory(tls=True, client_cert_auth=True)
+    tls = server.tls
+    with_certificate = EtcdClient(
+        EtcdSettings(
+            endpoints=(server.client_url,),
+            ca_file=str(tls.ca_file),
+            cert_file=str(tls.client_cert_file),
+            key_file=str(tls.client_key_file),
+        )
+    )
+    with_certificate.put("/mtls/key", b"1")
+    assert with_certificate.get("/mtls/key") is not None
+
+    without_certificate = EtcdClient(
+        EtcdSettings(endpoints=(server.client_url,), ca_file=str(tls.ca_file))
+    )
+    with pytest.raises(EtcdUnavailable):
+        without_certificate.get("/mtls/key")
