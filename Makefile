@@ -34,7 +34,7 @@ integration: $(STAMP)
 	$(VENV)/bin/pytest -q tests/integration
 
 bench: $(STAMP)
-	$(PYTHON) bench/store_latency.py
+	PYTHONPATH=. $(PYTHON) bench/store_latency.py
 
 demo:
 	@echo "make demo is coming with the Ansible collection (issue P4)." >&2
