@@ -23,8 +23,8 @@ $(STAMP): pyproject.toml requirements-dev.txt
 venv: $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src plugins tests bench
-	$(VENV)/bin/ruff format --check src plugins tests bench
+	$(VENV)/bin/ruff check --no-cache src plugins tests bench
+	$(VENV)/bin/ruff format --no-cache --check src plugins tests bench
 	$(VENV)/bin/mypy src $(wildcard plugins/modules plugins/module_utils)
 
 unit: $(STAMP)
