@@ -8,6 +8,7 @@ packages=(
     postgresql-15 postgresql-client-15
     python3 python3-venv            # Debian's interpreter: the postgres user can read it
     openssl                         # test certificates for etcd TLS
+    haproxy                         # the proxy benchmark's peer
     make git
 )
 

@@ -31,8 +31,10 @@ from rhizome.store.fields import (
     UnixTime,
 )
 from rhizome.store.state import (
+    COMMAND_RESULTS_LIMIT,
     HISTORY_LIMIT,
     ClusterState,
+    CommandResult,
     KeeperAssignment,
     KeeperRole,
     Operation,
@@ -44,9 +46,11 @@ from rhizome.store.state import (
 from rhizome.store.validation import field_error
 
 __all__ = [
+    "COMMAND_RESULTS_LIMIT",
     "HISTORY_LIMIT",
     "ClusterState",
     "Command",
+    "CommandResult",
     "CommandKind",
     "KeeperAssignment",
     "KeeperInfo",

@@ -18,6 +18,7 @@ from rhizome.store.fields import (
     KeeperName,
     PhaseName,
     Port,
+    Seconds,
     Text,
     Timeline,
     UnixTime,
@@ -26,6 +27,8 @@ from rhizome.store.validation import FieldProblem, raise_problems
 
 HISTORY_LIMIT = 50
 """How many role changes `ClusterState.history` keeps (oldest dropped first)."""
+COMMAND_RESULTS_LIMIT = 20
+"""How many finished commands `ClusterState.command_results` keeps."""
 
 KeeperRole = Literal["master", "standby", "fenced", "removed"]
 """master: accept writes. standby: follow `follow`. fenced: accept no writes and
@@ -33,6 +36,7 @@ follow nobody (an old master during a failover or switchover). removed: no
 longer part of the cluster; stop PostgreSQL and never rejoin with this data."""
 
 OperationKind = Literal["initialisation", "failover", "switchover"]
+CommandOutcome = Literal["done", "refused", "abandoned"]
 
 
 class KeeperAssignment(StoreModel):
@@ -159,6 +163,27 @@ class RoleChange(StoreModel):
     """Why, in words an operator understands."""
 
 
+class CommandResult(StoreModel):
+    """How the leader sentinel finished an operator command (read by rhizomectl --wait)."""
+
+    command: Identifier
+    """Name of the command (its key was deleted when it finished)."""
+    kind: Literal["switchover", "failover"]
+    """The command's kind."""
+    outcome: CommandOutcome
+    """done: carried out; refused: not started, see reason; abandoned: timed out."""
+    reason: Text
+    """What happened, in words an operator understands."""
+    finished_at: UnixTime
+    """When the sentinel finished it (sentinel clock)."""
+    old_master: KeeperName | None = None
+    """Master before the command."""
+    new_master: KeeperName | None = None
+    """Master after the command."""
+    write_pause: Seconds | None = None
+    """Seconds proxies routed nowhere during the command (switchover write pause)."""
+
+
 class ClusterState(StoreDocument):
     """The generation-numbered topology published by the leader sentinel."""
 
@@ -182,6 +207,8 @@ class ClusterState(StoreDocument):
     """Timeline of the current master when it was published."""
     history: tuple[RoleChange, ...] = ()
     """Most recent role changes, oldest first, at most HISTORY_LIMIT kept."""
+    command_results: tuple[CommandResult, ...] = ()
+    """Most recently finished commands, oldest first, at most COMMAND_RESULTS_LIMIT."""
 
     @model_validator(mode="after")
     def _topology_is_consistent(self) -> Self:
