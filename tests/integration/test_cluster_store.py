@@ -95,3 +95,17 @@ def test_leader_election_and_commands_are_create_if_absent(store):
     pending = store.read_view().commands["switchover"]
     assert store.finish_command("switchover", pending.mod_revision)
     assert store.read_view().commands == {}
+
+
+def test_a_deposed_leader_cannot_write_state(store):
+    lease = store.client.grant_lease(5)
+    assert store.campaign(LeaderInfo(sentinel_id="s1", elected_at=1.0), lease.id)
+    tenure = store.read_leader().mod_revision
+    first = store.write_state(ClusterState(generation=1), 0, leader_revision=tenure)
+    assert first is not None
+    store.client.revoke_lease(lease.id)  # leadership lost (lease expired)
+    other = store.client.grant_lease(5)
+    assert store.campaign(LeaderInfo(sentinel_id="s2", elected_at=2.0), other.id)
+    stale = store.write_state(ClusterState(generation=2), first, leader_revision=tenure)
+    assert stale is None, "the old leader wrote state after losing leadership"
+    assert store.read_state().document.generation == 1

@@ -7,6 +7,7 @@ Keys are text, values bytes. Every call has explicit timeouts (see
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,24 +91,32 @@ class EtcdClient:
         return int(response.get("deleted", 0))
 
     def put_if_unchanged(
-        self, key: str, value: bytes, mod_revision: int, lease: int = 0
+        self,
+        key: str,
+        value: bytes,
+        mod_revision: int,
+        lease: int = 0,
+        also_unchanged: Mapping[str, int] | None = None,
     ) -> int | None:
         """Compare-and-swap: write only if the key's mod_revision is still `mod_revision`.
 
-        `mod_revision=0` means "only if the key does not exist". Returns the new
-        mod_revision, or None when someone else changed the key first.
+        `mod_revision=0` means "only if the key does not exist". `also_unchanged`
+        maps further keys to the mod_revision they must still have (a leader
+        writes only while its leader key is the one it created). Returns the new
+        mod_revision, or None when someone else changed a key first.
         """
-        compare = revision_compare(key, mod_revision)
-        return self._transaction(compare, {"request_put": put_request(key, value, lease)})
+        expected = {key: mod_revision, **(also_unchanged or {})}
+        compares = [revision_compare(name, revision) for name, revision in expected.items()]
+        return self._transaction(compares, {"request_put": put_request(key, value, lease)})
 
     def delete_if_unchanged(self, key: str, mod_revision: int) -> bool:
         """Delete only if the key's mod_revision is still `mod_revision`."""
         compare = revision_compare(key, mod_revision)
-        deleted = self._transaction(compare, {"request_delete_range": {"key": encode(key)}})
+        deleted = self._transaction([compare], {"request_delete_range": {"key": encode(key)}})
         return deleted is not None
 
-    def _transaction(self, compare: JsonObject, operation: JsonObject) -> int | None:
-        request = {"compare": [compare], "success": [operation]}
+    def _transaction(self, compares: list[JsonObject], operation: JsonObject) -> int | None:
+        request = {"compare": compares, "success": [operation]}
         response = self.transport.call("/kv/txn", request)
         if not response.get("succeeded", False):
             return None

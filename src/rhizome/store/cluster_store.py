@@ -57,10 +57,21 @@ class ClusterStore:
     def read_state(self) -> Stored[ClusterState] | None:
         return self._read_single(KeyKind.STATE, ClusterState)
 
-    def write_state(self, state: ClusterState, expected_revision: int) -> int | None:
-        """Leader sentinel only: compare-and-swap of the state document."""
+    def write_state(
+        self, state: ClusterState, expected_revision: int, leader_revision: int | None = None
+    ) -> int | None:
+        """Leader sentinel only: compare-and-swap of the state document.
+
+        With `leader_revision`, the write also requires the leader key to be the
+        one created at that revision, so a deposed leader can never write.
+        """
         key = self.keys.single(KeyKind.STATE)
-        return self.client.put_if_unchanged(key, encode_document(state), expected_revision)
+        leader = (
+            {} if leader_revision is None else {self.keys.single(KeyKind.LEADER): leader_revision}
+        )
+        return self.client.put_if_unchanged(
+            key, encode_document(state), expected_revision, also_unchanged=leader
+        )
 
     # -- agents' own documents, on their leases ------------------------------
 
