@@ -31,6 +31,7 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit
 
 integration: $(STAMP)
+	bash scripts/grant-postgres-access.sh
 	$(VENV)/bin/pytest -q tests/integration
 
 bench: $(STAMP)
