@@ -82,6 +82,11 @@ class KeeperSettings(StoreModel):
     """The operator is working on this keeper: the sentinel neither promotes it
     nor acts on its absence (no failover, no removal). Switch over first when it
     is the master."""
+    removed: StrictBool = False
+    """The operator removed this keeper (`rhizomectl keeper remove`): the sentinel
+    assigns it `removed`, never promotes it and drops it from the synchronous set;
+    its keeper stops PostgreSQL for good. Never applied to the master: switch over
+    first."""
 
 
 class ClusterSpec(StoreDocument):
@@ -106,7 +111,9 @@ class ClusterSpec(StoreDocument):
     """Keeper that becomes the first master; required for init_mode existing,
     otherwise the first keeper to report is chosen."""
     paused: StrictBool = False
-    """The sentinel makes no automatic change (no failover); commands still run."""
+    """The sentinel changes nothing at all (no failover, no standby changes);
+    operator commands stay pending until the cluster is resumed, and rhizomectl
+    refuses new ones while paused."""
     dead_keeper_removal_after: RemovalDelay = 86400.0
     """Seconds a keeper may stay dead before the sentinel removes it from the
     cluster (freeing its replication slot, which otherwise retains WAL until the
@@ -127,6 +134,14 @@ class ClusterSpec(StoreDocument):
                     "initial_master",
                     "is required with init_mode existing: rhizome must know whose data to adopt",
                     "name the keeper holding the existing data directory",
+                )
+            )
+        if self.initial_master is not None and self.keeper_settings(self.initial_master).removed:
+            problems.append(
+                FieldProblem(
+                    "initial_master",
+                    f"{self.initial_master} is removed and cannot become master",
+                    f"set keepers.{self.initial_master}.removed to false or choose another keeper",
                 )
             )
         if (

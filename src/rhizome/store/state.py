@@ -6,9 +6,9 @@ model is immutable: the sentinel's decision function builds the next state
 with `with_changes` and the helpers below, which validate the result.
 """
 
-from typing import Literal, Self
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, StrictBool, model_validator
+from pydantic import Field, Strict, StrictBool, model_validator
 
 from rhizome.store.codec import StoreDocument, StoreModel
 from rhizome.store.fields import (
@@ -16,6 +16,7 @@ from rhizome.store.fields import (
     HostAddress,
     Identifier,
     KeeperName,
+    Lsn,
     PhaseName,
     Port,
     Seconds,
@@ -29,6 +30,9 @@ HISTORY_LIMIT = 50
 """How many role changes `ClusterState.history` keeps (oldest dropped first)."""
 COMMAND_RESULTS_LIMIT = 20
 """How many finished commands `ClusterState.command_results` keeps."""
+
+SystemIdentifierText = Annotated[str, Strict(), Field(pattern=r"^[0-9]{1,20}$")]
+"""A PostgreSQL database system identifier (64-bit unsigned integer, as decimal text)."""
 
 KeeperRole = Literal["master", "standby", "fenced", "removed"]
 """master: accept writes. standby: follow `follow`. fenced: accept no writes and
@@ -144,6 +148,12 @@ class Operation(StoreModel):
     """When the current phase started, for phase timeouts."""
     command: Identifier | None = None
     """Name of the command that asked for it; None when the sentinel decided alone."""
+    phase_generation: Generation | None = None
+    """The state generation that started the current phase. The keepers involved
+    must acknowledge it before the next phase: the old master that it is fenced,
+    the new master that it was promoted by this operation."""
+    reason: Text | None = None
+    """Why the operation was started, in words an operator understands."""
 
 
 class RoleChange(StoreModel):
@@ -182,6 +192,8 @@ class CommandResult(StoreModel):
     """Master after the command."""
     write_pause: Seconds | None = None
     """Seconds proxies routed nowhere during the command (switchover write pause)."""
+    requested_at: UnixTime | None = None
+    """The command's requested_at: tells a finished command from a new one of the same name."""
 
 
 class ClusterState(StoreDocument):
@@ -209,6 +221,21 @@ class ClusterState(StoreDocument):
     """Most recent role changes, oldest first, at most HISTORY_LIMIT kept."""
     command_results: tuple[CommandResult, ...] = ()
     """Most recently finished commands, oldest first, at most COMMAND_RESULTS_LIMIT."""
+    system_identifier: SystemIdentifierText | None = None
+    """Database system identifier of the cluster, recorded when it was initialised:
+    only keepers holding this database may be promoted."""
+    master_flush_lsn: Lsn | None = None
+    """The master's flush position as last recorded by the sentinel, for the lag
+    bound of an asynchronous failover once the master's keeper is gone. It is
+    recorded again whenever the master reports a position more than a quarter of
+    spec.max_standby_lag_bytes beyond it (so that the state is not rewritten on
+    every keeper report)."""
+    master_unhealthy_since: UnixTime | None = None
+    """When the sentinel first saw the master's keeper report PostgreSQL not
+    running or unhealthy (sentinel clock); None while it is healthy."""
+    missing_keepers_since: dict[KeeperName, UnixTime] = Field(default_factory=dict)
+    """When the sentinel first saw each assigned keeper without a live document
+    (its lease expired), for failover_delay and dead_keeper_removal_after."""
 
     @model_validator(mode="after")
     def _topology_is_consistent(self) -> Self:

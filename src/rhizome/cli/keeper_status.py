@@ -1,0 +1,121 @@
+"""What rhizomectl says about each keeper, derived from a ClusterView (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rhizome.spec import ClusterSpec, KeeperSettings
+from rhizome.store.documents import ClusterState, KeeperInfo
+from rhizome.store.view import ClusterView, Stored
+
+REMOVAL_SETTING = "removed"
+"""The per-keeper spec setting that asks the sentinel to remove a keeper (docs/protocol.md)."""
+
+
+@dataclass(frozen=True)
+class KeeperStatus:
+    """One keeper as the operator sees it: assignment, observation and settings."""
+
+    name: str
+    assigned_role: str | None
+    follow: str | None
+    observation: KeeperInfo | None
+    synchronous: str | None
+    settings: KeeperSettings
+    converging: bool
+
+    @property
+    def alive(self) -> bool:
+        """Its keeper publishes observations (its lease is alive)."""
+        return self.observation is not None
+
+    @property
+    def removal_requested(self) -> bool:
+        return bool(getattr(self.settings, REMOVAL_SETTING, False))
+
+    def state_words(self) -> list[str]:
+        """Short words describing what the keeper observes, e.g. ["primary", "healthy"]."""
+        info = self.observation
+        if info is None:
+            words = ["down"]
+        elif not info.running:
+            words = ["stopped"]
+        else:
+            words = [info.role, "healthy" if info.healthy else "unhealthy"]
+        if info is not None and info.fenced and self.assigned_role in ("master", "fenced"):
+            words.append("fenced")
+        if self.converging:
+            words.append("converging")
+        if info is not None and info.last_error:
+            words.append("error")
+        words.extend(self.setting_words())
+        return words
+
+    def setting_words(self) -> list[str]:
+        words = []
+        if self.settings.maintenance:
+            words.append("maintenance")
+        if self.settings.no_failover:
+            words.append("no-failover")
+        if self.removal_requested and self.assigned_role != "removed":
+            words.append("removal-requested")
+        return words
+
+
+def keeper_names(view: ClusterView) -> list[str]:
+    """Every keeper the cluster knows of: assigned, publishing or configured."""
+    names = set(view.keepers)
+    if view.state is not None:
+        names.update(view.state.document.assignments)
+    if view.spec is not None:
+        names.update(view.spec.document.keepers)
+    return sorted(names)
+
+
+def keeper_statuses(view: ClusterView) -> list[KeeperStatus]:
+    state = view.state.document if view.state else None
+    spec = view.spec.document if view.spec else None
+    return [keeper_status(name, state, spec, view.keepers.get(name)) for name in keeper_names(view)]
+
+
+def keeper_status(
+    name: str,
+    state: ClusterState | None,
+    spec: ClusterSpec | None,
+    stored: Stored[KeeperInfo] | None,
+) -> KeeperStatus:
+    observation = stored.document if stored else None
+    assignment = state.assignment_of(name) if state else None
+    converging = (
+        state is not None
+        and assignment is not None
+        and observation is not None
+        and observation.acknowledged_state_generation < state.generation
+    )
+    return KeeperStatus(
+        name=name,
+        assigned_role=assignment.role if assignment else None,
+        follow=assignment.follow if assignment else None,
+        observation=observation,
+        synchronous=synchronous_label(name, state),
+        settings=spec.keeper_settings(name) if spec else KeeperSettings(),
+        converging=converging,
+    )
+
+
+def synchronous_label(name: str, state: ClusterState | None) -> str | None:
+    """sync / joining / leaving / async for an assigned standby; None otherwise."""
+    if state is None:
+        return None
+    assignment = state.assignment_of(name)
+    if assignment is None or assignment.role != "standby":
+        return None
+    requested = name in state.synchronous_standbys.requested
+    confirmed = name in state.synchronous_standbys.confirmed
+    if requested and confirmed:
+        return "sync"
+    if requested:
+        return "joining"
+    if confirmed:
+        return "leaving"
+    return "async"

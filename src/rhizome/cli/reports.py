@@ -1,0 +1,34 @@
+"""`rhizomectl status` and `history`: read the cluster at one revision and print it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from rhizome.cli.context import Context
+from rhizome.cli.errors import EXIT_OK
+from rhizome.cli.history import history_events, history_report, render_history
+from rhizome.cli.status import render_status, status_report
+
+
+def run_status(context: Context, arguments: argparse.Namespace) -> int:
+    """The cluster header and keeper table (store problems are shown, not fatal)."""
+    view = context.store.read_view()
+    if arguments.json:
+        context.say(json.dumps(status_report(view, context.cluster), indent=2))
+    else:
+        context.say(render_status(view, context.cluster, context.clock()))
+    return EXIT_OK
+
+
+def run_history(context: Context, arguments: argparse.Namespace) -> int:
+    """Role changes and finished commands, newest last."""
+    stored = context.store.read_state()  # a corrupt state names its key
+    events = history_events(stored.document if stored else None)
+    if arguments.limit is not None:
+        events = events[-arguments.limit :] if arguments.limit > 0 else []
+    if arguments.json:
+        context.say(json.dumps(history_report(events), indent=2))
+    else:
+        context.say(render_history(events))
+    return EXIT_OK
