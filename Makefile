@@ -36,6 +36,7 @@ integration: $(STAMP)
 
 bench: $(STAMP)
 	PYTHONPATH=. $(PYTHON) bench/store_latency.py
+	PYTHONPATH=. $(PYTHON) bench/proxy.py
 
 demo:
 	@echo "make demo is coming with the Ansible collection (issue P4)." >&2

@@ -7,8 +7,10 @@ from rhizome.store.documents import (
     HISTORY_LIMIT,
     ClusterState,
     Command,
+    CommandResult,
     KeeperAssignment,
     KeeperInfo,
+    Operation,
     ProxyInfo,
     ProxyTarget,
     RoleChange,
@@ -197,3 +199,42 @@ def test_synchronous_standbys_promotable_only_in_both_sets() -> None:
     removing = SynchronousStandbys(requested=("pg3",), confirmed=("pg2", "pg3"))
     assert removing.promotable == {"pg3"}
     assert SynchronousStandbys(requested=("pg2",), confirmed=("pg2",)).settled
+
+
+def test_state_remembers_what_the_sentinel_decision_needs() -> None:
+    state = _state()
+    assert state.missing_keepers_since == {} and state.master_unhealthy_since is None
+    assert state.master_flush_lsn is None and state.system_identifier is None
+    remembered = state.with_changes(
+        missing_keepers_since={"pg2": 12.5},
+        master_unhealthy_since=11.0,
+        master_flush_lsn=2**40,
+        system_identifier="7300000000000000001",
+    )
+    assert ClusterState.model_validate_json(remembered.model_dump_json()) == remembered
+    with pytest.raises(ValidationError, match="system_identifier"):
+        state.with_changes(system_identifier="abc")
+    with pytest.raises(ValidationError, match="missing_keepers_since"):
+        state.with_changes(missing_keepers_since={"PG2": 1.0})
+
+
+def test_operation_and_result_carry_the_decision_details() -> None:
+    operation = Operation(
+        kind="failover",
+        phase="fencing",
+        previous_master="pg1",
+        started_at=1.0,
+        phase_started_at=1.0,
+        phase_generation=6,
+        reason="the keeper of master pg1 stopped reporting",
+    )
+    assert operation.with_changes(phase="promoting").phase_generation == 6
+    result = CommandResult(
+        command="c1",
+        kind="switchover",
+        outcome="done",
+        reason="ok",
+        finished_at=2.0,
+        requested_at=1.0,
+    )
+    assert result.requested_at == 1.0

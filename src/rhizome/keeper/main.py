@@ -1,11 +1,84 @@
-"""Entry point of `rhizome-keeper` (reserved; the program arrives with issue P2)."""
+"""Entry point of `rhizome-keeper --config FILE`.
 
+Exit codes: 0 after a requested stop, 2 when the configuration is unusable or
+another keeper owns the data directory (one line on stderr says which setting
+to fix), 1 on an unexpected failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
 import sys
+from types import FrameType
+
+from rhizome.config import ConfigError
+from rhizome.keeper.config import Configuration, load_configuration
+from rhizome.keeper.lock import DataDirectoryLock, DataDirectoryLocked
+from rhizome.keeper.loop import Keeper
+
+log = logging.getLogger("rhizome.keeper")
+
+EXIT_UNUSABLE = 2
 
 
-def main() -> int:
-    print("rhizome-keeper is not available yet: it arrives with issue P2", file=sys.stderr)
-    return 2
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="rhizome-keeper",
+        description="Keeps one PostgreSQL instance converged to its assignment in etcd.",
+    )
+    parser.add_argument("--config", required=True, help="the keeper's TOML configuration file")
+    return parser.parse_args(argv)
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("urllib3").setLevel(logging.WARNING)
+
+
+def fail(message: str) -> int:
+    print(f"rhizome-keeper: error: {message}", file=sys.stderr)
+    return EXIT_UNUSABLE
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    try:
+        configuration = load_configuration(arguments.config)
+    except ConfigError as error:
+        return fail(str(error))
+    if os.geteuid() == 0:
+        return fail("refusing to run as root; run rhizome-keeper as the PostgreSQL OS user")
+    configure_logging(configuration.keeper.log_level)
+    lock = DataDirectoryLock(configuration.keeper.lock_file, configuration.keeper.data_dir)
+    try:
+        lock.acquire()
+    except (DataDirectoryLocked, OSError) as error:
+        return fail(str(error))
+    try:
+        return run(configuration)
+    finally:
+        lock.release()
+
+
+def run(configuration: Configuration) -> int:
+    keeper = Keeper(configuration.keeper, configuration.store.open())
+
+    def stop(signal_number: int, frame: FrameType | None) -> None:
+        log.info("received %s", signal.Signals(signal_number).name)
+        keeper.request_stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    keeper.run()
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,11 +1,115 @@
-"""Entry point of `rhizome-proxy` (reserved; the program arrives with issue P3)."""
+"""Entry point of `rhizome-proxy`: configuration, listeners, store follower, signals."""
 
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
 import sys
+import time
+
+import uvloop
+
+from rhizome.config import ConfigError, StoreConfig
+from rhizome.proxy.config import ListenAddress, ProxyConfig, load_proxy_config
+from rhizome.proxy.dispatcher import Arrival, Dispatcher
+from rhizome.proxy.fencing import StoreFence
+from rhizome.proxy.follower import StoreFollower
+from rhizome.proxy.forwarder import ignore_writes_to_closed_peers
+from rhizome.proxy.http import HttpEndpoint
+from rhizome.proxy.status import ProxyStatus
+
+log = logging.getLogger("rhizome.proxy")
+
+DEFAULT_CONFIG = "/etc/rhizome/proxy.toml"
+LISTEN_BACKLOG = 1024
 
 
-def main() -> int:
-    print("rhizome-proxy is not available yet: it arrives with issue P3", file=sys.stderr)
-    return 2
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="rhizome-proxy",
+        description="Route PostgreSQL clients to the master (and standbys) the store publishes.",
+    )
+    parser.add_argument("-c", "--config", default=DEFAULT_CONFIG, help="TOML configuration file")
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = parse_arguments(argv)
+    logging.basicConfig(
+        level=arguments.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        store_config, config = load_proxy_config(arguments.config)
+    except ConfigError as error:
+        print(f"rhizome-proxy: {error}", file=sys.stderr)
+        return 2
+    return uvloop.run(serve(store_config, config))
+
+
+async def serve(store_config: StoreConfig, config: ProxyConfig) -> int:
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(ignore_writes_to_closed_peers)
+    dispatcher = Dispatcher(config)
+    fence = StoreFence(dispatcher, wake_publisher=lambda: None)
+    follower = StoreFollower(store_config, config, fence, loop)
+    fence.wake_publisher = follower.wake.set
+    status = ProxyStatus(dispatcher, fence, follower.counters, time.monotonic())
+    try:
+        servers = await open_listeners(config, dispatcher, status)
+    except OSError as error:
+        log.error("cannot listen: %s", error)
+        return 1
+    follower.start()
+    stop = asyncio.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    log.info("proxy %s of cluster %s started", config.id, store_config.cluster)
+    await stop.wait()
+    log.info("shutting down: closing every connection, then revoking the lease")
+    for server in servers:
+        server.close()
+    dispatcher.shutdown()
+    fence.stop()
+    await loop.run_in_executor(None, follower.stop)
+    return 0
+
+
+async def open_listeners(
+    config: ProxyConfig, dispatcher: Dispatcher, status: ProxyStatus
+) -> list[asyncio.Server]:
+    """Listen on every configured address; an address in use names itself."""
+    loop = asyncio.get_running_loop()
+    servers: list[asyncio.Server] = []
+
+    async def listen(address: ListenAddress, factory: type | object, what: str) -> None:
+        try:
+            server = await loop.create_server(
+                factory,  # type: ignore[arg-type]
+                address.host,
+                address.port,
+                backlog=LISTEN_BACKLOG,
+                reuse_address=True,
+            )
+        except OSError as error:
+            for opened in servers:
+                opened.close()
+            raise OSError(error.errno, f"{what} address {address}: {error.strerror}") from error
+        servers.append(server)
+        log.info("%s port listening on %s", what, address)
+
+    await listen(config.read_write_listen, lambda: Arrival(dispatcher, False), "read-write")
+    if config.read_only_listen is not None:
+        await listen(config.read_only_listen, lambda: Arrival(dispatcher, True), "read-only")
+    if config.http_listen is not None:
+        pages = {"/health": status.health_page, "/metrics": status.metrics_page}
+        await listen(config.http_listen, lambda: HttpEndpoint(pages), "http")
+    return servers
 
 
 if __name__ == "__main__":

@@ -1,0 +1,221 @@
+"""The `[keeper]` section of the keeper's TOML configuration.
+
+::
+
+    cluster = "main"
+    [etcd]
+    endpoints = ["http://10.0.0.1:2379"]
+
+    [keeper]
+    name = "pg1"                                   # keeper name, [a-z0-9][a-z0-9_-]*
+    data_dir = "/var/lib/postgresql/15/main"       # PostgreSQL data directory
+    host = "10.0.0.1"                              # address published to standbys and proxies
+    port = 5432                                    # PostgreSQL port (default 5432)
+    listen_addresses = "10.0.0.1"                  # default: host
+    bin_dir = "/usr/lib/postgresql/15/bin"         # PostgreSQL programs (this default)
+    state_dir = "/var/lib/postgresql/15/main.rhizome"  # default: <data_dir>.rhizome
+    socket_dir = "/var/run/postgresql"             # default: state_dir
+    superuser = "postgres"                         # default postgres
+    superuser_password_file = "/etc/rhizome/superuser.pass"      # mode 0600, required
+    replication_user = "replicator"                # default replicator
+    replication_password_file = "/etc/rhizome/replication.pass"  # mode 0600, required
+    log_level = "info"                             # debug, info, warning, error
+
+Every problem raises `ConfigError` naming the setting and the fix; loading
+the configuration creates nothing on disk.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rhizome.config import ConfigError, StoreConfig, load_file, read_secret_file, store_config
+from rhizome.store.fields import KEEPER_NAME_PATTERN
+
+DEFAULT_BIN_DIR = "/usr/lib/postgresql/15/bin"
+ROLE_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+REQUIRED_PROGRAMS = ("postgres", "initdb", "pg_basebackup", "pg_rewind", "pg_controldata")
+KEEPER_KEYS = {
+    "name",
+    "data_dir",
+    "host",
+    "port",
+    "listen_addresses",
+    "bin_dir",
+    "state_dir",
+    "socket_dir",
+    "superuser",
+    "superuser_password_file",
+    "replication_user",
+    "replication_password_file",
+    "log_level",
+}
+
+
+@dataclass(frozen=True)
+class KeeperConfig:
+    """The keeper's own settings; passwords are never shown by repr()."""
+
+    name: str
+    data_dir: Path
+    state_dir: Path
+    socket_dir: Path
+    host: str
+    port: int
+    listen_addresses: str
+    bin_dir: Path
+    superuser: str
+    replication_user: str
+    superuser_password: str = field(repr=False)
+    replication_password: str = field(repr=False)
+    log_level: str = "info"
+
+    def program(self, name: str) -> str:
+        """Absolute path of a PostgreSQL program."""
+        return str(self.bin_dir / name)
+
+    @property
+    def lock_file(self) -> Path:
+        """The file locked while a keeper owns `data_dir` (next to it, survives its removal)."""
+        return self.data_dir.with_name(self.data_dir.name + ".rhizome.lock")
+
+    @property
+    def passfile(self) -> Path:
+        """The 0600 libpq password file for pg_basebackup, pg_rewind and primary_conninfo."""
+        return self.state_dir / "pgpass"
+
+
+@dataclass(frozen=True)
+class Configuration:
+    """Everything the keeper reads from its configuration file."""
+
+    store: StoreConfig
+    keeper: KeeperConfig
+
+
+def load_configuration(path: str | Path) -> Configuration:
+    """Read and check the whole file; raises ConfigError naming the setting and the fix."""
+    source = str(path)
+    data = load_file(path)
+    store = store_config(data, source)
+    section = data.get("keeper")
+    if not isinstance(section, dict):
+        raise ConfigError(f'{source}: add a [keeper] section with name = "..." and data_dir')
+    return Configuration(store=store, keeper=keeper_config(section, source))
+
+
+def keeper_config(section: dict[str, Any], source: str) -> KeeperConfig:
+    """Validate the `[keeper]` section."""
+    unknown = sorted(set(section) - KEEPER_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"{source}: unknown [keeper] settings {unknown}; known: {sorted(KEEPER_KEYS)}"
+        )
+    name = _text(section, "name", source, None)
+    if not KEEPER_NAME_PATTERN.fullmatch(name):
+        raise ConfigError(
+            f"{source}: [keeper] name {name!r} is invalid; use 1 to 63 lowercase letters, "
+            "digits, '-' or '_', starting with a letter or digit"
+        )
+    data_dir = _data_dir(_text(section, "data_dir", source, None), source)
+    host = _text(section, "host", source, None)
+    state_dir = Path(_text(section, "state_dir", source, str(data_dir) + ".rhizome"))
+    superuser = _role(section, "superuser", "postgres", source)
+    replication_user = _role(section, "replication_user", "replicator", source)
+    if superuser == replication_user:
+        raise ConfigError(f"{source}: [keeper] superuser and replication_user must differ")
+    if not state_dir.parent.is_dir():
+        raise ConfigError(
+            f"{source}: [keeper] state_dir {state_dir}: its parent directory does not exist;"
+            " create it, owned by the PostgreSQL user"
+        )
+    return KeeperConfig(
+        name=name,
+        data_dir=data_dir,
+        state_dir=_absolute(state_dir, "state_dir", source),
+        socket_dir=_absolute(
+            Path(_text(section, "socket_dir", source, str(state_dir))), "socket_dir", source
+        ),
+        host=host,
+        port=_port(section.get("port", 5432), source),
+        listen_addresses=_text(section, "listen_addresses", source, host),
+        bin_dir=_bin_dir(_text(section, "bin_dir", source, DEFAULT_BIN_DIR), source),
+        superuser=superuser,
+        replication_user=replication_user,
+        superuser_password=_secret(section, "superuser_password_file", "superuser password"),
+        replication_password=_secret(section, "replication_password_file", "replication password"),
+        log_level=_log_level(_text(section, "log_level", source, "info"), source),
+    )
+
+
+def _text(section: dict[str, Any], key: str, source: str, default: str | None) -> str:
+    value = section.get(key, default)
+    if value is None:
+        raise ConfigError(f'{source}: [keeper] {key} is required; set {key} = "..."')
+    if not isinstance(value, str) or not value or any(ord(char) < 32 for char in value):
+        raise ConfigError(f'{source}: [keeper] {key} must be a non-empty one-line string ("...")')
+    return value
+
+
+def _absolute(path: Path, key: str, source: str) -> Path:
+    if not path.is_absolute():
+        raise ConfigError(f"{source}: [keeper] {key} {str(path)!r} must be an absolute path")
+    return path
+
+
+def _data_dir(text: str, source: str) -> Path:
+    path = _absolute(Path(text), "data_dir", source)
+    if not path.parent.is_dir():
+        raise ConfigError(
+            f"{source}: [keeper] data_dir {text}: its parent directory does not exist; "
+            "create it, owned by the PostgreSQL user"
+        )
+    return path
+
+
+def _port(value: object, source: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+        raise ConfigError(f"{source}: [keeper] port must be an integer from 1 to 65535")
+    return value
+
+
+def _bin_dir(text: str, source: str) -> Path:
+    path = Path(text)
+    missing = [name for name in REQUIRED_PROGRAMS if not os.access(path / name, os.X_OK)]
+    if missing:
+        raise ConfigError(
+            f"{source}: [keeper] bin_dir {text} lacks {', '.join(missing)}; set bin_dir to "
+            "the directory of the PostgreSQL programs (e.g. /usr/lib/postgresql/15/bin)"
+        )
+    return path
+
+
+def _role(section: dict[str, Any], key: str, default: str, source: str) -> str:
+    name = _text(section, key, source, default)
+    if not ROLE_NAME_PATTERN.fullmatch(name):
+        raise ConfigError(
+            f"{source}: [keeper] {key} {name!r} is invalid; use lowercase letters, digits "
+            "and '_', starting with a letter or '_'"
+        )
+    return name
+
+
+def _secret(section: dict[str, Any], key: str, what: str) -> str:
+    path = section.get(key)
+    if not isinstance(path, str) or not path:
+        raise ConfigError(
+            f'[keeper] {key} is required; set {key} = "/path" to a file of mode 0600 '
+            f"holding the {what} on its first line"
+        )
+    return read_secret_file(path, what)
+
+
+def _log_level(text: str, source: str) -> str:
+    if text not in LOG_LEVELS:
+        raise ConfigError(f"{source}: [keeper] log_level must be one of {', '.join(LOG_LEVELS)}")
+    return text

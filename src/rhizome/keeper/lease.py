@@ -1,0 +1,104 @@
+"""The keeper's lease: renewed by one thread, watched by another that fences.
+
+The renewer keeps the lease alive every `keeper_publish_interval`. The
+watchdog checks every few milliseconds how long ago the last *successful*
+renewal was sent (etcd restarted the TTL no earlier than that, see
+`rhizome.lease`). Once that reaches the fencing point, a PostgreSQL that may
+accept writes is stopped: a fast shutdown first, SIGKILL of every process
+shortly before `fence_deadline`, so the fence holds before the lease can
+expire (DESIGN §3.2). The watchdog never waits on etcd, so a frozen store
+cannot delay it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from rhizome.lease import LeaseHolder
+
+log = logging.getLogger(__name__)
+
+WATCHDOG_INTERVAL = 0.02
+STOP_BUDGET = 1.0
+"""Seconds before fence_deadline at which the fast shutdown starts."""
+KILL_MARGIN = 0.2
+"""Seconds before fence_deadline at which whatever still runs is SIGKILLed."""
+
+
+def fencing_point(fence_deadline: float) -> float:
+    """Seconds after the last renewal at which fencing starts."""
+    return max(fence_deadline - STOP_BUDGET, fence_deadline * 0.6)
+
+
+class LeaseGuard:
+    """Renews the keeper's lease and fences PostgreSQL when it cannot."""
+
+    def __init__(
+        self,
+        holder: LeaseHolder,
+        renew_interval: float,
+        fence_deadline: float,
+        fence: Callable[[float, float], None],
+        on_new_lease: Callable[[], None],
+    ) -> None:
+        """`fence(seconds_since_renewal, kill_at)` must stop a writable PostgreSQL by kill_at."""
+        self.holder = holder
+        self.renew_interval = renew_interval
+        self.fence_deadline = fence_deadline
+        self._fence = fence
+        self._on_new_lease = on_new_lease
+        self._stopped = threading.Event()
+        self._first_renewal = threading.Event()
+        self.lost_at: float | None = None
+        """When a lease expired under us (monotonic); the cluster may have moved on."""
+        self._threads = [
+            threading.Thread(target=self._renew_forever, name="lease-renewer", daemon=True),
+            threading.Thread(target=self._watch_forever, name="fence-watchdog", daemon=True),
+        ]
+
+    @property
+    def lease_id(self) -> int | None:
+        return self.holder.lease_id
+
+    def start(self) -> None:
+        for thread in self._threads:
+            thread.start()
+
+    def wait_for_lease(self, timeout: float) -> bool:
+        return self._first_renewal.wait(timeout)
+
+    def fresh(self) -> bool:
+        """The lease was renewed recently enough to run or become a primary."""
+        return self.holder.seconds_since_renewal() < fencing_point(self.fence_deadline)
+
+    def stop(self, revoke: bool) -> None:
+        self._stopped.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if revoke:
+            self.holder.revoke()
+
+    def _renew_forever(self) -> None:
+        while not self._stopped.is_set():
+            started = time.monotonic()
+            had_lease = self.holder.lease_id is not None
+            if not self.holder.renew() and had_lease and self.holder.lease_id is None:
+                self.lost_at = time.monotonic()
+            if self.holder.lease_id is not None:
+                self._first_renewal.set()
+            if self.holder.granted_new:
+                self._on_new_lease()
+            elapsed = time.monotonic() - started
+            self._stopped.wait(max(self.renew_interval - elapsed, 0.05))
+
+    def _watch_forever(self) -> None:
+        threshold = fencing_point(self.fence_deadline)
+        while not self._stopped.wait(WATCHDOG_INTERVAL):
+            since = self.holder.seconds_since_renewal()
+            if since >= threshold and self._first_renewal.is_set():
+                renewed_at = self.holder.renewed_at
+                kill_at = renewed_at + self.fence_deadline - KILL_MARGIN
+                self._fence(since, kill_at)

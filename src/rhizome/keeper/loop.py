@@ -1,0 +1,235 @@
+"""The keeper's reconcile loop: watch the store, observe, plan, act, publish.
+
+A watch thread (StoreFollower) keeps the cluster's keys current and wakes the
+loop on every change; the postmaster's exit and a newly granted lease wake it
+too. Each pass observes PostgreSQL, plans, publishes the observation (at once
+when it changed, otherwise every keeper_publish_interval) and carries out the
+first planned action; the next pass starts from a fresh observation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from rhizome.etcd import EtcdError
+from rhizome.keeper import actions, datadir, inputs
+from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.lease import LeaseGuard
+from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, RewindOutcome, plan
+from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode, stop_stray_postmaster
+from rhizome.keeper.report import keeper_info, same_report
+from rhizome.lease import LeaseHolder
+from rhizome.spec import ClusterSpec
+from rhizome.store.cluster_store import ClusterStore
+from rhizome.store.documents import KeeperInfo
+from rhizome.store.follower import StoreFollower
+
+log = logging.getLogger(__name__)
+
+WAITING_RECHECK = 0.25
+FAILURE_BACKOFF = 1.0
+STARTUP_RETRY = 0.5
+
+
+class Keeper:
+    """One keeper: owns one PostgreSQL and its lease."""
+
+    def __init__(self, keeper: KeeperConfig, store: ClusterStore) -> None:
+        self.config = keeper
+        self.store = store
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.follower = StoreFollower(store)
+        self.postmaster = Postmaster(keeper, self._postmaster_exited)
+        self.lease: LeaseGuard | None = None
+        self.spec = ClusterSpec()
+        self.role: str | None = None
+        self.crashed_at: float | None = None
+        self.rewind_result: tuple[str, RewindOutcome] | None = None
+        """(upstream name:timeline, what pg_rewind said against it)."""
+        self.acknowledged_generation = 0
+        self.last_error: str | None = None
+        self.published: KeeperInfo | None = None
+        self.published_at = 0.0
+        self.republish = False
+
+    def request_stop(self) -> None:
+        self.stopping.set()
+        self.wake.set()
+
+    def run(self) -> None:
+        """Run until `request_stop()`; then stop PostgreSQL and revoke the lease."""
+        datadir.prepare_state_dir(self.config)
+        stop_stray_postmaster(self.config.data_dir)
+        self.follower.start()
+        try:
+            if self._start_lease():
+                threading.Thread(
+                    target=self._relay_changes, name="watch-relay", daemon=True
+                ).start()
+                self._loop()
+        finally:
+            self._shut_down()
+
+    def _start_lease(self) -> bool:
+        """Wait for the store, then hold a lease of the spec's TTL; False when asked to stop."""
+        while not self.follower.synchronized:
+            if self.stopping.wait(STARTUP_RETRY):
+                return False
+        self.spec = inputs.desired(self.config, self.follower.view()).spec
+        timing = self.spec.timing
+        holder = LeaseHolder(self.store.client, timing.keeper_lease_ttl)
+        self.lease = LeaseGuard(
+            holder, timing.keeper_publish_interval, timing.fence_deadline,
+            self._fence, self._new_lease,
+        )  # fmt: skip
+        self.lease.start()
+        while not self.lease.wait_for_lease(STARTUP_RETRY):
+            if self.stopping.is_set():
+                return False
+        log.info("keeper %s holds lease %x", self.config.name, self.lease.lease_id or 0)
+        return True
+
+    def _loop(self) -> None:
+        while not self.stopping.is_set():
+            pause = self._pass()
+            if pause > 0:
+                self.wake.wait(pause)
+                self.wake.clear()
+
+    def _pass(self) -> float:
+        """One observe-plan-publish-act pass; returns how long to wait before the next."""
+        assert self.lease is not None
+        wish = inputs.desired(self.config, self.follower.view())
+        self.spec = wish.spec
+        self.role = wish.role
+        if wish.role != "master":
+            self.crashed_at = None
+        local = inputs.observe_local(
+            self.config, wish, process_running=self.postmaster.running,
+            recovering_since=self._recovering_since(), rewind_outcome=self._rewind_outcome(wish),
+            lease_fresh=self.lease.fresh(),
+        )  # fmt: skip
+        now = time.monotonic()
+        decided = plan(local, inputs.cluster_facts(self.config, wish, local, now))
+        if decided.converged and wish.state is not None:
+            self.acknowledged_generation = wish.state.generation
+        if not decided.actions:
+            self.last_error = decided.waiting
+        self._publish(local)
+        if not decided.actions:
+            return self._idle_pause(decided)
+        return self._act(decided, actions.ActionContext(
+            self.config, self.postmaster, wish.spec, wish.request,
+            lambda outcome: self._record_rewind(wish, outcome),
+        ))  # fmt: skip
+
+    def _act(self, decided: Plan, context: actions.ActionContext) -> float:
+        action = decided.actions[0]
+        log.debug("next action: %s (plan %s)", action, decided.actions)
+        try:
+            actions.execute(action, context)
+        except Exception as error:  # any failure is reported and retried
+            self.last_error = f"{type(action).__name__}: {error}"
+            log.error("action %s failed: %s", type(action).__name__, error)
+            return FAILURE_BACKOFF
+        if isinstance(action, BaseBackup):
+            self.rewind_result = None
+        self.last_error = None
+        return 0.0
+
+    def _idle_pause(self, decided: Plan) -> float:
+        interval = self.spec.timing.keeper_publish_interval
+        if decided.waiting is not None:
+            return min(WAITING_RECHECK, interval)
+        return max(0.01, self.published_at + interval - time.monotonic())
+
+    def _publish(self, local: LocalStatus) -> None:
+        """Publish the observation when it changed, or when the interval has passed."""
+        assert self.lease is not None
+        info = keeper_info(
+            self.config, local, observed_at=time.time(),
+            acknowledged_generation=self.acknowledged_generation,
+            may_accept_writes=self.postmaster.may_accept_writes, last_error=self.last_error,
+        )  # fmt: skip
+        due = time.monotonic() >= self.published_at + self.spec.timing.keeper_publish_interval
+        lease_id = self.lease.lease_id
+        if lease_id is None or (
+            same_report(self.published, info) and not due and not self.republish
+        ):
+            return
+        self.republish = False
+        try:
+            self.store.publish_keeper(info, lease_id)
+        except EtcdError as error:
+            log.warning("cannot publish the keeper document: %s", error)
+            return
+        if not same_report(self.published, info):
+            log.debug("published %s", info)
+        self.published = info
+        self.published_at = time.monotonic()
+
+    def _recovering_since(self) -> float | None:
+        """Since when the cluster may be failing over from this (master) keeper."""
+        lost_at = self.lease.lost_at if self.lease is not None else None
+        times = [moment for moment in (self.crashed_at, lost_at) if moment is not None]
+        return max(times) if times else None
+
+    def _rewind_outcome(self, wish: inputs.Desired) -> RewindOutcome | None:
+        key = inputs.upstream_key(wish.upstream_info)
+        if self.rewind_result is None or self.rewind_result[0] != key:
+            return None
+        return self.rewind_result[1]
+
+    def _record_rewind(self, wish: inputs.Desired, outcome: RewindOutcome) -> None:
+        self.rewind_result = (inputs.upstream_key(wish.upstream_info), outcome)
+
+    def _postmaster_exited(self, ended: PostmasterExit) -> None:
+        """From the postmaster's watch thread: a master's crash holds back its restart."""
+        if not ended.expected and self.role == "master":
+            self.crashed_at = ended.at
+        self.wake.set()
+
+    def _new_lease(self) -> None:
+        self.republish = True
+        self.wake.set()
+
+    def _fence(self, seconds_since_renewal: float, kill_at: float) -> None:
+        """From the watchdog: stop a PostgreSQL that may accept writes, by kill_at."""
+        if not (self.postmaster.running and self.postmaster.may_accept_writes):
+            return
+        log.error(
+            "FENCING: the lease was last renewed %.2f s ago (fence deadline %.1f s):"
+            " stopping PostgreSQL", seconds_since_renewal, self.spec.timing.fence_deadline,
+        )  # fmt: skip
+        assert self.lease is not None
+        renewed_at = self.lease.holder.renewed_at
+        self.postmaster.fence(kill_at)
+        since = time.monotonic() - renewed_at
+        log.error("FENCED: PostgreSQL stopped %.3f s after the last lease renewal", since)
+        self.wake.set()
+
+    def _relay_changes(self) -> None:
+        """Wake the loop when the spec, the state or the followed keeper changed."""
+        revision = 0
+        seen: object = None
+        while not self.stopping.is_set():
+            latest = self.follower.wait_for_change(revision, 1.0)
+            if latest == revision:
+                continue
+            revision = latest
+            relevant = inputs.relevant_to(self.config.name, self.follower.view())
+            if relevant != seen:
+                seen = relevant
+                self.wake.set()
+
+    def _shut_down(self) -> None:
+        log.info("keeper %s stopping", self.config.name)
+        try:
+            self.postmaster.stop(StopMode.FAST)
+        finally:
+            if self.lease is not None:
+                self.lease.stop(revoke=True)
+            self.follower.stop()

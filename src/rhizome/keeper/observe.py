@@ -1,0 +1,167 @@
+"""Observations of the local PostgreSQL (SQL) and of an upstream's timeline history."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from rhizome.keeper.conffiles import Upstream
+from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.database import DatabaseError, local_session, upstream_session
+from rhizome.keeper.passwords import verifier_matches
+from rhizome.keeper.timelines import TimelineSwitch, history_file_name, parse_history, parse_lsn
+from rhizome.store.fields import KEEPER_NAME_PATTERN
+
+SYNCHRONOUS_METHOD = re.compile(r"^\s*(?:(?:FIRST|ANY)\s+)?\d+\s*\((.*)\)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class SqlObservation:
+    """What a running PostgreSQL answers about itself."""
+
+    role: Literal["primary", "standby"]
+    system_identifier: str
+    timeline: int | None
+    version: int
+    write_lsn: int | None = None
+    flush_lsn: int | None = None
+    receive_lsn: int | None = None
+    replay_lsn: int | None = None
+    synchronous_standby_names: tuple[str, ...] = ()
+    streaming_standbys: tuple[str, ...] = ()
+    pending_restart: tuple[str, ...] = ()
+    slots: tuple[str, ...] = ()
+    roles_current: bool = True
+
+    @property
+    def position(self) -> int | None:
+        """The furthest WAL this instance holds."""
+        if self.role == "primary":
+            return self.flush_lsn
+        known = [lsn for lsn in (self.receive_lsn, self.replay_lsn) if lsn is not None]
+        return max(known) if known else None
+
+
+def observe_sql(keeper: KeeperConfig) -> SqlObservation | None:
+    """Query the local instance; None when it does not answer."""
+    try:
+        with local_session(keeper) as cursor:
+            return _observe(cursor, keeper)
+    except DatabaseError:
+        return None
+
+
+def _observe(cursor: Any, keeper: KeeperConfig) -> SqlObservation:
+    cursor.execute(
+        "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int,"
+        " (SELECT system_identifier FROM pg_control_system())::text,"
+        " current_setting('synchronous_standby_names'),"
+        " ARRAY(SELECT name FROM pg_settings WHERE pending_restart ORDER BY name)"
+    )
+    in_recovery, version, system_identifier, synchronous_names, pending = cursor.fetchone()
+    common = {
+        "system_identifier": system_identifier,
+        "version": version,
+        "pending_restart": tuple(pending),
+    }
+    if in_recovery:
+        return SqlObservation(role="standby", **common, **_standby_positions(cursor))
+    return SqlObservation(
+        role="primary",
+        **common,
+        **_primary_positions(cursor),
+        synchronous_standby_names=parse_synchronous_names(synchronous_names),
+        **_primary_details(cursor, keeper),
+    )
+
+
+def _standby_positions(cursor: Any) -> dict[str, Any]:
+    cursor.execute(
+        "SELECT pg_last_wal_receive_lsn()::text, pg_last_wal_replay_lsn()::text,"
+        " (SELECT max(received_tli) FROM pg_stat_wal_receiver),"
+        " (SELECT timeline_id FROM pg_control_checkpoint()),"
+        " (SELECT min_recovery_end_timeline FROM pg_control_recovery())"
+    )
+    receive, replay, received_timeline, checkpoint_timeline, recovery_timeline = cursor.fetchone()
+    timelines = [tl for tl in (received_timeline, checkpoint_timeline, recovery_timeline) if tl]
+    return {
+        "timeline": max(timelines) if timelines else None,
+        "receive_lsn": parse_lsn(receive) if receive else None,
+        "replay_lsn": parse_lsn(replay) if replay else None,
+    }
+
+
+def _primary_positions(cursor: Any) -> dict[str, Any]:
+    cursor.execute(
+        "SELECT pg_current_wal_lsn()::text, pg_current_wal_flush_lsn()::text,"
+        " pg_walfile_name(pg_current_wal_lsn())"
+    )
+    write, flush, wal_file = cursor.fetchone()
+    return {
+        "timeline": int(wal_file[:8], 16),
+        "write_lsn": parse_lsn(write),
+        "flush_lsn": parse_lsn(flush),
+    }
+
+
+def _primary_details(cursor: Any, keeper: KeeperConfig) -> dict[str, Any]:
+    cursor.execute(
+        "SELECT application_name FROM pg_stat_replication"
+        " WHERE state = 'streaming' ORDER BY application_name"
+    )
+    streaming = tuple(row[0] for row in cursor.fetchall())
+    cursor.execute(
+        "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY 1"
+    )
+    slots = tuple(row[0] for row in cursor.fetchall())
+    return {
+        "streaming_standbys": streaming,
+        "slots": slots,
+        "roles_current": roles_current(cursor, keeper),
+    }
+
+
+def roles_current(cursor: Any, keeper: KeeperConfig) -> bool:
+    """Both roles exist with their privileges and the passwords of the password files."""
+    cursor.execute(
+        "SELECT rolname, rolsuper, rolreplication, rolcanlogin, rolpassword"
+        " FROM pg_authid WHERE rolname IN (%s, %s)",
+        (keeper.superuser, keeper.replication_user),
+    )
+    roles = {row[0]: row[1:] for row in cursor.fetchall()}
+    superuser = roles.get(keeper.superuser)
+    replication = roles.get(keeper.replication_user)
+    return (
+        superuser is not None
+        and bool(superuser[0])
+        and verifier_matches(superuser[3], keeper.superuser_password)
+        and replication is not None
+        and bool(replication[1] and replication[2])
+        and verifier_matches(replication[3], keeper.replication_password)
+    )
+
+
+def parse_synchronous_names(setting: str) -> tuple[str, ...]:
+    """Keeper names listed in a synchronous_standby_names value ('' → none)."""
+    if not setting.strip():
+        return ()
+    match = SYNCHRONOUS_METHOD.match(setting)
+    listed = match.group(1) if match else setting
+    names = (name.strip().strip('"') for name in listed.split(","))
+    return tuple(name for name in names if KEEPER_NAME_PATTERN.fullmatch(name))
+
+
+def fetch_history(
+    keeper: KeeperConfig, upstream: Upstream, timeline: int
+) -> tuple[TimelineSwitch, ...] | None:
+    """The upstream's history of `timeline` (() for timeline 1); None when unreachable."""
+    if timeline <= 1:
+        return ()
+    try:
+        with upstream_session(keeper, upstream) as cursor:
+            cursor.execute("SELECT pg_read_file(%s)", ("pg_wal/" + history_file_name(timeline),))
+            (text,) = cursor.fetchone()
+    except DatabaseError:
+        return None
+    return parse_history(text)

@@ -1,0 +1,267 @@
+"""The dispatcher: where each new client goes, and what a route change closes.
+
+It runs on the event loop and owns every session. A new client is forwarded
+to the current target of its port or, when there is none, held until one is
+published or the hold timeout refuses it. `apply(routes)` first closes every
+session whose backend the new routes no longer permit, and only then records
+the proxy generation as applied: the store follower acknowledges nothing
+earlier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import cast
+
+from rhizome.proxy.config import ProxyConfig
+from rhizome.proxy.forwarder import Session, SessionState, WaitingProtocol, set_keepalive
+from rhizome.proxy.metrics import PortCounters
+from rhizome.proxy.refusal import Refusal
+from rhizome.proxy.routing import Backend, Routes, choose_backend
+from rhizome.proxy.wire import (
+    SQLSTATE_CANNOT_CONNECT_NOW,
+    SQLSTATE_CONNECTION_FAILURE,
+    SQLSTATE_TOO_MANY_CONNECTIONS,
+)
+
+log = logging.getLogger(__name__)
+
+CONNECT_RETRY_DELAY = 0.2
+"""Seconds before a held client whose connection attempt failed tries again."""
+REFUSAL_LIMIT = 1000
+"""Clients being answered with an error at once; more are simply closed."""
+
+
+class Port:
+    """The sessions of one listening port (read-write or read-only)."""
+
+    def __init__(self, read_only: bool) -> None:
+        self.read_only = read_only
+        self.by_backend: dict[Backend, set[Session]] = {}
+        """Sessions connecting or forwarding, by backend."""
+        self.held: dict[Session, None] = {}
+        """Held sessions, oldest first."""
+        self.turn = 0
+        self.counters = PortCounters()
+
+    def active_by_backend(self) -> dict[Backend, int]:
+        return {backend: len(sessions) for backend, sessions in self.by_backend.items()}
+
+    def sessions(self) -> list[Session]:
+        every = list(self.held)
+        for sessions in self.by_backend.values():
+            every.extend(sessions)
+        return every
+
+
+class Dispatcher:
+    """Routes sessions by the routes in force; see the module documentation."""
+
+    def __init__(self, config: ProxyConfig) -> None:
+        self.config = config
+        self.routes = Routes().nowhere()
+        self.applied_generation = 0
+        self.forward_until = 0.0
+        """Monotonic time after which nothing may be forwarded (lease close deadline)."""
+        self.ports = {False: Port(False), True: Port(True)}
+        self.refusals: set[Refusal] = set()
+        self.active = 0
+        self.accepting = True
+
+    # -- new clients ---------------------------------------------------------
+
+    def admit(self, client: asyncio.Transport, read_only: bool) -> None:
+        """A client was accepted on a port."""
+        port = self.ports[read_only]
+        port.counters.accepted += 1
+        if not self.accepting:
+            client.abort()
+            return
+        session = Session(self, client, read_only, self.config.keepalive)
+        client.set_protocol(WaitingProtocol(session))
+        self.active += 1
+        port.held[session] = None  # counted until dispatched
+        if self.active > self.config.max_connections:
+            message = (
+                f"rhizome-proxy: too many connections (max_connections"
+                f" {self.config.max_connections})"
+            )
+            self.refuse(session, "limit", message, SQLSTATE_TOO_MANY_CONNECTIONS)
+            return
+        set_keepalive(client, self.config.keepalive)
+        self.dispatch(session)
+
+    def may_forward(self) -> bool:
+        return time.monotonic() < self.forward_until
+
+    def dispatch(self, session: Session) -> None:
+        """Connect the session to its port's target, or hold it."""
+        port = self.ports[session.read_only]
+        port.held.pop(session, None)
+        backend = self.pick(port) if self.may_forward() else None
+        if backend is None:
+            session.last_error = None  # no target at all: that is the reason now
+            self.hold(session)
+            return
+        port.by_backend.setdefault(backend, set()).add(session)
+        session.connect(backend, self.config.connect_timeout)
+
+    def pick(self, port: Port) -> Backend | None:
+        if not port.read_only:
+            return self.routes.master
+        port.turn += 1
+        return choose_backend(self.routes.read_only_targets, port.active_by_backend(), port.turn)
+
+    # -- holding and refusing ----------------------------------------------------
+
+    def hold(self, session: Session) -> None:
+        port = self.ports[session.read_only]
+        session.state = SessionState.HELD
+        port.held[session] = None
+        if session.hold_timer is None:
+            timeout = self.routes.timing.proxy_hold_timeout
+            if not session.hold_deadline:
+                session.hold_deadline = session.accepted_at + timeout
+            delay = max(0.0, session.hold_deadline - time.monotonic())
+            loop = asyncio.get_running_loop()
+            session.hold_timer = loop.call_later(delay, self.hold_expired, session)
+        session.check_held_input()
+
+    def hold_expired(self, session: Session) -> None:
+        session.hold_timer = None
+        if session.state is not SessionState.HELD:
+            return  # connecting: the attempt decides
+        waited = f"after {time.monotonic() - session.accepted_at:.0f} s"
+        if session.last_error is not None:
+            message = f"rhizome-proxy: cannot connect to {session.last_error} ({waited})"
+            self.refuse(session, "connect_failed", message, SQLSTATE_CONNECTION_FAILURE)
+        elif session.read_only:
+            message = f"rhizome-proxy: no standby available for read-only connections {waited}"
+            self.refuse(session, "hold_timeout", message, SQLSTATE_CANNOT_CONNECT_NOW)
+        else:
+            message = f"rhizome-proxy: no master available (failover in progress) {waited}"
+            self.refuse(session, "hold_timeout", message, SQLSTATE_CANNOT_CONNECT_NOW)
+
+    def refuse(self, session: Session, reason: str, message: str, sqlstate: str) -> None:
+        """Answer the client with an error instead of serving it."""
+        self.ports[session.read_only].counters.refused[reason] += 1
+        log.info("refusing a client: %s", message)
+        buffered = session.first_bytes()
+        session.detach()
+        if len(self.refusals) >= REFUSAL_LIMIT:
+            session.client.abort()
+            return
+        refusal = Refusal(session.client, message, sqlstate, self.refusals.discard)
+        self.refusals.add(refusal)
+        refusal.start(buffered)
+
+    def invalid_client(self, session: Session) -> None:
+        """A held client sent something no PostgreSQL client sends."""
+        self.ports[session.read_only].counters.invalid_clients += 1
+        session.abort()
+
+    # -- callbacks from sessions ----------------------------------------------------
+
+    def permits(self, session: Session, backend: Backend) -> bool:
+        return self.may_forward() and self.routes.permits(session.read_only, backend)
+
+    def connect_failed(self, session: Session, error: str) -> None:
+        port = self.ports[session.read_only]
+        port.counters.connect_errors += 1
+        log.warning("cannot connect to %s", error)
+        self.forget_backend(port, session)
+        session.backend = None
+        session.last_error = error
+        self.hold(session)
+        if session.state is SessionState.HELD:
+            loop = asyncio.get_running_loop()
+            loop.call_later(CONNECT_RETRY_DELAY, self.retry, session)
+
+    def retry(self, session: Session) -> None:
+        if session.state is SessionState.HELD and self.accepting:
+            self.dispatch(session)
+
+    def forwarding(self, session: Session) -> None:
+        self.ports[session.read_only].counters.forwarded += 1
+
+    def closed(self, session: Session) -> None:
+        port = self.ports[session.read_only]
+        port.held.pop(session, None)
+        self.forget_backend(port, session)
+        from_client, to_client = session.bytes_forwarded()
+        port.counters.bytes_from_clients += from_client
+        port.counters.bytes_from_servers += to_client
+        self.active -= 1
+
+    @staticmethod
+    def forget_backend(port: Port, session: Session) -> None:
+        if session.backend is None:
+            return
+        sessions = port.by_backend.get(session.backend)
+        if sessions is not None:
+            sessions.discard(session)
+            if not sessions:
+                del port.by_backend[session.backend]
+
+    # -- route changes ----------------------------------------------------------------
+
+    def apply(self, routes: Routes) -> None:
+        """Put `routes` in force: close what they forbid, then serve held clients."""
+        self.routes = routes
+        to_dispatch: list[Session] = []
+        for port in self.ports.values():
+            for backend in list(port.by_backend):
+                if not routes.permits(port.read_only, backend):
+                    to_dispatch += self.close_backend(port, backend)
+        self.applied_generation = routes.proxy_generation
+        for port in self.ports.values():
+            to_dispatch += list(port.held)
+        for session in to_dispatch:
+            if session.state is SessionState.HELD:
+                self.dispatch(session)
+
+    def close_backend(self, port: Port, backend: Backend) -> list[Session]:
+        """Close every forwarded session to `backend`; return those still connecting."""
+        connecting = []
+        closed = 0
+        for session in list(port.by_backend.get(backend, ())):
+            if session.state is SessionState.FORWARDING:
+                session.abort()
+                closed += 1
+            else:
+                self.forget_backend(port, session)
+                session.cancel_connect()
+                connecting.append(session)
+        port.by_backend.pop(backend, None)
+        port.counters.closed_by_retarget += closed
+        if closed:
+            log.info("closed %d %s connections to %s", closed, port_name(port), backend)
+        return connecting
+
+    def shutdown(self) -> None:
+        """Stop accepting and close every connection at once."""
+        self.accepting = False
+        for port in self.ports.values():
+            for session in port.sessions():
+                session.abort()
+        for refusal in list(self.refusals):
+            refusal.abort()
+
+
+def port_name(port: Port) -> str:
+    return "read-only" if port.read_only else "read-write"
+
+
+class Arrival(asyncio.Protocol):
+    """The protocol of a client just accepted: hands it to the dispatcher."""
+
+    __slots__ = ("dispatcher", "read_only")
+
+    def __init__(self, dispatcher: Dispatcher, read_only: bool) -> None:
+        self.dispatcher = dispatcher
+        self.read_only = read_only
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.dispatcher.admit(cast(asyncio.Transport, transport), self.read_only)

@@ -1,0 +1,96 @@
+"""Routes from the store, in force only while the proxy's lease is known to live.
+
+The store follower's threads report here (through `call_soon_threadsafe`):
+routes from the watch, and every successful lease renewal. A proxy that has
+not renewed its lease for `proxy_close_deadline` seconds is *fenced*: it
+routes nowhere (every connection closed, new ones held) because its lease may
+expire soon and the sentinel would then promote another master without
+waiting for it. It leaves the fence only after a renewal that came with a
+fresh read of the store, so it never routes by a view older than its outage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+
+from rhizome.proxy.dispatcher import Dispatcher
+from rhizome.proxy.routing import Routes
+
+log = logging.getLogger(__name__)
+
+
+class StoreFence:
+    """Owns the routes from the store and the lease close deadline."""
+
+    def __init__(self, dispatcher: Dispatcher, wake_publisher: Callable[[], None]) -> None:
+        self.dispatcher = dispatcher
+        self.wake_publisher = wake_publisher
+        self.store_routes: Routes | None = None
+        self.fenced = True
+        """True until the first renewal with a fresh view, and after a missed deadline."""
+        self.timer: asyncio.TimerHandle | None = None
+
+    @property
+    def acknowledged_generation(self) -> int:
+        """The proxy generation whose routes are in force (connections already closed)."""
+        return self.dispatcher.applied_generation
+
+    def offer(self, routes: Routes) -> None:
+        """Routes read from the store; older than those in hand: ignored."""
+        current = self.store_routes
+        if current is not None and routes.revision < current.revision:
+            return
+        self.store_routes = routes
+        if current is None or not routes.same_targets(current):
+            if current is None or routes.proxy_generation != current.proxy_generation:
+                log.info(
+                    "proxy generation %d: read-write to %s",
+                    routes.proxy_generation,
+                    routes.master or "nowhere (holding new connections)",
+                )
+            self.apply()
+
+    def renewed(self, started_at: float, fresh: Routes | None) -> None:
+        """The lease was renewed by a request sent at `started_at` (monotonic)."""
+        if fresh is not None:
+            self.offer(fresh)
+        timing = (self.store_routes or Routes()).timing
+        deadline = started_at + timing.proxy_close_deadline
+        self.dispatcher.forward_until = max(self.dispatcher.forward_until, deadline)
+        self.schedule_check()
+        if self.fenced and fresh is not None and time.monotonic() < deadline:
+            self.fenced = False
+            log.info("store reachable and lease renewed: forwarding")
+            self.apply()
+
+    def schedule_check(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        delay = max(0.0, self.dispatcher.forward_until - time.monotonic())
+        self.timer = asyncio.get_running_loop().call_later(delay, self.check_deadline)
+
+    def check_deadline(self) -> None:
+        self.timer = None
+        if time.monotonic() < self.dispatcher.forward_until:
+            self.schedule_check()
+            return
+        if not self.fenced:
+            self.fenced = True
+            log.warning(
+                "lease not renewed for proxy_close_deadline: closing every connection and"
+                " holding new ones until the store answers again"
+            )
+            self.apply()
+
+    def apply(self) -> None:
+        routes = self.store_routes or Routes()
+        self.dispatcher.apply(routes.nowhere() if self.fenced else routes)
+        self.wake_publisher()
+
+    def stop(self) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None

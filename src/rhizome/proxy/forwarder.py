@@ -1,0 +1,351 @@
+"""Forwarding: one client connection and its server connection (uvloop protocols).
+
+A `Session` is one accepted client. It starts with a `WaitingProtocol` that
+buffers what the client sends while the session is held or connecting; once
+the server connection is up, both sockets get a `Pipe`, the hot path: each
+chunk read is written straight to the other socket, no coroutine, no copy,
+with flow control (a full write buffer pauses reading on the other side).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import socket
+import struct
+import time
+from typing import Any, Protocol, cast
+
+from rhizome.proxy.config import KeepaliveSettings
+from rhizome.proxy.routing import Backend
+from rhizome.proxy.wire import PacketKind, classify_first_packet
+
+log = logging.getLogger(__name__)
+
+BUFFER_LIMIT = 64 * 1024
+"""Bytes buffered from a waiting client before its socket stops being read."""
+TCP_INFO_SIZE = 136
+TCP_INFO_BYTES_OFFSET = 120
+TCP_INFO_BYTES = struct.Struct("=QQ")
+"""struct tcp_info: tcpi_bytes_acked then tcpi_bytes_received (Linux >= 4.6)."""
+
+
+class SessionState(enum.Enum):
+    HELD = "held"
+    CONNECTING = "connecting"
+    FORWARDING = "forwarding"
+    CLOSED = "closed"
+
+
+class SessionOwner(Protocol):
+    """What a session needs from the dispatcher that owns it."""
+
+    def permits(self, session: Session, backend: Backend) -> bool: ...
+
+    def connect_failed(self, session: Session, error: str) -> None: ...
+
+    def forwarding(self, session: Session) -> None: ...
+
+    def closed(self, session: Session) -> None: ...
+
+    def invalid_client(self, session: Session) -> None: ...
+
+
+class Pipe(asyncio.Protocol):
+    """Reads one socket and writes everything to `peer`, the other socket.
+
+    The hot path has no Python frame: `data_received` *is* the peer transport's
+    `write`, so uvloop hands each chunk straight from one socket to the other.
+    Byte counts come from the kernel (TCP_INFO) instead of being added up here.
+    """
+
+    def __init__(self, session: Session, peer: asyncio.Transport) -> None:
+        self.session = session
+        self.peer = peer
+        self.data_received = peer.write  # type: ignore[method-assign]
+
+    def eof_received(self) -> bool:
+        return self.session.end_of_data(self)
+
+    def pause_writing(self) -> None:
+        self.peer.pause_reading()  # our socket is full: stop reading the other one
+
+    def resume_writing(self) -> None:
+        self.peer.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session.close()
+
+
+class ServerPipe(Pipe):
+    """The server side's pipe, one per connection attempt.
+
+    Only the attempt the session still waits for becomes its server side; a
+    stale one (its backend was retargeted away meanwhile) is closed unused
+    and never touches the session.
+    """
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.session.server_connected(cast(asyncio.Transport, transport), self)
+
+    def eof_received(self) -> bool:
+        if self.session.server_pipe is not self:
+            return False
+        return self.session.end_of_data(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.session.server_pipe is self:
+            self.session.close()
+
+
+class WaitingProtocol(asyncio.Protocol):
+    """A client's protocol until forwarding starts: buffers what it sends."""
+
+    __slots__ = ("session",)
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def data_received(self, data: bytes) -> None:
+        self.session.buffer_client_data(data)
+
+    def eof_received(self) -> bool:
+        self.session.close()  # a client that gives up before being served
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session.close()
+
+
+class Session:
+    """One client connection through the proxy, from accept to close."""
+
+    __slots__ = (
+        "accepted_at",
+        "backend",
+        "buffer",
+        "buffered_bytes",
+        "client",
+        "client_eof",
+        "client_pipe",
+        "client_socket",
+        "connect_task",
+        "hold_deadline",
+        "hold_timer",
+        "keepalive",
+        "last_error",
+        "owner",
+        "pending_pipe",
+        "read_only",
+        "server",
+        "server_pipe",
+        "state",
+        "traffic",
+    )
+
+    def __init__(
+        self,
+        owner: SessionOwner,
+        client: asyncio.Transport,
+        read_only: bool,
+        keepalive: KeepaliveSettings,
+    ) -> None:
+        self.owner = owner
+        self.client = client
+        self.read_only = read_only
+        self.keepalive = keepalive
+        self.state = SessionState.HELD
+        self.accepted_at = time.monotonic()
+        self.hold_deadline = 0.0
+        self.hold_timer: asyncio.TimerHandle | None = None
+        self.backend: Backend | None = None
+        self.buffer: list[bytes] = []
+        self.buffered_bytes = 0
+        self.client_eof = False
+        self.connect_task: asyncio.Task[object] | None = None
+        self.server: asyncio.Transport | None = None
+        self.client_pipe: Pipe | None = None
+        self.server_pipe: Pipe | None = None
+        self.pending_pipe: ServerPipe | None = None
+        self.last_error: str | None = None
+        self.client_socket = client.get_extra_info("socket")
+        self.traffic: tuple[int, int] | None = None
+        """(bytes from the client, bytes to the client) once the session ended."""
+
+    def bytes_forwarded(self) -> tuple[int, int]:
+        """(bytes from the client, bytes delivered to it), from the kernel's counters."""
+        if self.traffic is not None:
+            return self.traffic
+        if self.server_pipe is None or self.client_socket is None:
+            return 0, 0
+        return kernel_traffic(self.client_socket)
+
+    # -- waiting -----------------------------------------------------------
+
+    def buffer_client_data(self, data: bytes) -> None:
+        self.buffer.append(data)
+        self.buffered_bytes += len(data)
+        if self.buffered_bytes > BUFFER_LIMIT:
+            self.client.pause_reading()
+        if self.state is SessionState.HELD:
+            self.check_held_input()
+
+    def check_held_input(self) -> None:
+        """A held client that is clearly no PostgreSQL client is dropped at once."""
+        if self.buffer and classify_first_packet(self.first_bytes()).kind is PacketKind.INVALID:
+            self.owner.invalid_client(self)
+
+    def first_bytes(self) -> bytes:
+        if len(self.buffer) > 1:
+            self.buffer = [b"".join(self.buffer)]
+        return self.buffer[0] if self.buffer else b""
+
+    # -- connecting --------------------------------------------------------
+
+    def connect(self, backend: Backend, timeout: float) -> None:
+        """Start one connection attempt; its pipe identifies it when it completes."""
+        self.state = SessionState.CONNECTING
+        self.backend = backend
+        pipe = ServerPipe(self, self.client)
+        self.pending_pipe = pipe
+        loop = asyncio.get_running_loop()
+        self.connect_task = loop.create_task(self.open_server(pipe, backend, timeout))
+
+    async def open_server(self, pipe: ServerPipe, backend: Backend, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(lambda: pipe, backend.host, backend.port), timeout
+            )
+        except OSError as error:  # TimeoutError included
+            if self.pending_pipe is pipe and self.state is SessionState.CONNECTING:
+                self.pending_pipe = None
+                reason = str(error) or error.__class__.__name__
+                self.owner.connect_failed(self, f"{backend}: {reason}")
+        finally:
+            if self.connect_task is asyncio.current_task():
+                self.connect_task = None
+
+    def cancel_connect(self) -> None:
+        """Stop connecting (the backend is stale); the session goes back to waiting."""
+        if self.connect_task is not None:
+            self.connect_task.cancel()
+            self.connect_task = None
+        self.pending_pipe = None  # a late connection of that attempt is closed at once
+        self.backend = None
+        self.state = SessionState.HELD
+
+    def server_connected(self, server: asyncio.Transport, pipe: ServerPipe) -> None:
+        backend = self.backend
+        if (
+            pipe is not self.pending_pipe
+            or self.state is not SessionState.CONNECTING
+            or backend is None
+            or not self.owner.permits(self, backend)
+        ):
+            server.abort()  # a stale attempt: never forward through it
+            return
+        self.pending_pipe = None
+        self.server = server
+        self.server_pipe = pipe
+        set_keepalive(server, self.keepalive)
+        self.state = SessionState.FORWARDING
+        self.cancel_hold_timer()
+        if self.buffer:
+            server.write(b"".join(self.buffer))
+            self.buffer = []
+        self.client_pipe = Pipe(self, server)
+        self.client.set_protocol(self.client_pipe)
+        if self.buffered_bytes > BUFFER_LIMIT:
+            self.client.resume_reading()
+        self.buffered_bytes = 0
+        if self.client_eof:
+            server.write_eof()
+        self.owner.forwarding(self)
+
+    # -- ending ------------------------------------------------------------
+
+    def end_of_data(self, pipe: Pipe) -> bool:
+        """One side finished sending: pass the half-close on, or finish."""
+        if pipe is self.client_pipe and self.server is not None and not self.server.is_closing():
+            self.client_eof = True
+            self.server.write_eof()
+            return True  # keep reading the server's last answers
+        self.close()
+        return False
+
+    def cancel_hold_timer(self) -> None:
+        if self.hold_timer is not None:
+            self.hold_timer.cancel()
+            self.hold_timer = None
+
+    def close(self) -> None:
+        """End the session, letting written data reach both sides."""
+        self.finish(abort=False)
+
+    def abort(self) -> None:
+        """End the session at once: both sockets are closed now, unsent data dropped."""
+        self.finish(abort=True)
+
+    def finish(self, abort: bool) -> None:
+        if self.state is SessionState.CLOSED:
+            return
+        self.traffic = self.bytes_forwarded()
+        self.detach()
+        for transport in (self.server, self.client):
+            if transport is not None:
+                if abort:
+                    transport.abort()
+                else:
+                    transport.close()
+
+    def detach(self) -> None:
+        """Leave the owner without touching the client socket (a refusal takes it over)."""
+        if self.state is SessionState.CLOSED:
+            return
+        self.state = SessionState.CLOSED
+        self.cancel_hold_timer()
+        if self.connect_task is not None:
+            self.connect_task.cancel()
+            self.connect_task = None
+        self.owner.closed(self)
+
+
+def kernel_traffic(sock: socket.socket) -> tuple[int, int]:
+    """(bytes received, bytes acknowledged by the peer) of a TCP socket; zeros if unknown."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, TCP_INFO_SIZE)
+    except OSError:
+        return 0, 0
+    if len(info) < TCP_INFO_SIZE:
+        return 0, 0
+    acknowledged, received = TCP_INFO_BYTES.unpack_from(info, TCP_INFO_BYTES_OFFSET)
+    return int(received), int(acknowledged)
+
+
+def ignore_writes_to_closed_peers(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Loop exception handler: a chunk read just after its peer closed is no error.
+
+    The peer's `connection_lost` (which ends the session) is scheduled, not
+    immediate; a chunk read in between fails in the peer's `write`.
+    """
+    error = context.get("exception")
+    if isinstance(error, RuntimeError) and "handler is closed" in str(error):
+        log.debug("dropped a chunk for a connection that had just closed")
+        return
+    loop.default_exception_handler(context)
+
+
+def set_keepalive(transport: asyncio.BaseTransport, settings: KeepaliveSettings) -> None:
+    """TCP keepalive, so that a peer that vanished is noticed."""
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, settings.idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, settings.interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, settings.count)
+    except OSError as error:  # the peer may already be gone
+        log.debug("cannot set TCP keepalive: %s", error)

@@ -1,0 +1,198 @@
+"""Planned switchover (command `switchover`, optional target).
+
+1. Block writes (phase `blocking`): proxies routed nowhere, the master keeps
+   running.
+2. Demote (phase `demoting`) once every live proxy acknowledged: the old
+   master is `fenced`; its keeper shuts PostgreSQL down cleanly and reports
+   `fenced` with its final flush position.
+3. Promote (phase `promoting`) once the target has received everything the
+   old master wrote, its shutdown checkpoint record included: the old master
+   reports the position of that record as its final flush_lsn (pg_controldata
+   "Latest checkpoint location"), and the target's receive_lsn/replay_lsn,
+   which are end positions, must be beyond it. Then route (promotion.py); the
+   old master rejoins as a standby of the target without pg_rewind
+   (membership.py).
+
+Refused (CommandResult "refused") when no eligible target exists or the named
+one is not eligible or lags. Abandoned (CommandResult "abandoned") after the
+command's timeout, when a phase lasts longer than proxy_hold_timeout, or when
+the target fails: while blocking, routing goes back to the old master; while
+demoting, the old master gets its role back (also when it stopped without a
+clean shutdown). Once the target is assigned master nothing is undone. If
+the old master's keeper is lost meanwhile, the switchover becomes an
+automatic failover.
+"""
+
+from __future__ import annotations
+
+from rhizome.sentinel.decision.candidates import (
+    CATCH_UP_RULES,
+    SWITCHOVER_RULES,
+    candidate_refusal,
+    choose_candidate,
+    named_candidate,
+)
+from rhizome.sentinel.decision.fencing import promotion_blockers, unacknowledged_proxies
+from rhizome.sentinel.decision.model import Progress
+from rhizome.sentinel.decision.promotion import FENCED, promote
+from rhizome.sentinel.decision.results import (
+    command_timed_out,
+    finish_operation_command,
+    refuse_command,
+)
+from rhizome.store.documents import Command
+from rhizome.store.state import Operation
+
+
+def start_switchover(progress: Progress, command: Command, master_loss: str | None) -> None:
+    """Refuse the command, or block writes (phase blocking)."""
+    master = progress.state.master
+    if master_loss is not None or master is None:
+        refuse_command(progress, command, f"{master_loss}: use a failover command")
+        return
+    if command.target is not None and command.target == master:
+        refuse_command(progress, command, f"{command.target} is the master already")
+        return
+    if command.target is not None:
+        choice = named_candidate(progress, command.target, master, SWITCHOVER_RULES)
+    else:
+        choice = choose_candidate(progress, master, SWITCHOVER_RULES)
+    if choice.best is None:
+        refuse_command(progress, command, choice.describe())
+        return
+    operation = Operation(
+        kind="switchover",
+        phase="blocking",
+        target=choice.best,
+        previous_master=master,
+        started_at=progress.now,
+        phase_started_at=progress.now,
+        command=command.name,
+        phase_generation=progress.next_generation,
+        reason=f"switchover to {choice.best} requested by {command.requested_by}",
+    )
+    progress.change(operation=operation, proxy_target=progress.state.proxy_target.retargeted(None))
+    progress.note(f"switchover: blocking writes to move the master from {master} to {choice.best}")
+
+
+def abandon_blocking(progress: Progress, reason: str) -> None:
+    """Give up before the old master was demoted: it goes on as master."""
+    operation = progress.state.operation
+    assert operation is not None
+    finish_operation_command(progress, "abandoned", reason, new_master=operation.previous_master)
+    progress.change(operation=None)
+
+
+def advance_blocking(progress: Progress) -> None:
+    """Demote the old master once every live proxy routes nowhere."""
+    state = progress.state
+    operation = state.operation
+    assert operation is not None and operation.target is not None
+    overdue = overdue_reason(progress)
+    if overdue is not None:
+        abandon_blocking(progress, f"{overdue}; routing restored")
+        return
+    refusal = candidate_refusal(progress, operation.target, CATCH_UP_RULES, None)
+    if refusal is not None:
+        abandon_blocking(progress, f"target {operation.target} {refusal}; routing restored")
+        return
+    waiting = unacknowledged_proxies(progress)
+    if waiting:
+        progress.note(f"switchover: waiting for proxies {', '.join(waiting)} to route nowhere")
+        return
+    old_master = operation.previous_master
+    assert old_master is not None
+    assignments = {**state.assignments, old_master: FENCED}
+    progress.change(
+        master=None,
+        assignments=assignments,
+        operation=operation.with_changes(
+            phase="demoting",
+            phase_started_at=progress.now,
+            phase_generation=progress.next_generation,
+        ),
+    )
+    progress.note(f"switchover: demoting {old_master}")
+
+
+def advance_demoting(progress: Progress) -> None:
+    """Promote the target once it has everything the cleanly stopped old master had."""
+    operation = progress.state.operation
+    assert operation is not None and operation.target is not None
+    old_master = operation.previous_master
+    old = progress.keeper(old_master)
+    if old is None:
+        become_failover(progress)
+        return
+    overdue = overdue_reason(progress)
+    if overdue is not None:
+        restore_old_master(progress, overdue)
+        return
+    blockers = promotion_blockers(progress, old_master)
+    if blockers:
+        progress.note("switchover: waiting for the demotion: " + "; ".join(blockers))
+        return
+    final = old.flush_lsn
+    if final is None:
+        restore_old_master(progress, f"{old_master} stopped without a clean shutdown")
+        return
+    refusal = candidate_refusal(progress, operation.target, CATCH_UP_RULES, None)
+    target = progress.keeper(operation.target)
+    if refusal is not None or target is None:
+        restore_old_master(progress, f"target {operation.target} {refusal} while demoting")
+        return
+    position = target.wal_position or 0
+    if position <= final:
+        progress.note(
+            f"switchover: waiting for {operation.target} to receive the shutdown checkpoint "
+            f"at {final} (it has {position})"
+        )
+        return
+    promote(progress, operation.target)
+
+
+def overdue_reason(progress: Progress) -> str | None:
+    """Why the switchover must be given up now: its timeout, or a phase too long.
+
+    Proxies hold new connections for at most proxy_hold_timeout: a blocking
+    or demoting phase lasting longer only makes clients fail, so it is given
+    up even when the command has no timeout.
+    """
+    operation = progress.state.operation
+    assert operation is not None
+    if command_timed_out(progress):
+        return f"timed out while {operation.phase}"
+    limit = progress.timing.proxy_hold_timeout
+    if progress.now - operation.phase_started_at >= limit:
+        return f"{operation.phase} lasted longer than proxy_hold_timeout ({limit:g} s)"
+    return None
+
+
+def restore_old_master(progress: Progress, why: str) -> None:
+    """Give up while demoting: the old master gets its role back."""
+    operation = progress.state.operation
+    assert operation is not None and operation.previous_master is not None
+    old_master = operation.previous_master
+    reason = f"{why}; {old_master} is restored as master"
+    finish_operation_command(progress, "abandoned", reason, new_master=old_master)
+    progress.change(operation=operation.with_changes(command=None))
+    promote(progress, old_master, restore=True)
+
+
+def become_failover(progress: Progress) -> None:
+    """The old master's keeper was lost while demoting: fail over automatically."""
+    operation = progress.state.operation
+    assert operation is not None
+    reason = f"the keeper of old master {operation.previous_master} was lost while demoting"
+    finish_operation_command(progress, "abandoned", f"{reason}; failing over", new_master=None)
+    progress.change(
+        operation=operation.with_changes(
+            kind="failover",
+            phase="fencing",
+            target=None,
+            command=None,
+            phase_started_at=progress.now,
+            reason=reason,
+        )
+    )
+    progress.note(f"switchover: {reason}; it becomes a failover")

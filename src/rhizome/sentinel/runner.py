@@ -1,0 +1,166 @@
+"""The sentinel process: lease, election, and the leader's decide-and-write loop.
+
+Every sentinel publishes itself on a lease and campaigns for the leader key
+when nobody holds it. The leader wakes on every store change (and every
+`TICK` for time-based decisions), runs the pure `decide()` on the current
+view and writes the next state with compare-and-swap, guarded by its own
+leader key so that a deposed leader can never write.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+from rhizome import __version__
+from rhizome.etcd import EtcdError
+from rhizome.lease import LeaseHolder
+from rhizome.sentinel.decision import ClusterObservation, decide
+from rhizome.spec import TimingSettings
+from rhizome.store.cluster_store import ClusterStore
+from rhizome.store.codec import encode_document
+from rhizome.store.documents import ClusterState, LeaderInfo, SentinelInfo
+from rhizome.store.follower import StoreFollower
+from rhizome.store.keys import KeyKind
+from rhizome.store.view import ClusterView
+
+log = logging.getLogger(__name__)
+
+TICK = 0.1
+"""Longest wait between two decisions: timeouts are decided without store changes."""
+
+
+class Sentinel:
+    """One sentinel; `run()` until `stop` is set."""
+
+    def __init__(
+        self, store: ClusterStore, sentinel_id: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.sentinel_id = sentinel_id
+        self.clock = clock
+        self.lease = LeaseHolder(store.client, TimingSettings().sentinel_lease_ttl)
+        self.follower = StoreFollower(store)
+        self.started_at = clock()
+        self._last_renewal_attempt = 0.0
+        self._reported_problems: set[str] = set()
+        self._last_notes: tuple[str, ...] = ()
+
+    def run(self, stop: threading.Event) -> None:
+        self.follower.start()
+        revision = 0
+        try:
+            while not stop.is_set():
+                revision = self.follower.wait_for_change(revision, TICK)
+                if self.follower.synchronized:
+                    self.step(self.follower.view())
+        finally:
+            self.follower.stop()
+            self.lease.revoke()  # hands leadership over at once
+
+    def step(self, view: ClusterView) -> None:
+        """One pass: keep the lease, campaign if needed, lead if elected."""
+        timing = view.spec.document.timing if view.spec else TimingSettings()
+        if not self._keep_lease(timing):
+            return
+        if view.leader is None:
+            self._campaign()
+            return
+        if self._is_leader(view):
+            self._lead(view)
+
+    def _keep_lease(self, timing: TimingSettings) -> bool:
+        """Renew every renew_interval; False when we cannot count on our lease."""
+        self.lease.ttl = math.ceil(timing.sentinel_lease_ttl)  # for the next grant
+        now = time.monotonic()
+        due = now - self._last_renewal_attempt >= timing.renew_interval
+        if due or self.lease.lease_id is None:
+            self._last_renewal_attempt = now
+            if self.lease.renew() and self.lease.granted_new:
+                self._publish_self()
+        margin = timing.sentinel_lease_ttl - timing.renew_interval
+        return self.lease.lease_id is not None and self.lease.seconds_since_renewal() < margin
+
+    def _publish_self(self) -> None:
+        info = SentinelInfo(
+            id=self.sentinel_id,
+            host=socket.gethostname(),
+            started_at=self.started_at,
+            version=__version__,
+        )
+        assert self.lease.lease_id is not None
+        try:
+            self.store.publish_sentinel(info, self.lease.lease_id)
+        except EtcdError as error:
+            log.warning("cannot publish this sentinel: %s", error)
+
+    def _campaign(self) -> None:
+        assert self.lease.lease_id is not None
+        leader = LeaderInfo(sentinel_id=self.sentinel_id, elected_at=self.clock())
+        try:
+            if self.store.campaign(leader, self.lease.lease_id):
+                log.info("sentinel %s is now the leader", self.sentinel_id)
+        except EtcdError as error:
+            log.warning("cannot campaign for leadership: %s", error)
+
+    def _is_leader(self, view: ClusterView) -> bool:
+        leader = view.leader
+        return (
+            leader is not None
+            and leader.document.sentinel_id == self.sentinel_id
+            and leader.lease == self.lease.lease_id
+        )
+
+    def _lead(self, view: ClusterView) -> None:
+        if not self._inputs_are_sound(view) or view.spec is None:
+            return
+        observation = ClusterObservation(
+            spec=view.spec.document,
+            state=view.state.document if view.state else None,
+            keepers={name: stored.document for name, stored in view.keepers.items()},
+            proxies={name: stored.document for name, stored in view.proxies.items()},
+            commands=view.commands,
+            now=self.clock(),
+        )
+        decision = decide(observation)
+        if decision.notes != self._last_notes:
+            for note in decision.notes:
+                log.info("%s", note)
+            self._last_notes = decision.notes
+        current = view.state.document if view.state else None
+        try:
+            if decision.state != current:
+                self._write_state(view, decision.state)
+            for name, mod_revision in decision.finished_commands:
+                self.store.finish_command(name, mod_revision)
+        except EtcdError as error:
+            log.warning("cannot write the decision: %s", error)
+
+    def _write_state(self, view: ClusterView, state: ClusterState) -> None:
+        assert view.leader is not None
+        expected = view.state.mod_revision if view.state else 0
+        written = self.store.write_state(state, expected, leader_revision=view.leader.mod_revision)
+        if written is None:
+            log.info("state changed under us; deciding again on the new state")
+            return
+        key = self.store.keys.single(KeyKind.STATE)
+        self.follower.record_own_write(key, encode_document(state), written)
+
+    def _inputs_are_sound(self, view: ClusterView) -> bool:
+        """Never decide on a corrupt spec or state: report it (once) and wait."""
+        blocking = {
+            self.store.keys.single(KeyKind.SPEC),
+            self.store.keys.single(KeyKind.STATE),
+        }
+        problems = [problem for problem in view.problems if problem.key in blocking]
+        for problem in view.problems:
+            if str(problem) not in self._reported_problems:
+                self._reported_problems.add(str(problem))
+                log.error("%s", problem)
+        if view.spec is None and not problems:
+            log.debug("no spec yet: waiting for `rhizomectl init`")
+        return not problems

@@ -1,0 +1,86 @@
+"""The [keeper] section: defaults, and each bad setting named with its fix."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from rhizome.config import ConfigError
+from rhizome.keeper.config import load_configuration
+from rhizome.keeper.main import main
+
+BIN_DIR = "/usr/lib/postgresql/15/bin"
+
+
+def secret(path: Path, text: str = "secret", mode: int = 0o600) -> Path:
+    path.write_text(text + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+def config_file(tmp_path: Path, **overrides: object) -> Path:
+    keeper = {
+        "name": "pg1", "data_dir": str(tmp_path / "data"), "host": "10.0.0.1",
+        "bin_dir": BIN_DIR,
+        "superuser_password_file": str(secret(tmp_path / "super.pass")),
+        "replication_password_file": str(secret(tmp_path / "repl.pass", "other")),
+        **overrides,
+    }  # fmt: skip
+    lines = ['cluster = "main"', "[etcd]", 'endpoints = ["http://127.0.0.1:2379"]', "[keeper]"]
+    for key, value in keeper.items():
+        if value is not None:
+            lines.append(f"{key} = {value}" if isinstance(value, int) else f'{key} = "{value}"')
+    path = tmp_path / "keeper.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_defaults(tmp_path):
+    keeper = load_configuration(config_file(tmp_path)).keeper
+    assert keeper.port == 5432 and keeper.listen_addresses == "10.0.0.1"
+    assert keeper.state_dir == tmp_path / "data.rhizome" and keeper.socket_dir == keeper.state_dir
+    assert keeper.superuser == "postgres" and keeper.replication_user == "replicator"
+    assert keeper.superuser_password == "secret" and keeper.replication_password == "other"
+    assert keeper.lock_file == tmp_path / "data.rhizome.lock"
+    assert "secret" not in repr(keeper)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"name": None}, "[keeper] name is required"),
+        ({"name": "PG 1"}, "[keeper] name 'PG 1' is invalid"),
+        ({"port": 0}, "[keeper] port must be an integer from 1 to 65535"),
+        ({"port": "5432"}, "[keeper] port must be an integer"),
+        ({"data_dir": "relative/data"}, "must be an absolute path"),
+        ({"data_dir": "/nonexistent/parent/data"}, "its parent directory does not exist"),
+        ({"bin_dir": "/tmp"}, "[keeper] bin_dir /tmp lacks postgres"),
+        ({"superuser": "Bad-Name"}, "[keeper] superuser 'Bad-Name' is invalid"),
+        ({"replication_user": "postgres"}, "superuser and replication_user must differ"),
+        ({"replication_password_file": None}, "[keeper] replication_password_file is required"),
+        ({"log_level": "loud"}, "log_level must be one of"),
+        ({"colour": "blue"}, "unknown [keeper] settings ['colour']"),
+    ],
+)
+def test_bad_settings_are_named(tmp_path, overrides, message):
+    with pytest.raises(ConfigError) as caught:
+        load_configuration(config_file(tmp_path, **overrides))
+    assert message in str(caught.value)
+
+
+def test_a_readable_password_file_is_refused(tmp_path):
+    shared = secret(tmp_path / "shared.pass", mode=0o644)
+    with pytest.raises(ConfigError, match="chmod 0600"):
+        load_configuration(config_file(tmp_path, superuser_password_file=str(shared)))
+
+
+def test_main_prints_one_line_exits_2_and_creates_nothing(tmp_path, capsys):
+    path = config_file(tmp_path, port=99999)
+    before = sorted(tmp_path.iterdir())
+    assert main(["--config", str(path)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert len(error) == 1 and error[0].startswith("rhizome-keeper: error: ")
+    assert "[keeper] port" in error[0]
+    assert sorted(tmp_path.iterdir()) == before
