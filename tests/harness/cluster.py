@@ -137,7 +137,14 @@ class LocalCluster:
             if master is None or master not in keepers:
                 return False
             names = set(keepers[master].document.streaming_standbys) & set(self.keepers)
-            return len(names - {master}) >= count
+            standbys = [
+                name
+                for name in names - {master}
+                if name in keepers
+                and keepers[name].document.role == "standby"
+                and keepers[name].document.running
+            ]
+            return len(standbys) >= count
 
         wait_for(streaming, timeout, f"{count} streaming standbys")
 

@@ -155,3 +155,16 @@ def test_no_password_reaches_a_command_line_or_a_configuration_file(tmp_path):
     assert "--data-checksums" in argvs[0]
     assert argvs[3][:2] == ["/usr/bin/setpriv", "--pdeathsig=INT"]
     assert SUPERUSER_SECRET not in repr(config) and REPLICATION_SECRET not in repr(config)
+
+
+def test_only_the_wal_receiver_carries_the_bare_keeper_name():
+    """The master's standby list and synchronous_standby_names match on it."""
+    config = keeper()
+    rendered = render_configuration(
+        config, ClusterSpec(), ConfigRequest(upstream=UPSTREAM, standby=True)
+    )
+    backup = " ".join(basebackup_argv(config, UPSTREAM))
+    rewind = " ".join(rewind_argv(config, UPSTREAM))
+    assert f"application_name='{config.name}-basebackup'" in backup
+    assert f"application_name='{config.name}-rewind'" in rewind
+    assert f"application_name=''{config.name}''" in rendered.postgresql_conf

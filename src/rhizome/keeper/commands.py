@@ -46,22 +46,31 @@ def find_pdeathsig_wrapper() -> str | None:
     return shutil.which("setpriv")
 
 
-def upstream_conninfo(keeper: KeeperConfig, upstream: Upstream, user: str, dbname: str) -> str:
-    """A libpq connection string to the upstream, with the password from the passfile."""
+def upstream_conninfo(
+    keeper: KeeperConfig, upstream: Upstream, user: str, dbname: str, purpose: str
+) -> str:
+    """A libpq connection string to the upstream, with the password from the passfile.
+
+    The application name says what connects: only the standby's own WAL receiver
+    may carry the bare keeper name, which `synchronous_standby_names` and the
+    master's list of streaming standbys match on.
+    """
     fields = {
         "host": upstream.host,
         "port": str(upstream.port),
         "user": user,
         "dbname": dbname,
         "passfile": str(keeper.passfile),
-        "application_name": keeper.name,
+        "application_name": f"{keeper.name}-{purpose}",
         "connect_timeout": "5",
     }
     return " ".join(f"{name}={conninfo_value(value)}" for name, value in fields.items())
 
 
 def basebackup_argv(keeper: KeeperConfig, upstream: Upstream) -> list[str]:
-    conninfo = upstream_conninfo(keeper, upstream, keeper.replication_user, "replication")
+    conninfo = upstream_conninfo(
+        keeper, upstream, keeper.replication_user, "replication", "basebackup"
+    )
     return [
         keeper.program("pg_basebackup"),
         "--pgdata", str(keeper.data_dir),
@@ -73,7 +82,7 @@ def basebackup_argv(keeper: KeeperConfig, upstream: Upstream) -> list[str]:
 
 
 def rewind_argv(keeper: KeeperConfig, upstream: Upstream) -> list[str]:
-    conninfo = upstream_conninfo(keeper, upstream, keeper.superuser, "postgres")
+    conninfo = upstream_conninfo(keeper, upstream, keeper.superuser, "postgres", "rewind")
     return [
         keeper.program("pg_rewind"),
         "--target-pgdata", str(keeper.data_dir),

@@ -1,0 +1,228 @@
+"""Failover on real PostgreSQL and etcd: etcd + three keepers + a sentinel on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import time
+
+import psycopg2
+import pytest
+
+from rhizome.cli.main import main as rhizomectl
+from tests.harness.cluster import LocalCluster, Writer, wait_for
+
+pytestmark = pytest.mark.integration
+
+FAILOVER_TIMEOUT = 30.0
+
+
+@pytest.fixture
+def make_cluster(tmp_path, etcd):
+    clusters: list[LocalCluster] = []
+
+    def make(spec: dict | None = None) -> tuple[LocalCluster, str]:
+        cluster = LocalCluster(tmp_path, etcd, spec=spec)
+        clusters.append(cluster)
+        try:
+            return cluster, cluster.start()
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{cluster.diagnostics()}") from error
+
+    yield make
+    for cluster in clusters:
+        cluster.stop()
+
+
+def ctl(cluster: LocalCluster, *arguments: str) -> int:
+    return rhizomectl(["--endpoints", cluster.etcd.client_url, "--cluster", "main", *arguments])
+
+
+def query(keeper, sql: str) -> list | None:
+    """Rows of `sql` on a keeper's PostgreSQL, or None while it does not answer."""
+    try:
+        return keeper.execute(sql)
+    except psycopg2.Error:
+        return None
+
+
+def wait_for_rejoin(cluster: LocalCluster, old_master: str, new_master: str) -> None:
+    """The old master streams from the new one, on the new master's timeline."""
+
+    def rejoined() -> bool:
+        view = cluster.store.read_view()
+        old = view.keepers.get(old_master)
+        new = view.keepers.get(new_master)
+        if old is None or new is None:
+            return False
+        old_info, new_info = old.document, new.document
+        return (
+            old_info.role == "standby"
+            and old_info.running
+            and old_info.timeline == new_info.timeline
+            and old_master in new_info.streaming_standbys
+        )
+
+    wait_for(rejoined, FAILOVER_TIMEOUT, f"{old_master} to rejoin as a standby of {new_master}")
+
+
+def assert_all_present(cluster: LocalCluster, acknowledged: list[int]) -> None:
+    master = cluster.keepers[cluster.wait_for_master(FAILOVER_TIMEOUT)]
+    present = {number for (number,) in master.execute("SELECT number FROM writes")}
+    lost = sorted(set(acknowledged) - present)
+    assert not lost, f"{len(lost)} acknowledged writes lost, e.g. {lost[:10]}"
+
+
+def test_replication_reaches_every_standby(make_cluster):
+    cluster, master = make_cluster()
+    cluster.write("CREATE TABLE replicated (value text)")
+    cluster.write("INSERT INTO replicated VALUES ('hello')")
+    for name, keeper in cluster.keepers.items():
+        if name == master:
+            continue
+        wait_for(
+            lambda keeper=keeper: query(keeper, "SELECT value FROM replicated") == [("hello",)],
+            10,
+            f"the row on {name}",
+        )
+        assert keeper.execute("SELECT pg_is_in_recovery()") == [(True,)]
+        assert keeper.execute("SHOW data_checksums") == [("on",)]
+    slots = cluster.keepers[master].execute("SELECT slot_name FROM pg_replication_slots")
+    assert sorted(slot for (slot,) in slots) == sorted(set(cluster.keepers) - {master})
+
+
+def test_postgres_crash_fails_over_and_the_old_master_rejoins(make_cluster):
+    cluster, master = make_cluster()
+    writer = Writer(cluster).start()
+    time.sleep(1)
+    cluster.keepers[master].kill_postgres()
+    crashed_at = time.monotonic()
+    new_master = cluster.wait_for_master(FAILOVER_TIMEOUT, other_than=master)
+    writer.first_success_after(crashed_at, FAILOVER_TIMEOUT)
+    writer.stop()
+    wait_for_rejoin(cluster, master, new_master)
+    state = cluster.state()
+    assert state.history[-1].old_master == master and state.history[-1].new_master == new_master
+
+
+def test_host_death_fails_over_and_the_node_rejoins_when_back(make_cluster):
+    cluster, master = make_cluster()
+    writer = Writer(cluster).start()
+    time.sleep(1)
+    cluster.keepers[master].kill()
+    killed_at = time.monotonic()
+    new_master = cluster.wait_for_master(FAILOVER_TIMEOUT, other_than=master)
+    writer.first_success_after(killed_at, FAILOVER_TIMEOUT)
+    writer.stop()
+    cluster.keepers[master].start()
+    wait_for_rejoin(cluster, master, new_master)
+
+
+def test_frozen_master_is_fenced_and_rejoins_after_thaw(make_cluster):
+    cluster, master = make_cluster()
+    old = cluster.keepers[master]
+    old.freeze()
+    try:
+        new_master = cluster.wait_for_master(FAILOVER_TIMEOUT, other_than=master)
+    finally:
+        old.thaw()
+    # Right after the thaw the old master must not accept writes for long: its
+    # keeper finds its lease gone and fences PostgreSQL, then rejoins.
+    wait_for_rejoin(cluster, master, new_master)
+    assert old.execute("SELECT pg_is_in_recovery()") == [(True,)]
+
+
+def test_synchronous_mode_loses_no_acknowledged_write(make_cluster):
+    cluster, master = make_cluster({"synchronous_replication": {"enabled": True}})
+    wait_for(
+        lambda: cluster.state().synchronous_standbys.promotable,
+        FAILOVER_TIMEOUT,
+        "a confirmed synchronous standby",
+    )
+    writer = Writer(cluster, interval=0.005).start()
+    time.sleep(2)
+    cluster.keepers[master].kill()
+    cluster.wait_for_master(FAILOVER_TIMEOUT, other_than=master)
+    time.sleep(0.5)
+    writer.stop()
+    assert writer.acknowledged, "the writer never succeeded"
+    assert_all_present(cluster, writer.acknowledged)
+
+
+def test_async_failover_refuses_standbys_beyond_the_lag_bound(make_cluster):
+    cluster, master = make_cluster({"max_standby_lag_bytes": 1024 * 1024})
+    for name, keeper in cluster.keepers.items():
+        if name != master:
+            ((receiver_pid,),) = keeper.execute("SELECT pid FROM pg_stat_wal_receiver")
+            os.kill(receiver_pid, signal.SIGSTOP)  # this standby stops receiving WAL
+    cluster.write("CREATE TABLE ballast AS SELECT repeat('x', 200) FROM generate_series(1, 40000)")
+    time.sleep(2)  # the master publishes its new position
+    cluster.keepers[master].kill()
+    reason = wait_for(
+        lambda: cluster.state().no_promotion_reason,
+        FAILOVER_TIMEOUT,
+        "the sentinel to explain why it does not promote",
+    )
+    time.sleep(2)
+    state = cluster.state()
+    assert state.master is None or state.master == master, "a lagging standby was promoted"
+    assert "lag" in reason or "behind" in reason, reason
+
+
+def test_switchover_with_a_running_writer_loses_nothing(make_cluster):
+    cluster, master = make_cluster()
+    writer = Writer(cluster).start()
+    time.sleep(1)
+    assert ctl(cluster, "switchover", "--wait", "--timeout", "30") == 0
+    new_master = cluster.wait_for_master(FAILOVER_TIMEOUT, other_than=master)
+    time.sleep(1)
+    writer.stop()
+    assert_all_present(cluster, writer.acknowledged)
+    wait_for_rejoin(cluster, master, new_master)
+    result = cluster.state().command_results[-1]
+    assert result.outcome == "done" and result.write_pause is not None
+
+
+def test_pause_blocks_failover_until_resumed(make_cluster):
+    cluster, master = make_cluster()
+    assert ctl(cluster, "pause") == 0
+    cluster.keepers[master].kill()
+    time.sleep(cluster.spec.timing.keeper_lease_ttl + 3)
+    assert cluster.state().master == master, "failed over while paused"
+    assert ctl(cluster, "resume") == 0
+    cluster.wait_for_master(FAILOVER_TIMEOUT, other_than=master)
+
+
+def test_parameter_changes_reload_or_report_pending_restart(make_cluster):
+    cluster, _master = make_cluster()
+    assert ctl(cluster, "spec", "patch", 'pg_parameters.work_mem="12MB"') == 0
+    for name, keeper in cluster.keepers.items():
+        wait_for(
+            lambda keeper=keeper: query(keeper, "SHOW work_mem") == [("12MB",)],
+            15,
+            f"work_mem reloaded on {name}",
+        )
+    assert ctl(cluster, "spec", "patch", 'pg_parameters.shared_buffers="64MB"') == 0
+
+    def pending() -> bool:
+        keepers = cluster.store.read_view().keepers
+        return all("shared_buffers" in keepers[name].document.pending_restart for name in keepers)
+
+    wait_for(pending, 15, "shared_buffers reported as pending restart on every keeper")
+
+
+def test_a_removed_standby_data_directory_is_rebuilt(make_cluster):
+    cluster, master = make_cluster()
+    standby_name = next(name for name in cluster.keepers if name != master)
+    standby = cluster.keepers[standby_name]
+    standby.kill()
+    shutil.rmtree(standby.data_dir)
+    cluster.write("CREATE TABLE after_loss (value integer)")
+    standby.start()
+    wait_for_rejoin(cluster, standby_name, master)
+    wait_for(
+        lambda: query(standby, "SELECT count(*) FROM after_loss") == [(0,)],
+        15,
+        "the table created while the standby was gone",
+    )
