@@ -37,6 +37,7 @@ integration: $(STAMP)
 bench: $(STAMP)
 	PYTHONPATH=. $(PYTHON) bench/store_latency.py
 	PYTHONPATH=. $(PYTHON) bench/proxy.py
+	PYTHONPATH=. $(PYTHON) bench/failover.py
 
 demo:
 	@echo "make demo is coming with the Ansible collection (issue P4)." >&2

@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.report import write_section
 from rhizome.etcd import EtcdClient, EtcdSettings
 from rhizome.spec import ClusterSpec
 from rhizome.store.cluster_store import ClusterStore
@@ -33,9 +34,6 @@ from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.postgres import POSTGRES_BIN, PostgresInstance
 from tests.harness.processes import ServerProcess
 
-REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-BEGIN = "<!-- proxy:begin -->"
-END = "<!-- proxy:end -->"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WORKLOADS = {"select-only": ["-S"], "TPC-B": []}
 POSTGRES_SETTINGS = {"max_connections": "100", "synchronous_commit": "off"}
@@ -251,7 +249,6 @@ def render(runs: list[Run], arguments: argparse.Namespace, loads: tuple[str, str
     targets = list(dict.fromkeys(run.target for run in runs))
     reference = haproxy_name(arguments.haproxy_threads[0])
     lines = [
-        BEGIN,
         "## Proxy throughput (pgbench through rhizome-proxy, HAProxy, direct)",
         "",
         f"`bench/proxy.py`, {time.strftime('%Y-%m-%d')}, {platform.node()}: {os.cpu_count()} "
@@ -279,19 +276,8 @@ def render(runs: list[Run], arguments: argparse.Namespace, loads: tuple[str, str
                 f"{figures.tps_high:.0f}) | {figures.latency:.2f} "
                 f"| {cpu_text} | {tps_ratio} | {cpu_ratio} |"
             )
-    lines += ["", READING_NOTE, END]
+    lines += ["", READING_NOTE]
     return "\n".join(lines)
-
-
-def write_report(section: str) -> None:
-    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"
-    if BEGIN in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    REPORT.write_text(text)
 
 
 def main() -> None:
@@ -313,8 +299,7 @@ def main() -> None:
     section = render(runs, arguments, (before, load_average()))
     print(section)
     if not arguments.no_report:
-        write_report(section)
-        print(f"written to {REPORT}")
+        write_section("proxy", section)
 
 
 if __name__ == "__main__":

@@ -11,19 +11,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
 import tempfile
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.report import write_section
 from rhizome.etcd import EtcdClient, EtcdSettings, PrefixWatcher
 from tests.harness.etcd import start_etcd
-
-REPORT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
-BEGIN = "<!-- store-latency:begin -->"
-END = "<!-- store-latency:end -->"
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -94,7 +90,6 @@ def measure(count: int) -> dict[str, list[float]]:
 
 def render(results: dict[str, list[float]]) -> str:
     lines = [
-        BEGIN,
         "## Store client latency",
         "",
         f"`bench/store_latency.py`, {time.strftime('%Y-%m-%d')}, {platform.node()}: "
@@ -108,19 +103,7 @@ def render(results: dict[str, list[float]]) -> str:
         cells = [percentile(samples, fraction) * 1000 for fraction in (0.5, 0.9, 0.99)]
         cells.append(max(samples) * 1000)
         lines.append(f"| {name} | {len(samples)} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
-    lines.append(END)
     return "\n".join(lines)
-
-
-def write_report(section: str) -> None:
-    text = REPORT.read_text() if REPORT.exists() else "# Benchmarks\n"
-    if BEGIN in text:
-        before, rest = text.split(BEGIN, 1)
-        after = rest.split(END, 1)[1]
-        text = before + section + after
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    REPORT.write_text(text)
 
 
 def main() -> None:
@@ -130,9 +113,7 @@ def main() -> None:
     results = measure(arguments.count)
     section = render(results)
     print(section)
-    write_report(section)
-    summary = {name: round(statistics.median(s) * 1000, 2) for name, s in results.items()}
-    print(f"medians (ms): {summary}; written to {REPORT}")
+    write_section("store-latency", section)
 
 
 if __name__ == "__main__":

@@ -133,22 +133,24 @@ class Sentinel:
             self._last_notes = decision.notes
         current = view.state.document if view.state else None
         try:
-            if decision.state != current:
-                self._write_state(view, decision.state)
+            if decision.state != current and not self._write_state(view, decision.state):
+                return  # somebody else changed state: finish commands only once recorded
             for name, mod_revision in decision.finished_commands:
                 self.store.finish_command(name, mod_revision)
         except EtcdError as error:
             log.warning("cannot write the decision: %s", error)
 
-    def _write_state(self, view: ClusterView, state: ClusterState) -> None:
+    def _write_state(self, view: ClusterView, state: ClusterState) -> bool:
+        """Compare-and-swap the next state; False when the store changed first."""
         assert view.leader is not None
         expected = view.state.mod_revision if view.state else 0
         written = self.store.write_state(state, expected, leader_revision=view.leader.mod_revision)
         if written is None:
             log.info("state changed under us; deciding again on the new state")
-            return
+            return False
         key = self.store.keys.single(KeyKind.STATE)
         self.follower.record_own_write(key, encode_document(state), written)
+        return True
 
     def _inputs_are_sound(self, view: ClusterView) -> bool:
         """Never decide on a corrupt spec or state: report it (once) and wait."""
