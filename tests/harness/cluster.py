@@ -170,14 +170,15 @@ class LocalCluster:
 class Writer:
     """Writes numbered rows to the published master every `interval` from a thread.
 
-    `acknowledged` holds the numbers whose commit returned; `first_success_after`
-    finds when writes resumed after a fault.
+    `acknowledged` holds the numbers whose commit returned; `successes` when and
+    on which master each was acknowledged; `first_success_after` finds when
+    writes resumed on another master after a fault.
     """
 
     cluster: LocalCluster
     interval: float = 0.01
     acknowledged: list[int] = field(default_factory=list)
-    successes: list[float] = field(default_factory=list)
+    successes: list[tuple[float, str]] = field(default_factory=list)
     failures: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -193,40 +194,48 @@ class Writer:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def first_success_after(self, moment: float, timeout: float) -> float:
-        """Seconds from `moment` (monotonic) to the first write acknowledged after it."""
+    def first_success_after(self, moment: float, timeout: float, other_than: str) -> float:
+        """Seconds from `moment` (monotonic) to the first write acknowledged after it
+        by a master other than `other_than` (the one the fault hit)."""
+
+        def first() -> float | None:
+            return next(
+                (at for at, master in self.successes if at > moment and master != other_than),
+                None,
+            )
+
         found = wait_for(
-            lambda: next((t for t in self.successes if t > moment), None),
-            timeout,
-            "a successful write after the fault",
+            first, timeout, f"a write acknowledged after the fault, not by {other_than}"
         )
         return found - moment
 
     def _run(self) -> None:
         number = 0
         connection = None
+        master = ""
         while not self._stop.is_set():
             number += 1
             try:
                 if connection is None:
-                    connection = self._connect()
+                    connection, master = self._connect()
                 execute_within(connection, "INSERT INTO writes VALUES (%s)", (number,), 1.0)
                 self.acknowledged.append(number)
-                self.successes.append(time.monotonic())
+                self.successes.append((time.monotonic(), master))
             except (psycopg2.Error, EtcdError, TimeoutError):
                 self.failures += 1
                 connection = close_quietly(connection)
             self._stop.wait(self.interval)
         close_quietly(connection)
 
-    def _connect(self) -> Any:
+    def _connect(self) -> tuple[Any, str]:
+        """A connection to the published master, and that master's name."""
         state = self.cluster.state()
         if state is None or state.proxy_target.master is None:
             raise psycopg2.OperationalError("no master published")
-        keeper = self.cluster.keepers[state.proxy_target.master]
-        connection = keeper.connect(async_=True)
+        master = state.proxy_target.master
+        connection = self.cluster.keepers[master].connect(async_=True)
         wait_ready(connection, 1.0)
-        return connection
+        return connection, master
 
 
 def wait_ready(connection: Any, timeout: float) -> None:

@@ -10,6 +10,7 @@ take the whole node (keeper, postmaster, backends) down at once, while
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -32,7 +33,7 @@ from rhizome.store.documents import (
 )
 from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.postgres import POSTGRES_BIN
-from tests.harness.processes import ServerProcess, is_alive
+from tests.harness.processes import ServerProcess, descendant_pids, is_alive
 
 OS_USER = "postgres"
 PYTHON = os.environ.get("RHIZOME_TEST_PYTHON", sys.executable)
@@ -210,11 +211,30 @@ class KeeperProcess:
         return pid if is_alive(pid) else None
 
     def kill_postgres(self) -> int:
-        """SIGKILL the postmaster only (a PostgreSQL crash); returns its PID."""
+        """SIGKILL the postmaster only (kill -9 of PostgreSQL); returns its PID.
+
+        Its backends notice the postmaster's death only at their next wait: an
+        open session can still commit for a moment. `crash_postgres` has none.
+        """
         pid = self.postgres_pid
         if pid is None:
             raise RuntimeError(f"the PostgreSQL of keeper {self.name} is not running")
         os.kill(pid, signal.SIGKILL)
+        return pid
+
+    def crash_postgres(self) -> int:
+        """PostgreSQL dies at once, every process of it (the keeper lives on)."""
+        pid = self.postgres_pid
+        if pid is None:
+            raise RuntimeError(f"the PostgreSQL of keeper {self.name} is not running")
+        os.kill(pid, signal.SIGSTOP)  # no new child from here on
+        tree = {pid} | descendant_pids(pid)
+        for member in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, signal.SIGSTOP)
+        for member in tree:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, signal.SIGKILL)
         return pid
 
     def dsn(self, dbname: str = "postgres") -> str:

@@ -29,36 +29,36 @@ def local_session(
     keeper: KeeperConfig, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS
 ) -> Iterator[Any]:
     """An autocommit cursor on the local instance, over its Unix socket, as superuser."""
-    connection = psycopg2.connect(
-        host=str(keeper.socket_dir),
-        port=keeper.port,
-        user=keeper.superuser,
-        password=keeper.superuser_password,
-        dbname="postgres",
-        connect_timeout=CONNECT_TIMEOUT,
-        application_name="rhizome-keeper",
-        options=f"-c statement_timeout={statement_timeout_ms}",
-    )
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            yield cursor
-    finally:
-        connection.close()
+    with superuser_session(
+        keeper, str(keeper.socket_dir), keeper.port, "rhizome-keeper", statement_timeout_ms
+    ) as cursor:
+        yield cursor
 
 
 @contextmanager
 def upstream_session(keeper: KeeperConfig, upstream: Upstream) -> Iterator[Any]:
     """An autocommit cursor on another keeper's PostgreSQL, as superuser over TCP."""
+    application_name = f"rhizome-keeper-{keeper.name}"
+    with superuser_session(
+        keeper, upstream.host, upstream.port, application_name, STATEMENT_TIMEOUT_MS
+    ) as cursor:
+        yield cursor
+
+
+@contextmanager
+def superuser_session(
+    keeper: KeeperConfig, host: str, port: int, application_name: str, statement_timeout_ms: int
+) -> Iterator[Any]:
+    """An autocommit cursor as the superuser, with connect and statement timeouts."""
     connection = psycopg2.connect(
-        host=upstream.host,
-        port=upstream.port,
+        host=host,
+        port=port,
         user=keeper.superuser,
         password=keeper.superuser_password,
         dbname="postgres",
         connect_timeout=CONNECT_TIMEOUT,
-        application_name=f"rhizome-keeper-{keeper.name}",
-        options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+        application_name=application_name,
+        options=f"-c statement_timeout={statement_timeout_ms}",
     )
     try:
         connection.autocommit = True
