@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.server
 import json
 import threading
 import time
@@ -301,3 +302,46 @@ def test_killing_the_leader_member_recovers_within_an_election(etcd_cluster):
     assert time.monotonic() - killed_at < 5.0
     wait_for(lambda: collector.put_events() == [("/ha/after-election", b"1")], timeout=5)
     collector.stop()
+
+
+class NoLeaderMember(http.server.BaseHTTPRequestHandler):
+    """An etcd member in the middle of an election: it answers, but refuses requests."""
+
+    def do_GET(self) -> None:
+        self._answer(200, {"etcdserver": "3.4.23", "etcdcluster": "3.4.0"})
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self._answer(503, {"error": "etcdserver: no leader", "code": 14})
+
+    def _answer(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *arguments) -> None:
+        pass
+
+
+def test_a_member_without_leader_is_skipped_by_calls_and_watches(etcd):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoLeaderMember)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        electing = f"http://127.0.0.1:{server.server_address[1]}"
+        # A fresh client tries the electing member first, for the stream too.
+        stream = client_for(electing, etcd.client_url).transport.open_stream(
+            "/watch", {"create_request": {"key": "L3g="}}, idle_timeout=1.0
+        )
+        stream.release_conn()
+        client = client_for(electing, etcd.client_url)
+        client.put("/leaderless/a", b"1")
+        collector = Collector(PrefixWatcher(client, "/leaderless/", idle_timeout=1.0))
+        wait_for(lambda: collector.updates, timeout=3)
+        client.put("/leaderless/b", b"2")
+        wait_for(lambda: ("/leaderless/b", b"2") in collector.put_events(), timeout=3)
+        collector.stop()
+        assert collector.updates[0].snapshot is not None
+    finally:
+        server.shutdown()

@@ -9,6 +9,7 @@ import pytest
 from rhizome.etcd import EtcdClient, EtcdSettings
 from rhizome.spec import ClusterSpec
 from rhizome.store.cluster_store import ClusterStore
+from rhizome.store.documents import KeeperInfo
 from tests.harness.agents import SentinelProcess
 
 pytestmark = pytest.mark.integration
@@ -81,5 +82,30 @@ def test_a_corrupt_state_is_reported_and_never_overwritten(tmp_path, etcd, store
         assert raw is not None and raw.value == b'{"format_version": 1, "generation": "x"}'
         log = sentinel.log_text()
         assert "/rhizome/main/state" in log and "generation" in log
+    finally:
+        sentinel.stop()
+
+
+def test_an_unreadable_keeper_document_stops_all_decisions(tmp_path, etcd, store):
+    store.write_spec(ClusterSpec(), 0)
+    lease = store.client.grant_lease(30)
+    store.publish_keeper(
+        KeeperInfo(
+            name="pg2", host="127.0.0.1", port=5432, observed_at=1.0, running=True, healthy=True
+        ),
+        lease.id,
+    )
+    store.client.put("/rhizome/main/keepers/pg1", b'{"format_version": 99}', lease=lease.id)
+    sentinel = SentinelProcess.for_etcd(tmp_path / "sentinels", "sentinel0", etcd).start()
+    try:
+        wait_for_leader(store, timeout=10)
+        time.sleep(1.5)
+        assert store.read_state() is None, "the sentinel decided without reading pg1"
+        assert "deciding nothing" in sentinel.log_text()
+        store.client.delete("/rhizome/main/keepers/pg1")
+        deadline = time.monotonic() + 10
+        while store.read_state() is None:
+            assert time.monotonic() < deadline, "no decision once the document was gone"
+            time.sleep(0.1)
     finally:
         sentinel.stop()

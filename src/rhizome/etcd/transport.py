@@ -129,13 +129,13 @@ class EtcdTransport:
         for endpoint in self._endpoints_in_order():
             try:
                 response = self._send(endpoint, path, payload, idle_timeout, stream=True)
-            except EndpointFailed as failure:
+                if response.status != 200:
+                    body = response.read()
+                    response.release_conn()
+                    raise_for_error(endpoint, response.status, body)
+            except EndpointFailed as failure:  # e.g. "no leader" while a member restarts
                 failures.append(f"{endpoint}: {failure}")
                 continue
-            if response.status != 200:
-                body = response.read()
-                response.release_conn()
-                raise_for_error(endpoint, response.status, body)
             self._prefer(endpoint)
             return response
         raise EtcdUnavailable("no etcd endpoint accepted the watch (" + "; ".join(failures) + ")")

@@ -63,6 +63,10 @@ class Keeper:
         """Run until `request_stop()`; then stop PostgreSQL and revoke the lease."""
         datadir.prepare_state_dir(self.config)
         stop_stray_postmaster(self.config.data_dir)
+        if (self.config.data_dir / "PG_VERSION").exists():
+            # We may be a restarted master whose lease expired while we were
+            # gone: hold a stopped master back exactly as after a crash.
+            self.crashed_at = time.monotonic()
         self.follower.start()
         try:
             if self._start_lease():

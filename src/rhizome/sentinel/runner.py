@@ -49,6 +49,7 @@ class Sentinel:
         self._last_renewal_attempt = 0.0
         self._reported_problems: set[str] = set()
         self._last_notes: tuple[str, ...] = ()
+        self._blocked_on: set[str] = set()
 
     def run(self, stop: threading.Event) -> None:
         self.follower.start()
@@ -153,16 +154,27 @@ class Sentinel:
         return True
 
     def _inputs_are_sound(self, view: ClusterView) -> bool:
-        """Never decide on a corrupt spec or state: report it (once) and wait."""
-        blocking = {
-            self.store.keys.single(KeyKind.SPEC),
-            self.store.keys.single(KeyKind.STATE),
-        }
-        problems = [problem for problem in view.problems if problem.key in blocking]
+        """Never decide on a document we cannot read: report it (once) and wait.
+
+        An undecodable keeper or proxy document is not an absent one: read as
+        absent, a master's keeper would count as dead and fenced while its
+        PostgreSQL may still accept writes (e.g. a newer keeper mid-upgrade).
+        """
+        keys = self.store.keys
+        blocking_prefixes = (
+            keys.single(KeyKind.SPEC),
+            keys.single(KeyKind.STATE),
+            keys.member_prefix(KeyKind.KEEPER),
+            keys.member_prefix(KeyKind.PROXY),
+        )
+        problems = [p for p in view.problems if p.key.startswith(blocking_prefixes)]
         for problem in view.problems:
             if str(problem) not in self._reported_problems:
                 self._reported_problems.add(str(problem))
                 log.error("%s", problem)
+        if problems and self._reported_problems != self._blocked_on:
+            self._blocked_on = set(self._reported_problems)
+            log.error("deciding nothing until the documents above can be read")
         if view.spec is None and not problems:
             log.debug("no spec yet: waiting for `rhizomectl init`")
         return not problems

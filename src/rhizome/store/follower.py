@@ -97,6 +97,10 @@ class StoreFollower:
                     log.warning("lost the watch on the store: %s", error)
                 self._connected = False
                 self._stopped.wait(RETRY_DELAY)
+            except Exception:  # the watch must never die silently: its owner decides on it
+                log.exception("unexpected error in the store watch; watching again")
+                self._connected = False
+                self._stopped.wait(RETRY_DELAY)
 
     def _apply(self, update: WatchUpdate) -> None:
         with self._changed:
