@@ -235,3 +235,17 @@ def test_history_merges_role_changes_and_command_results_oldest_first():
     report = history_report(events)
     assert [entry["type"] for entry in report][:2] == ["role_change", "command_result"]
     assert render_history([]) == "no role change and no finished command yet"
+
+
+def test_lag_is_computed_from_positions_when_keepers_do_not_report_it():
+    view = view_of(
+        ClusterSpec(),
+        running_state(),
+        keeper("pg1", role="primary", write_lsn=5 * 1024 * 1024, flush_lsn=5 * 1024 * 1024),
+        keeper("pg2", role="standby", replay_lsn=5 * 1024 * 1024),
+        keeper("pg3", role="standby", receive_lsn=3 * 1024 * 1024),
+    )
+    lags = {status.name: status.lag_bytes for status in keeper_statuses(view)}
+    assert lags == {"pg1": None, "pg2": 0, "pg3": 2 * 1024 * 1024}
+    table = render_status(view, "main", now=NOW)
+    assert "2.0 MiB" in table

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from rhizome.spec import ClusterSpec, KeeperSettings
 from rhizome.store.documents import ClusterState, KeeperInfo
+from rhizome.store.positions import reference_position, standby_lag
 from rhizome.store.view import ClusterView, Stored
 
 REMOVAL_SETTING = "removed"
@@ -23,6 +24,8 @@ class KeeperStatus:
     synchronous: str | None
     settings: KeeperSettings
     converging: bool
+    lag_bytes: int | None = None
+    """For a standby: bytes behind the master, reported or computed from positions."""
 
     @property
     def alive(self) -> bool:
@@ -75,7 +78,12 @@ def keeper_names(view: ClusterView) -> list[str]:
 def keeper_statuses(view: ClusterView) -> list[KeeperStatus]:
     state = view.state.document if view.state else None
     spec = view.spec.document if view.spec else None
-    return [keeper_status(name, state, spec, view.keepers.get(name)) for name in keeper_names(view)]
+    observations = {name: stored.document for name, stored in view.keepers.items()}
+    reference = reference_position(state, observations) if state else None
+    return [
+        keeper_status(name, state, spec, view.keepers.get(name), reference)
+        for name in keeper_names(view)
+    ]
 
 
 def keeper_status(
@@ -83,8 +91,12 @@ def keeper_status(
     state: ClusterState | None,
     spec: ClusterSpec | None,
     stored: Stored[KeeperInfo] | None,
+    reference: int | None = None,
 ) -> KeeperStatus:
     observation = stored.document if stored else None
+    lag = None
+    if observation is not None and observation.role == "standby":
+        lag = standby_lag(observation, reference)
     assignment = state.assignment_of(name) if state else None
     converging = (
         state is not None
@@ -100,6 +112,7 @@ def keeper_status(
         synchronous=synchronous_label(name, state),
         settings=spec.keeper_settings(name) if spec else KeeperSettings(),
         converging=converging,
+        lag_bytes=lag,
     )
 
 

@@ -118,7 +118,7 @@ def keeper_row(status: KeeperStatus) -> list[str]:
         role_text(status),
         ", ".join(status.state_words()),
         str(info.timeline) if info and info.timeline else NONE,
-        format_bytes(info.lag_bytes) if info and info.role == "standby" else NONE,
+        format_bytes(status.lag_bytes) if status.lag_bytes is not None else NONE,
         status.synchronous or NONE,
         format_names(info.pending_restart) if info else NONE,
     ]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 
 from rhizome.spec import ClusterSpec, TimingSettings
 from rhizome.store.documents import ClusterState, KeeperInfo
+from rhizome.store.positions import reference_position, standby_lag
 from rhizome.store.view import ClusterView
 
 
@@ -105,28 +106,6 @@ def read_write_backend(state: ClusterState | None) -> Backend | None:
 
 def backend_of(keeper: KeeperInfo) -> Backend:
     return Backend(keeper.name, keeper.host, keeper.port)
-
-
-def reference_position(state: ClusterState, keepers: Mapping[str, KeeperInfo]) -> int | None:
-    """The WAL position standbys are measured against: the master's, else the best known."""
-    master = keepers.get(state.master) if state.master is not None else None
-    if master is not None and master.role == "primary":
-        position = master.write_lsn if master.write_lsn is not None else master.flush_lsn
-        if position is not None:
-            return position
-    positions = [keeper.wal_position for keeper in keepers.values()]
-    known = [position for position in positions if position is not None]
-    return max(known) if known else None
-
-
-def standby_lag(keeper: KeeperInfo, reference: int | None) -> int | None:
-    """Bytes a standby's queries are behind: its own report, else computed from positions."""
-    if keeper.lag_bytes is not None:
-        return keeper.lag_bytes
-    position = keeper.replay_lsn if keeper.replay_lsn is not None else keeper.receive_lsn
-    if reference is None or position is None:
-        return None
-    return max(0, reference - position)
 
 
 def standby_exclusion(
