@@ -223,7 +223,8 @@ class Writer:
                 self.successes.append((time.monotonic(), master))
             except (psycopg2.Error, EtcdError, TimeoutError):
                 self.failures += 1
-                connection = close_quietly(connection)
+                close_quietly(connection)
+                connection = None
             self._stop.wait(self.interval)
         close_quietly(connection)
 
@@ -266,7 +267,7 @@ def execute_within(connection: Any, sql: str, parameters: tuple[Any, ...], timeo
 
 
 def close_quietly(connection: Any) -> None:
-    """Close a connection, ignoring errors; returns None to reset the caller's variable."""
+    """Close a connection (if any), ignoring errors."""
     if connection is not None:
         with contextlib.suppress(psycopg2.Error):
             connection.close()

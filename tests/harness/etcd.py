@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from tests.harness.ports import LOOPBACK, free_ports
-from tests.harness.processes import PortInUseError, ServerProcess
+from tests.harness.processes import PortInUseError, ProcessOwner, ServerProcess
 from tests.harness.tls import TlsFiles, create_tls_files
 
 START_ATTEMPTS = 4
@@ -75,7 +75,7 @@ def http_get(
         return error.code, error.read()
 
 
-class EtcdServer:
+class EtcdServer(ProcessOwner):
     """One etcd member; a cluster sets initial_cluster before launching its members."""
 
     def __init__(
@@ -161,20 +161,6 @@ class EtcdServer:
     def stop(self) -> None:
         if self._process is not None:
             self._process.stop(signal.SIGTERM)
-
-    def kill(self) -> None:
-        """SIGKILL the whole process group."""
-        if self._process is not None:
-            self._process.kill()
-
-    def freeze(self) -> None:
-        """SIGSTOP the process group: connections stay open, nothing answers."""
-        if self._process is not None:
-            self._process.freeze()
-
-    def thaw(self) -> None:
-        if self._process is not None:
-            self._process.thaw()
 
     def restart(self) -> None:
         """Stop and start again with the same data directory and ports."""

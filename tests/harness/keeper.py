@@ -33,7 +33,7 @@ from rhizome.store.documents import (
 )
 from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.postgres import POSTGRES_BIN
-from tests.harness.processes import ServerProcess, descendant_pids, is_alive
+from tests.harness.processes import ProcessOwner, ServerProcess, descendant_pids, is_alive
 
 OS_USER = "postgres"
 PYTHON = os.environ.get("RHIZOME_TEST_PYTHON", sys.executable)
@@ -49,7 +49,7 @@ def _chown(path: Path) -> None:
         shutil.chown(path, OS_USER, OS_USER)
 
 
-class KeeperProcess:
+class KeeperProcess(ProcessOwner):
     """One keeper and its PostgreSQL: configuration, process control, SQL helper."""
 
     def __init__(
@@ -171,20 +171,6 @@ class KeeperProcess:
         """SIGTERM: the keeper stops PostgreSQL (fast shutdown) and revokes its lease."""
         if self._process is not None:
             self._process.stop(signal.SIGTERM, timeout=timeout)
-
-    def kill(self) -> None:
-        """Host death: SIGKILL the keeper, PostgreSQL and every child at once."""
-        if self._process is not None:
-            self._process.kill()
-
-    def freeze(self) -> None:
-        """SIGSTOP the keeper, PostgreSQL and every child (a frozen host)."""
-        if self._process is not None:
-            self._process.freeze()
-
-    def thaw(self) -> None:
-        if self._process is not None:
-            self._process.thaw()
 
     def cleanup(self) -> None:
         try:

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import psycopg2
 
 from tests.harness.ports import LOOPBACK, free_port
-from tests.harness.processes import PortInUseError, ServerProcess
+from tests.harness.processes import PortInUseError, ProcessOwner, ServerProcess
 
 POSTGRES_BIN = Path(os.environ.get("RHIZOME_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
 OS_USER = "postgres"
@@ -33,7 +33,7 @@ def server_os_user() -> str | None:
     return OS_USER if os.geteuid() == 0 else None
 
 
-class PostgresInstance:
+class PostgresInstance(ProcessOwner):
     """One PostgreSQL server: data directory, port, process, and a psycopg2 helper."""
 
     def __init__(self, name: str, log_dir: Path, *, settings: dict[str, str] | None = None) -> None:
@@ -135,20 +135,6 @@ class PostgresInstance:
         """Fast shutdown (SIGINT to the postmaster); SIGKILL of everything after a timeout."""
         if self._process is not None:
             self._process.stop(signal.SIGINT, timeout=STOP_TIMEOUT)
-
-    def kill(self) -> None:
-        """Host death: SIGKILL the postmaster and every child at once."""
-        if self._process is not None:
-            self._process.kill()
-
-    def freeze(self) -> None:
-        """SIGSTOP the postmaster and every child."""
-        if self._process is not None:
-            self._process.freeze()
-
-    def thaw(self) -> None:
-        if self._process is not None:
-            self._process.thaw()
 
     def restart(self) -> None:
         self.stop()

@@ -235,3 +235,23 @@ def _kill_leftovers() -> None:
     """Last resort if a fixture's teardown never ran (e.g. the test run was interrupted)."""
     for process in list(_live_processes):
         process.kill()
+
+
+class ProcessOwner:
+    """A harness object running one ServerProcess: fault injection on the whole tree."""
+
+    _process: ServerProcess | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the process and every descendant at once (a host death)."""
+        if self._process is not None:
+            self._process.kill()
+
+    def freeze(self) -> None:
+        """SIGSTOP the process and every descendant: sockets stay open, nothing answers."""
+        if self._process is not None:
+            self._process.freeze()
+
+    def thaw(self) -> None:
+        if self._process is not None:
+            self._process.thaw()
