@@ -32,7 +32,7 @@ from rhizome.store.documents import (
     SynchronousStandbys,
 )
 from tests.harness.ports import LOOPBACK, free_port
-from tests.harness.postgres import POSTGRES_BIN
+from tests.harness.postgres import POSTGRES_BIN, run_statement
 from tests.harness.processes import ProcessOwner, ServerProcess, descendant_pids, is_alive
 
 OS_USER = "postgres"
@@ -234,14 +234,7 @@ class KeeperProcess(ProcessOwner):
 
     def execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         """Run one statement in autocommit mode; the rows it returns (empty when none)."""
-        connection = self.connect()
-        try:
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute(sql, parameters or None)
-                return list(cursor.fetchall()) if cursor.description else []
-        finally:
-            connection.close()
+        return run_statement(self.connect(), sql, parameters)
 
     def accepts_connections(self) -> bool:
         try:

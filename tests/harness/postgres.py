@@ -175,14 +175,7 @@ class PostgresInstance(ProcessOwner):
         dbname: str = "postgres",
     ) -> list[tuple[Any, ...]]:
         """Run one statement in autocommit mode; the rows it returns (empty when none)."""
-        connection = psycopg2.connect(self.dsn(user, dbname))
-        try:
-            connection.autocommit = True
-            with connection.cursor() as cursor:
-                cursor.execute(sql, parameters or None)
-                return list(cursor.fetchall()) if cursor.description else []
-        finally:
-            connection.close()
+        return run_statement(psycopg2.connect(self.dsn(user, dbname)), sql, parameters)
 
     def _accepts_connections(self) -> bool:
         try:
@@ -203,3 +196,14 @@ class PostgresFactory(Protocol):
         initdb: bool = True,
         start: bool = True,
     ) -> PostgresInstance: ...
+
+
+def run_statement(connection: Any, sql: str, parameters: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """Run one autocommit statement on `connection`, close it, and return its rows."""
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(sql, parameters or None)
+            return list(cursor.fetchall()) if cursor.description else []
+    finally:
+        connection.close()

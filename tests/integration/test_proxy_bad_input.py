@@ -14,7 +14,6 @@ import pytest
 from tests.harness.ports import LOOPBACK
 from tests.integration.test_proxy_support import (
     ProxyProcess,
-    StandInSentinel,
     port_through,
     server_port,
     wait_for,
@@ -25,13 +24,6 @@ pytestmark = pytest.mark.integration
 CHURN_CONNECTIONS = 2000
 IDLE_CLIENTS = 100
 CONNECTION_LIMIT = 300
-
-
-@pytest.fixture
-def sentinel(etcd):
-    stand_in = StandInSentinel(etcd.client_url)
-    yield stand_in
-    stand_in.close()
 
 
 @pytest.fixture

@@ -16,8 +16,6 @@ import pytest
 
 from tests.harness.ports import LOOPBACK
 from tests.integration.test_proxy_support import (
-    ProxyProcess,
-    StandInSentinel,
     port_through,
     server_port,
     wait_for,
@@ -28,20 +26,6 @@ pytestmark = pytest.mark.integration
 
 def md5_hex(text: str) -> str:
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
-
-
-@pytest.fixture
-def sentinel(etcd):
-    stand_in = StandInSentinel(etcd.client_url)
-    yield stand_in
-    stand_in.close()
-
-
-@pytest.fixture
-def proxy(etcd, tmp_path, sentinel):
-    process = ProxyProcess(tmp_path / "proxy", etcd.client_url)
-    yield process
-    process.stop()
 
 
 def test_queries_and_large_transfers_arrive_intact_both_ways(postgres_factory, sentinel, proxy):

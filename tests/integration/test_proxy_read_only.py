@@ -11,7 +11,6 @@ from rhizome.spec import KeeperSettings
 from tests.integration.test_proxy_support import (
     FAST_TIMING,
     ProxyProcess,
-    StandInSentinel,
     port_through,
     server_port,
     wait_for,
@@ -20,13 +19,6 @@ from tests.integration.test_proxy_support import (
 pytestmark = pytest.mark.integration
 
 LAG_BOUND = 1024 * 1024
-
-
-@pytest.fixture
-def sentinel(etcd):
-    stand_in = StandInSentinel(etcd.client_url)
-    yield stand_in
-    stand_in.close()
 
 
 def start_proxy(etcd, tmp_path, **settings) -> ProxyProcess:

@@ -12,7 +12,6 @@ from tests.harness.ports import LOOPBACK
 from tests.integration.test_proxy_support import (
     FAST_TIMING,
     ProxyProcess,
-    StandInSentinel,
     TcpRelay,
     port_through,
     wait_for,
@@ -22,13 +21,6 @@ pytestmark = pytest.mark.integration
 
 TIMER_SLACK = 0.3
 """Seconds the proxy may take beyond its close deadline (timer and scheduling latency)."""
-
-
-@pytest.fixture
-def sentinel(etcd):
-    stand_in = StandInSentinel(etcd.client_url)
-    yield stand_in
-    stand_in.close()
 
 
 def forwarded_socket(proxy: ProxyProcess) -> socket.socket:

@@ -15,7 +15,6 @@ from tests.harness.postgres import POSTGRES_BIN
 from tests.integration.test_proxy_support import (
     FAST_TIMING,
     ProxyProcess,
-    StandInSentinel,
     server_port,
     wait_for,
 )
@@ -32,20 +31,6 @@ class Attempt:
     finished: float
     port: int | None
     error: str | None
-
-
-@pytest.fixture
-def sentinel(etcd):
-    stand_in = StandInSentinel(etcd.client_url)
-    yield stand_in
-    stand_in.close()
-
-
-@pytest.fixture
-def proxy(etcd, tmp_path, sentinel):
-    process = ProxyProcess(tmp_path / "proxy", etcd.client_url)
-    yield process
-    process.stop()
 
 
 def connect_continuously(proxy: ProxyProcess, stop: threading.Event, attempts: list[Attempt]):
