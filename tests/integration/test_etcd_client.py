@@ -141,6 +141,7 @@ def test_watch_delivers_every_change_in_order(etcd):
         client.put(key, value)
     client.delete("/w/before")
     wait_for(lambda: len(collector.put_events()) == len(expected), timeout=5)
+    wait_for(lambda: collector.updates[-1].events[-1].kind is EventKind.DELETE, timeout=5)
     collector.stop()
     assert collector.put_events() == expected
     last_events = collector.updates[-1].events
