@@ -6,9 +6,9 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test deps venv lint unit integration bench demo clean
+.PHONY: test deps venv lint lint-python lint-ansible unit integration molecule bench demo demo-down clean
 
-test: lint unit integration
+test: lint unit integration molecule
 
 deps:
 	bash scripts/install-system-deps.sh
@@ -22,10 +22,17 @@ $(STAMP): pyproject.toml requirements-dev.txt
 
 venv: $(STAMP)
 
-lint: $(STAMP)
+lint: lint-python lint-ansible
+
+lint-python: $(STAMP)
 	$(VENV)/bin/ruff check --no-cache src plugins tests bench
 	$(VENV)/bin/ruff format --no-cache --check src plugins tests bench
 	$(VENV)/bin/mypy src $(wildcard plugins/modules plugins/module_utils)
+
+lint-ansible: $(STAMP)
+	sh scripts/link-collection.sh
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/ansible-lint --profile production
+	bash scripts/ansible-sanity.sh
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q tests/unit
@@ -34,14 +41,24 @@ integration: $(STAMP)
 	bash scripts/grant-postgres-access.sh
 	$(VENV)/bin/pytest -q tests/integration
 
+# The collection in three systemd containers: create, converge (site.yml),
+# idempotence, verify, destroy.
+molecule: $(STAMP)
+	bash scripts/podman-setup.sh
+	bash scripts/build-node-image.sh
+	sh scripts/link-collection.sh
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH $(VENV)/bin/molecule test --scenario-name default
+
 bench: $(STAMP)
 	PYTHONPATH=. $(PYTHON) bench/store_latency.py
 	PYTHONPATH=. $(PYTHON) bench/proxy.py
 	PYTHONPATH=. $(PYTHON) bench/failover.py
 
-demo:
-	@echo "make demo is coming with the Ansible collection (issue P4)." >&2
-	@exit 1
+demo: $(STAMP)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh up
+
+demo-down:
+	bash scripts/demo.sh down
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .ansible

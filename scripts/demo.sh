@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# `make demo` / `make demo-down`: three podman containers (systemd as PID 1)
+# deployed with playbooks/site.yml and inventories/demo.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+image=${RHIZOME_NODE_IMAGE:-localhost/rhizome-node:bookworm}
+network=rhizome-demo
+nodes=(rhizome-demo-1 rhizome-demo-2 rhizome-demo-3)
+secrets=${RHIZOME_DEMO_SECRETS:-$HOME/.cache/rhizome/demo}
+
+up() {
+    bash scripts/podman-setup.sh
+    bash scripts/build-node-image.sh
+    sh scripts/link-collection.sh
+    podman network exists "$network" || podman network create "$network" > /dev/null
+    for node in "${nodes[@]}"; do
+        if ! podman container exists "$node"; then
+            podman run -d --name "$node" --hostname "$node" --network "$network" \
+                --systemd=always "$image" /sbin/init > /dev/null
+        fi
+        podman start "$node" > /dev/null
+    done
+    mkdir -p "$secrets" && chmod 700 "$secrets"
+    RHIZOME_DEMO_SECRETS=$secrets ansible-playbook -i inventories/demo playbooks/site.yml
+    show
+}
+
+show() {
+    local address
+    address=$(podman inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "${nodes[0]}")
+    printf '%s:%s:*:%s:%s\n' "$address" 6432 postgres "$(cat "$secrets/superuser.pass")" > "$secrets/pgpass"
+    chmod 600 "$secrets/pgpass"
+    echo
+    podman exec "${nodes[0]}" rhizomectl status
+    echo
+    echo "Connect through the proxy on ${nodes[0]} (read-write port 6432, read-only 6433):"
+    echo "  PGPASSFILE=$secrets/pgpass psql \"host=$address port=6432 user=postgres dbname=postgres\""
+    echo "Inside a node:  podman exec -it ${nodes[0]} rhizomectl status"
+    echo "Remove it all:  make demo-down"
+}
+
+down() {
+    for node in "${nodes[@]}"; do
+        podman rm -f --time 5 "$node" > /dev/null 2>&1 || true
+    done
+    podman network rm "$network" > /dev/null 2>&1 || true
+    rm -rf "$secrets"
+    echo "demo removed (the image $image stays; podman rmi it to free the space)"
+}
+
+case "${1:-up}" in
+    up) up ;;
+    down) down ;;
+    *) echo "usage: $0 up|down" >&2; exit 2 ;;
+esac
