@@ -29,7 +29,7 @@ up() {
 show() {
     local address
     address=$(podman inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "${nodes[0]}")
-    printf '%s:%s:*:%s:%s\n' "$address" 6432 postgres "$(cat "$secrets/superuser.pass")" > "$secrets/pgpass"
+    printf '%s:*:*:%s:%s\n' "$address" postgres "$(cat "$secrets/superuser.pass")" > "$secrets/pgpass"
     chmod 600 "$secrets/pgpass"
     echo
     podman exec "${nodes[0]}" rhizomectl status

@@ -133,8 +133,8 @@ def test_a_new_lease_ttl_in_the_spec_replaces_the_lease_and_the_key_never_disapp
     try:
         proxy.start()
         key = "/rhizome/main/proxies/proxy1"
-        first = sentinel.client.get(key)
-        assert first is not None
+        # /health turns 200 once the lease is renewed, a moment before the key is written.
+        first = wait_for(lambda: sentinel.client.get(key), 5, "the proxy's key")
         assert sentinel.client.keepalive(first.lease) <= FAST_TIMING.proxy_lease_ttl
         sentinel.update_spec(timing=FAST_TIMING.with_changes(proxy_lease_ttl=4.0))
         leases = set()
