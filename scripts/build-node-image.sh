@@ -10,14 +10,25 @@ if [ "${REBUILD:-0}" != 1 ] && podman image exists "$image"; then
     exit 0
 fi
 
-# The Debian mirror this host already uses, so that the image (and apt inside
-# the containers) reaches the same place.
-sources=/etc/apt/sources.list.d/debian.sources
-mirror=$(awk '/^URIs:/ {print $2; exit}' "$sources" 2>/dev/null || true)
+# The Debian mirrors this host already uses (deb822 sources or a classic
+# sources.list), so that the image, and apt inside the containers, reach the same.
+host_mirror() {  # $1: the suite, e.g. bookworm or bookworm-security
+    local files=(/etc/apt/sources.list.d/*.sources)
+    awk -v suite="$1" '
+        /^URIs:/ {uris = $2}
+        /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == suite) found = uris}
+        /^$/ {if (found) {print found; exit}; uris = ""}
+        END {if (found) print found}' "${files[@]}" 2>/dev/null | head -n 1
+    awk -v suite="$1" '$1 == "deb" && $3 == suite {print $2}' /etc/apt/sources.list 2>/dev/null | head -n 1
+}
+mirror=$(host_mirror bookworm | head -n 1)
+security_mirror=$(host_mirror bookworm-security | head -n 1)
 if [ -z "$mirror" ]; then
-    echo "cannot find this host's Debian mirror in $sources; set it there or in a deb822 sources file" >&2
+    echo "cannot find this host's Debian bookworm mirror in /etc/apt/sources.list(.d);" \
+        "set RHIZOME_DEBIAN_MIRROR=URL" >&2
     exit 1
 fi
+mirror=${RHIZOME_DEBIAN_MIRROR:-$mirror}
 
 workdir=$(mktemp -d /var/tmp/rhizome-image.XXXXXX)
 trap 'rm -rf "$workdir"' EXIT
@@ -30,9 +41,16 @@ debootstrap --variant=minbase \
     exit 1
 }
 
-# apt inside the container uses the host's sources (bookworm, updates, security).
+# apt inside the container: bookworm, its updates and (when the host has it) security.
 rm -f "$rootfs/etc/apt/sources.list"
-cp "$sources" "$rootfs/etc/apt/sources.list.d/debian.sources"
+{
+    printf 'Types: deb\nURIs: %s\nSuites: bookworm bookworm-updates\nComponents: main\n' "$mirror"
+    printf 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n'
+    if [ -n "$security_mirror" ]; then
+        printf '\nTypes: deb\nURIs: %s\nSuites: bookworm-security\nComponents: main\n' "$security_mirror"
+        printf 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n'
+    fi
+} > "$rootfs/etc/apt/sources.list.d/debian.sources"
 # Units that make no sense in a container.
 for unit in systemd-resolved.service getty.target console-getty.service systemd-logind.service \
     systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer; do

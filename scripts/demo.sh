@@ -45,7 +45,8 @@ down() {
         podman rm -f --time 5 "$node" > /dev/null 2>&1 || true
     done
     podman network rm "$network" > /dev/null 2>&1 || true
-    rm -rf "$secrets"
+    rm -f "$secrets/superuser.pass" "$secrets/replication.pass" "$secrets/pgpass"
+    rmdir "$secrets" 2> /dev/null || true
     echo "demo removed (the image $image stays; podman rmi it to free the space)"
 }
 
