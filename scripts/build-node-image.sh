@@ -13,16 +13,21 @@ fi
 # The Debian mirrors this host already uses (deb822 sources or a classic
 # sources.list), so that the image, and apt inside the containers, reach the same.
 host_mirror() {  # $1: the suite, e.g. bookworm or bookworm-security
-    local files=(/etc/apt/sources.list.d/*.sources)
-    awk -v suite="$1" '
-        /^URIs:/ {uris = $2}
-        /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == suite) found = uris}
-        /^$/ {if (found) {print found; exit}; uris = ""}
-        END {if (found) print found}' "${files[@]}" 2>/dev/null | head -n 1
-    awk -v suite="$1" '$1 == "deb" && $3 == suite {print $2}' /etc/apt/sources.list 2>/dev/null | head -n 1
+    local deb822
+    for deb822 in /etc/apt/sources.list.d/*.sources; do
+        [ -r "$deb822" ] || continue
+        awk -v suite="$1" '
+            /^URIs:/ {uris = $2}
+            /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == suite) found = uris}
+            /^$/ {if (found) exit; uris = ""}
+            END {if (found) print found}' "$deb822"
+    done
+    if [ -r /etc/apt/sources.list ]; then
+        awk -v suite="$1" '$1 == "deb" && $3 == suite {print $2}' /etc/apt/sources.list
+    fi
 }
-mirror=$(host_mirror bookworm | head -n 1)
-security_mirror=$(host_mirror bookworm-security | head -n 1)
+mirror=$(host_mirror bookworm | head -n 1 || true)
+security_mirror=$(host_mirror bookworm-security | head -n 1 || true)
 if [ -z "$mirror" ]; then
     echo "cannot find this host's Debian bookworm mirror in /etc/apt/sources.list(.d);" \
         "set RHIZOME_DEBIAN_MIRROR=URL" >&2
