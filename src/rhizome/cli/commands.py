@@ -19,6 +19,13 @@ from rhizome.cli.context import Context
 from rhizome.cli.errors import EXIT_OK, OperationFailed, OperationRefused
 from rhizome.cli.spec_commands import require_spec
 from rhizome.cli.waiting import report_result, wait_for_result
+from rhizome.sentinel.decision.candidates import (
+    SWITCHOVER_RULES,
+    CandidateChoice,
+    choose_candidate,
+    named_candidate,
+)
+from rhizome.sentinel.decision.model import ClusterObservation, Progress
 from rhizome.spec import ClusterSpec
 from rhizome.store.documents import ClusterState, Command, CommandKind
 from rhizome.store.view import ClusterView
@@ -33,13 +40,13 @@ def command_name(kind: str, now: float) -> str:
     return f"{kind}-{stamp}-{secrets.token_hex(2)}"
 
 
-def requester() -> str:
+def requester(tool: str = "rhizomectl") -> str:
     """Who asks, for the command's requested_by: "rhizomectl user@host"."""
     try:
         user = getpass.getuser()
     except (OSError, KeyError):
         user = "unknown"
-    return f"rhizomectl {user}@{socket.gethostname()}"
+    return f"{tool} {user}@{socket.gethostname()}"
 
 
 def command_refusal(
@@ -89,7 +96,36 @@ def target_refusal(
     return None
 
 
-def submit(context: Context, kind: CommandKind, target: str | None, timeout: float) -> Command:
+def switchover_choice(
+    view: ClusterView, spec: ClusterSpec, target: str | None, now: float
+) -> CandidateChoice:
+    """The keeper the leader sentinel would promote for a switchover now, or why none (pure).
+
+    The sentinel's own candidate rules (health, settings, lag bound) applied to
+    what the store shows; the sentinel decides again when it gets the command.
+    """
+    state = view.state.document if view.state else ClusterState()
+    observation = ClusterObservation(
+        spec=spec,
+        state=state,
+        keepers={name: stored.document for name, stored in view.keepers.items()},
+        proxies={name: stored.document for name, stored in view.proxies.items()},
+        commands=view.commands,
+        now=now,
+    )
+    progress = Progress(observation, state)
+    if target is None:
+        return choose_candidate(progress, state.master, SWITCHOVER_RULES)
+    return named_candidate(progress, target, state.master, SWITCHOVER_RULES)
+
+
+def submit(
+    context: Context,
+    kind: CommandKind,
+    target: str | None,
+    timeout: float,
+    requested_by: str | None = None,
+) -> Command:
     """Check, then create the command; raises OperationRefused with the reason."""
     spec = require_spec(context).document
     view = context.store.read_view()
@@ -104,7 +140,7 @@ def submit(context: Context, kind: CommandKind, target: str | None, timeout: flo
         kind=kind,
         target=target,
         requested_at=now,
-        requested_by=requester(),
+        requested_by=requested_by or requester(),
         timeout=timeout,
     )
     if not context.store.submit_command(command):

@@ -21,8 +21,12 @@ from rhizome.spec import KeeperSettings
 from rhizome.store.view import ClusterView
 
 
-def patch_change(patch: dict[str, Any], label: str, show_diff: bool = False) -> SpecChange:
-    return SpecChange(lambda spec: patched_spec(spec, patch), label, show_diff=show_diff)
+def patch_change(
+    patch: dict[str, Any], label: str, show_diff: bool = False, dry_run: bool = False
+) -> SpecChange:
+    return SpecChange(
+        lambda spec: patched_spec(spec, patch), label, dry_run=dry_run, show_diff=show_diff
+    )
 
 
 def run_pause(context: Context, arguments: argparse.Namespace) -> int:
@@ -61,24 +65,47 @@ def require_known_keeper(context: Context, view: ClusterView, name: str) -> None
         )
 
 
+def maintenance_patch(name: str, wanted: bool) -> dict[str, Any]:
+    """The spec merge patch setting or ending keeper `name`'s maintenance."""
+    return {"keepers": {name: {"maintenance": wanted}}}
+
+
+def master_maintenance_warning(view: ClusterView, name: str) -> str | None:
+    """What to tell an operator putting the master in maintenance, or None."""
+    master = view.state.document.master if view.state else None
+    if name != master:
+        return None
+    return (
+        f"{name} is the master: while in maintenance the sentinel does not fail over when "
+        "it goes away; to move the master elsewhere, run `rhizomectl switchover` first"
+    )
+
+
 def run_maintenance(context: Context, arguments: argparse.Namespace) -> int:
     """keeper maintenance NAME on|off: spec.keepers[NAME].maintenance."""
     name: str = arguments.name
     wanted = arguments.mode == "on"
     view = read_checked_view(context)
     require_known_keeper(context, view, name)
-    master = view.state.document.master if view.state else None
-    if wanted and name == master:
-        context.warn(
-            f"{name} is the master: while in maintenance the sentinel does not fail over when "
-            "it goes away; to move the master elsewhere, run `rhizomectl switchover` first"
-        )
-    patch = {"keepers": {name: {"maintenance": wanted}}}
+    warning = master_maintenance_warning(view, name) if wanted else None
+    if warning is not None:
+        context.warn(warning)
+    patch = maintenance_patch(name, wanted)
     outcome, revision = change_spec(context, patch_change(patch, f"maintenance {arguments.mode}"))
     already = "already " if outcome is SpecOutcome.UNCHANGED else ""
     state = "in maintenance" if wanted else "out of maintenance"
     context.say(f"keeper {name} is {already}{state} (spec revision {revision})")
     return EXIT_OK
+
+
+def removal_patch(name: str, removed: bool) -> dict[str, Any]:
+    """The spec merge patch marking keeper `name` removed, or clearing the mark (undo)."""
+    if REMOVAL_SETTING not in KeeperSettings.model_fields:
+        raise OperationFailed(
+            f"this rhizome version cannot remove keepers: its spec has no "
+            f"keepers.<name>.{REMOVAL_SETTING} setting"
+        )
+    return {"keepers": {name: {REMOVAL_SETTING: True if removed else None}}}
 
 
 def run_remove(context: Context, arguments: argparse.Namespace) -> int:
@@ -88,12 +115,7 @@ def run_remove(context: Context, arguments: argparse.Namespace) -> int:
     require_known_keeper(context, view, name)
     if not arguments.undo:
         refuse_master_removal(context, view, name)
-    if REMOVAL_SETTING not in KeeperSettings.model_fields:
-        raise OperationFailed(
-            f"this rhizome version cannot remove keepers: its spec has no "
-            f"keepers.<name>.{REMOVAL_SETTING} setting"
-        )
-    patch = {"keepers": {name: {REMOVAL_SETTING: None if arguments.undo else True}}}
+    patch = removal_patch(name, removed=not arguments.undo)
     outcome, revision = change_spec(context, patch_change(patch, "removal"))
     if arguments.undo:
         already = "was not" if outcome is SpecOutcome.UNCHANGED else "is no longer"

@@ -59,8 +59,29 @@ def require_spec(context: Context) -> Stored[ClusterSpec]:
     return stored
 
 
+@dataclass(frozen=True)
+class SpecUpdate:
+    """What a spec change did: its outcome, the spec revision after it, the specs compared."""
+
+    outcome: SpecOutcome
+    revision: int
+    """The revision written; the stored revision when unchanged or in a dry run."""
+    before: ClusterSpec
+    """The stored spec the change was computed from (the last attempt's)."""
+    before_revision: int
+    """The revision of that stored spec."""
+    after: ClusterSpec
+    """The spec computed (written unless unchanged or in a dry run)."""
+
+
 def change_spec(context: Context, change: SpecChange) -> tuple[SpecOutcome, int]:
     """Apply `change` with compare-and-swap; returns the outcome and the spec revision."""
+    update = update_spec(context, change)
+    return update.outcome, update.revision
+
+
+def update_spec(context: Context, change: SpecChange) -> SpecUpdate:
+    """Apply `change` with compare-and-swap; says what it did and the specs it compared."""
     for attempt in range(WRITE_ATTEMPTS):
         stored = require_spec(context)
         new_spec = change.edit(stored.document)
@@ -71,15 +92,16 @@ def change_spec(context: Context, change: SpecChange) -> tuple[SpecOutcome, int]
             )
         old_label = f"stored spec (revision {stored.mod_revision})"
         diff = spec_diff(stored.document, new_spec, old_label, change.new_label)
+        revision = stored.mod_revision
         if not diff:
-            return SpecOutcome.UNCHANGED, stored.mod_revision
+            return SpecUpdate(SpecOutcome.UNCHANGED, revision, stored.document, revision, new_spec)
         if change.show_diff:
             context.say(diff)
         if change.dry_run:
-            return SpecOutcome.DRY_RUN, stored.mod_revision
-        written = context.store.write_spec(new_spec, stored.mod_revision)
+            return SpecUpdate(SpecOutcome.DRY_RUN, revision, stored.document, revision, new_spec)
+        written = context.store.write_spec(new_spec, revision)
         if written is not None:
-            return SpecOutcome.WRITTEN, written
+            return SpecUpdate(SpecOutcome.WRITTEN, written, stored.document, revision, new_spec)
     raise OperationFailed(
         f"the spec changed {WRITE_ATTEMPTS} times while writing; nothing was written, try again"
     )
