@@ -67,6 +67,23 @@ def settings_change(patch: dict[str, Any], label: str, dry_run: bool) -> SpecCha
     return SpecChange(edit, label, dry_run=dry_run, show_diff=False)
 
 
+def spec_diff(
+    before: ClusterSpec | None, before_revision: int, after: ClusterSpec, written: int | None
+) -> dict[str, str]:
+    """Ansible's diff of a spec change: the whole spec before and after, as
+    `rhizomectl spec show` prints it; `written` is the new revision, None in check mode."""
+    return {
+        "before_header": (
+            "no spec yet" if before is None else f"stored spec (revision {before_revision})"
+        ),
+        "after_header": (
+            "spec (check mode: not written)" if written is None else f"spec (revision {written})"
+        ),
+        "before": "" if before is None else spec_text(before) + "\n",
+        "after": spec_text(after) + "\n",
+    }
+
+
 def spec_update_result(module: AnsibleModule, update: SpecUpdate) -> Result:
     """The common result of a spec change: changed, the spec, its revision and the diff."""
     changed = update.outcome is not SpecOutcome.UNCHANGED
@@ -76,15 +93,6 @@ def spec_update_result(module: AnsibleModule, update: SpecUpdate) -> Result:
         "spec": update.after.model_dump(mode="json"),
     }
     if changed and module._diff:
-        written = update.outcome is SpecOutcome.WRITTEN
-        result["diff"] = {
-            "before_header": f"stored spec (revision {update.before_revision})",
-            "after_header": (
-                f"spec (revision {update.revision})"
-                if written
-                else "spec (check mode: not written)"
-            ),
-            "before": spec_text(update.before) + "\n",
-            "after": spec_text(update.after) + "\n",
-        }
+        written = update.revision if update.outcome is SpecOutcome.WRITTEN else None
+        result["diff"] = spec_diff(update.before, update.before_revision, update.after, written)
     return result

@@ -123,6 +123,7 @@ import traceback
 from typing import Any
 
 from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.rhizome.pg.plugins.module_utils.operations import spec_diff
 from ansible_collections.rhizome.pg.plugins.module_utils.store_options import (
     STORE_ARGUMENT_SPEC,
     Result,
@@ -133,10 +134,8 @@ try:
     from rhizome.cli.errors import OperationFailed
     from rhizome.cli.spec_commands import WRITE_ATTEMPTS
     from rhizome.cli.spec_declaration import DeclarationMode, declared_spec
-    from rhizome.cli.spec_edit import spec_text
     from rhizome.spec import ClusterSpec
     from rhizome.store.cluster_store import ClusterStore
-    from rhizome.store.view import Stored
 except ImportError:
     IMPORT_ERROR: str | None = traceback.format_exc()
 else:
@@ -160,7 +159,9 @@ def apply_spec(module: AnsibleModule, store: ClusterStore) -> Result:
         if written is not None:
             result = outcome(new_spec, written, changed=True, created=stored is None)
             if module._diff:
-                result["diff"] = spec_change(stored, new_spec, written, module.check_mode)
+                before = stored.document if stored else None
+                written_revision = None if module.check_mode else written
+                result["diff"] = spec_diff(before, revision, new_spec, written_revision)
             return result
     raise OperationFailed(
         f"the spec changed {WRITE_ATTEMPTS} times while writing; nothing was written, try again"
@@ -173,20 +174,6 @@ def outcome(spec: ClusterSpec, revision: int, *, changed: bool, created: bool) -
         "created": created,
         "revision": revision,
         "spec": spec.model_dump(mode="json"),
-    }
-
-
-def spec_change(
-    stored: Stored[ClusterSpec] | None, new_spec: ClusterSpec, revision: int, check_mode: bool
-) -> dict[str, str]:
-    """Ansible's diff: the whole spec before and after, as `rhizomectl spec show` prints it."""
-    before = "no spec yet" if stored is None else f"stored spec (revision {stored.mod_revision})"
-    after = "spec (check mode: not written)" if check_mode else f"spec (revision {revision})"
-    return {
-        "before_header": before,
-        "after_header": after,
-        "before": "" if stored is None else spec_text(stored.document) + "\n",
-        "after": spec_text(new_spec) + "\n",
     }
 
 
