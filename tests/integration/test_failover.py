@@ -184,6 +184,24 @@ def test_switchover_with_a_running_writer_loses_nothing(make_cluster):
     assert result.outcome == "done" and result.write_pause is not None
 
 
+def test_a_standby_that_just_crossed_a_timeline_switch_can_be_promoted_again(make_cluster):
+    # Until its first restartpoint (checkpoint_timeout later) a standby's control
+    # file still names the old timeline; with no WAL receiver (its upstream is
+    # shutting down or dead) only its pg_wal tells it is on the new one.
+    cluster, master = make_cluster()
+    assert ctl(cluster, "switchover", "--wait", "--timeout", "30") == 0
+    second = cluster.wait_for_master(FAILOVER_TIMEOUT, other_than=master)
+    wait_for_rejoin(cluster, master, second)
+
+    assert ctl(cluster, "switchover", "--to", master, "--wait", "--timeout", "30") == 0
+    assert cluster.wait_for_master(FAILOVER_TIMEOUT) == master
+    wait_for_rejoin(cluster, second, master)
+
+    cluster.keepers[master].kill_postgres()
+    third = cluster.wait_for_master(FAILOVER_TIMEOUT, other_than=master)
+    assert cluster.state().history[-1].new_master == third
+
+
 def test_pause_blocks_failover_until_resumed(make_cluster):
     cluster, master = make_cluster()
     assert ctl(cluster, "pause") == 0

@@ -14,6 +14,7 @@ from rhizome.keeper.timelines import (
     format_lsn,
     parse_history,
     parse_lsn,
+    timeline_reached,
 )
 
 HISTORY = "1\t0/3000100\tno recovery target specified\n\n2\t0/5000000\tno recovery target\n"
@@ -85,3 +86,15 @@ def test_scram_verifier_round_trip():
 
 def test_passfile_escapes_colons_and_backslashes():
     assert passfile_line("repl", "a:b\\c") == "*:*:*:repl:a\\:b\\\\c\n"
+
+
+def test_a_standby_is_on_a_new_timeline_once_it_holds_wal_past_the_switch():
+    history = parse_history(HISTORY)  # timeline 3: timeline 2 ended at 0/5000000
+    assert timeline_reached(3, history, parse_lsn("0/5000000"))
+    assert timeline_reached(3, history, parse_lsn("0/6000000"))
+    assert not timeline_reached(3, history, parse_lsn("0/4FFFFFF"))
+
+
+def test_timeline_one_needs_no_history_and_a_later_one_does():
+    assert timeline_reached(1, (), 0)
+    assert not timeline_reached(2, (), parse_lsn("1/0"))

@@ -10,7 +10,13 @@ from rhizome.keeper.conffiles import Upstream
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.database import DatabaseError, local_session, upstream_session
 from rhizome.keeper.passwords import verifier_matches
-from rhizome.keeper.timelines import TimelineSwitch, history_file_name, parse_history, parse_lsn
+from rhizome.keeper.timelines import (
+    TimelineSwitch,
+    history_file_name,
+    parse_history,
+    parse_lsn,
+    timeline_reached,
+)
 from rhizome.store.fields import KEEPER_NAME_PATTERN
 
 SYNCHRONOUS_METHOD = re.compile(r"^\s*(?:(?:FIRST|ANY)\s+)?\d+\s*\((.*)\)\s*$", re.IGNORECASE)
@@ -84,12 +90,34 @@ def _standby_positions(cursor: Any) -> dict[str, Any]:
         " (SELECT min_recovery_end_timeline FROM pg_control_recovery())"
     )
     receive, replay, received_timeline, checkpoint_timeline, recovery_timeline = cursor.fetchone()
-    timelines = [tl for tl in (received_timeline, checkpoint_timeline, recovery_timeline) if tl]
-    return {
-        "timeline": max(timelines) if timelines else None,
+    positions = {
         "receive_lsn": parse_lsn(receive) if receive else None,
         "replay_lsn": parse_lsn(replay) if replay else None,
     }
+    timelines = [tl for tl in (received_timeline, checkpoint_timeline, recovery_timeline) if tl]
+    known = [lsn for lsn in positions.values() if lsn is not None]
+    if known and (reached := _newest_timeline_reached(cursor, max(known))):
+        timelines.append(reached)
+    return {"timeline": max(timelines) if timelines else None, **positions}
+
+
+def _newest_timeline_reached(cursor: Any, position: int) -> int | None:
+    """The newest timeline in pg_wal's history files if WAL up to `position` reached it.
+
+    The control file names the replayed timeline only from the next
+    restartpoint on, and pg_stat_wal_receiver only while streaming: between
+    the two (an upstream just shut down or died after a timeline switch) the
+    history file the WAL receiver fetched is the only witness.
+    """
+    cursor.execute(
+        "SELECT name, pg_read_file('pg_wal/' || name) FROM pg_ls_waldir()"
+        " WHERE name ~ '^[0-9A-F]{8}\\.history$' ORDER BY name DESC LIMIT 1"
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    timeline = int(row[0][:8], 16)
+    return timeline if timeline_reached(timeline, parse_history(row[1]), position) else None
 
 
 def _primary_positions(cursor: Any) -> dict[str, Any]:

@@ -49,6 +49,16 @@ def history_file_name(timeline: int) -> str:
     return f"{timeline:08X}.history"
 
 
+def timeline_reached(timeline: int, history: tuple[TimelineSwitch, ...], position: int) -> bool:
+    """Whether WAL held up to `position` lies on `timeline`, given its history.
+
+    A standby learns of a new timeline from its history file (fetched into
+    pg_wal when it starts following it); it is on that timeline once it holds
+    WAL at or past the point where the parent timeline ended.
+    """
+    return timeline <= 1 or (bool(history) and position >= history[-1].switchpoint)
+
+
 @dataclass(frozen=True)
 class LocalHistory:
     """Where the local data stands: its timeline and the furthest WAL it may hold.
