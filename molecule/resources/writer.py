@@ -1,0 +1,120 @@
+"""A background writer for the operation scenarios: one new connection per insert.
+
+Runs on the molecule controller until the stop file appears, inserting a
+numbered row through the proxies' read-write port every interval. Each
+insert opens a new connection (so a connection the proxy refuses, or one
+it drops, shows), and an insert counts as acknowledged once its commit
+returned. When stopped it reads back every acknowledged number through the
+proxy and writes a JSON summary: acknowledged, failed (with the first
+errors), missing (acknowledged but not found: lost writes).
+
+The superuser's password is read from a file, never from the command line.
+
+    python writer.py --hosts 10.88.0.3,10.88.0.4 --password-file F \
+        --stop-file S --summary SUMMARY.json --run maintenance
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+
+PORT = 6432
+CONNECT_TIMEOUT = 30  # longer than the proxy holds a connection during a switchover
+
+
+def connect(arguments: argparse.Namespace, password: str) -> Any:
+    return psycopg2.connect(
+        host=arguments.hosts,
+        port=",".join([str(PORT)] * len(arguments.hosts.split(","))),
+        user="postgres",
+        password=password,
+        dbname="postgres",
+        connect_timeout=CONNECT_TIMEOUT,
+        application_name=f"molecule-writer-{arguments.run}",
+    )
+
+
+def execute(arguments: argparse.Namespace, password: str, sql: str, *parameters: Any) -> list:
+    connection = connect(arguments, password)
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(sql, parameters)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        connection.close()
+
+
+def write_until_stopped(arguments: argparse.Namespace, password: str) -> dict[str, Any]:
+    acknowledged: list[int] = []
+    errors: list[str] = []
+    failed = 0
+    number = 0
+    stop_file = Path(arguments.stop_file)
+    while not stop_file.exists():
+        number += 1
+        started = time.monotonic()
+        try:
+            execute(
+                arguments,
+                password,
+                "INSERT INTO molecule_writes (run, number) VALUES (%s, %s)",
+                arguments.run,
+                number,
+            )
+            acknowledged.append(number)
+        except psycopg2.Error as error:
+            failed += 1
+            if len(errors) < 10:
+                errors.append(f"insert {number}: {str(error).strip()}")
+        time.sleep(max(0.0, arguments.interval - (time.monotonic() - started)))
+    return {"attempted": number, "acknowledged": acknowledged, "failed": failed, "errors": errors}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", required=True, help="proxy addresses, comma-separated")
+    parser.add_argument("--password-file", required=True)
+    parser.add_argument("--stop-file", required=True)
+    parser.add_argument("--summary", required=True)
+    parser.add_argument("--run", required=True, help="names this run's rows")
+    parser.add_argument("--interval", type=float, default=0.05)
+    arguments = parser.parse_args()
+    password = Path(arguments.password_file).read_text().strip()
+
+    execute(
+        arguments,
+        password,
+        "CREATE TABLE IF NOT EXISTS molecule_writes"
+        " (run text, number bigint, written timestamptz DEFAULT now(), PRIMARY KEY (run, number))",
+    )
+    execute(arguments, password, "DELETE FROM molecule_writes WHERE run = %s", arguments.run)
+    Path(arguments.summary).with_suffix(".started").touch()
+
+    outcome = write_until_stopped(arguments, password)
+    rows = execute(
+        arguments, password, "SELECT number FROM molecule_writes WHERE run = %s", arguments.run
+    )
+    present = {number for (number,) in rows}
+    missing = [number for number in outcome["acknowledged"] if number not in present]
+    summary = {
+        "run": arguments.run,
+        "attempted": outcome["attempted"],
+        "acknowledged": len(outcome["acknowledged"]),
+        "failed": outcome["failed"],
+        "errors": outcome["errors"],
+        "missing": len(missing),
+        "missing_numbers": missing[:20],
+    }
+    Path(arguments.summary).write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
