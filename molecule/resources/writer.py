@@ -5,8 +5,13 @@ numbered row through the proxies' read-write port every interval. Each
 insert opens a new connection (so a connection the proxy refuses, or one
 it drops, shows), and an insert counts as acknowledged once its commit
 returned. When stopped it reads back every acknowledged number through the
-proxy and writes a JSON summary: acknowledged, failed (with the first
-errors), missing (acknowledged but not found: lost writes).
+proxy and writes a JSON summary: acknowledged; refused (the connection was
+refused, timed out or answered with an error before it was established: what
+a proxy holding new connections must avoid); dropped (an established or
+half-established connection closed under the insert, as when the proxies cut
+every connection to a master being replaced: the insert is not acknowledged,
+the client retries); the first errors; missing (acknowledged but not
+found: lost writes).
 
 The superuser's password is read from a file, never from the command line.
 
@@ -50,30 +55,50 @@ def execute(arguments: argparse.Namespace, password: str, sql: str, *parameters:
         connection.close()
 
 
+def refused(error: psycopg2.Error) -> bool:
+    """A connection attempt the server side refused or never answered, as
+    opposed to one closed half-way through its handshake."""
+    text = str(error)
+    return error.pgcode is not None or "refused" in text or "timeout expired" in text
+
+
+def insert(arguments: argparse.Namespace, password: str, number: int) -> tuple[str, str] | None:
+    """Inserts row `number` on a new connection: None once committed, else (kind, error)."""
+    try:
+        connection = connect(arguments, password)
+    except psycopg2.Error as error:
+        return ("refused" if refused(error) else "dropped"), str(error).strip()
+    try:
+        with connection, connection.cursor() as cursor:
+            cursor.execute(
+                "INSERT INTO molecule_writes (run, number) VALUES (%s, %s)",
+                (arguments.run, number),
+            )
+    except psycopg2.Error as error:
+        return "dropped", str(error).strip()
+    finally:
+        connection.close()
+    return None
+
+
 def write_until_stopped(arguments: argparse.Namespace, password: str) -> dict[str, Any]:
     acknowledged: list[int] = []
+    failures = {"refused": 0, "dropped": 0}
     errors: list[str] = []
-    failed = 0
     number = 0
     stop_file = Path(arguments.stop_file)
     while not stop_file.exists():
         number += 1
         started = time.monotonic()
-        try:
-            execute(
-                arguments,
-                password,
-                "INSERT INTO molecule_writes (run, number) VALUES (%s, %s)",
-                arguments.run,
-                number,
-            )
+        failure = insert(arguments, password, number)
+        if failure is None:
             acknowledged.append(number)
-        except psycopg2.Error as error:
-            failed += 1
-            if len(errors) < 10:
-                errors.append(f"insert {number}: {str(error).strip()}")
+        else:
+            kind, error = failure
+            failures[kind] += 1
+            errors.append(f"insert {number} {kind}: {error}")
         time.sleep(max(0.0, arguments.interval - (time.monotonic() - started)))
-    return {"attempted": number, "acknowledged": acknowledged, "failed": failed, "errors": errors}
+    return {"attempted": number, "acknowledged": acknowledged, "errors": errors[:10], **failures}
 
 
 def main() -> int:
@@ -106,7 +131,8 @@ def main() -> int:
         "run": arguments.run,
         "attempted": outcome["attempted"],
         "acknowledged": len(outcome["acknowledged"]),
-        "failed": outcome["failed"],
+        "refused": outcome["refused"],
+        "dropped": outcome["dropped"],
         "errors": outcome["errors"],
         "missing": len(missing),
         "missing_numbers": missing[:20],
