@@ -56,6 +56,9 @@ rm -f "$rootfs/etc/apt/sources.list"
         printf 'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n'
     fi
 } > "$rootfs/etc/apt/sources.list.d/debian.sources"
+# No package lists in the image: those debootstrap left know bookworm only, and
+# their fresh time stamps would keep apt (cache_valid_time) from reading the above.
+rm -rf "$rootfs"/var/lib/apt/lists/*
 # Units that make no sense in a container.
 for unit in systemd-resolved.service getty.target console-getty.service systemd-logind.service \
     systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer; do
