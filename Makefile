@@ -55,6 +55,7 @@ bench: $(STAMP)
 	PYTHONPATH=. $(PYTHON) bench/store_latency.py
 	PYTHONPATH=. $(PYTHON) bench/proxy.py
 	PYTHONPATH=. $(PYTHON) bench/failover.py
+	PYTHONPATH=. $(PYTHON) bench/side_by_side.py
 
 demo: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh up

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from bench.side_by_side import SCRATCH_RAW_RESULTS
 
 pytestmark = pytest.mark.integration

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from bench.probes import (
     Attempt,
     error_counts,

@@ -1,0 +1,116 @@
+"""rhizome under test: tests/harness's LocalCluster (three keepers, one sentinel) plus one
+rhizome-proxy, with the default spec. Clients write through the proxy's read-write port.
+
+Offers what bench/side_by_side.py asks of each system: the proxy endpoint, the
+current primary, a health wait, faults on the primary's node, a switchover, and
+the agent processes whose idle cost is measured.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.probes import Endpoint
+from tests.harness.cluster import LocalCluster, wait_for
+from tests.harness.etcd import EtcdServer, http_get
+from tests.harness.ports import LOOPBACK, free_port
+from tests.harness.processes import ServerProcess
+
+HEALTH_TIMEOUT = 180.0
+
+
+class RhizomeSystem:
+    name = "rhizome"
+
+    def __init__(self, directory: Path, etcd: EtcdServer) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.cluster = LocalCluster(directory, etcd)
+        self.etcd = etcd
+        self.proxy_port = free_port()
+        self.proxy_http_port = free_port()
+        config = directory / "proxy.toml"
+        config.write_text(
+            f'cluster = "main"\n[etcd]\nendpoints = ["{etcd.client_url}"]\nrequest_timeout = 1.0\n'
+            f'[proxy]\nid = "bench"\nread_write_listen = "{LOOPBACK}:{self.proxy_port}"\n'
+            f'http_listen = "{LOOPBACK}:{self.proxy_http_port}"\n'
+        )
+        command = [sys.executable, "-m", "rhizome.proxy.main", "-c", str(config)]
+        self.proxy = ServerProcess(command, directory / "proxy.log", env=dict(os.environ))
+
+    @property
+    def endpoint(self) -> Endpoint:
+        any_keeper = next(iter(self.cluster.keepers.values()))
+        return Endpoint(LOOPBACK, self.proxy_port, any_keeper.superuser_password)
+
+    def start(self) -> None:
+        self.cluster.start()
+        self.proxy.start()
+        self.wait_healthy()
+
+    def stop(self) -> None:
+        self.proxy.stop()
+        self.cluster.stop()
+
+    # -- observing -------------------------------------------------------------------
+
+    def primary(self) -> str:
+        return self.cluster.wait_for_master(HEALTH_TIMEOUT)
+
+    def proxy_target(self) -> str | None:
+        try:
+            status, body = http_get(f"http://{LOOPBACK}:{self.proxy_http_port}/health")
+        except OSError:
+            return None
+        return json.loads(body).get("read_write_target") if status == 200 else None
+
+    def wait_healthy(self, timeout: float = HEALTH_TIMEOUT) -> str:
+        """Until a master runs, both standbys stream from it and the proxy routes to it."""
+        master = self.cluster.wait_for_master(timeout)
+        self.cluster.wait_for_streaming(len(self.cluster.keepers) - 1, timeout)
+        keeper = self.cluster.keepers[master]
+        wait_for(
+            lambda: self.proxy_target() == f"{master} ({keeper.host}:{keeper.port})",
+            timeout,
+            f"rhizome-proxy to route to {master}",
+        )
+        return master
+
+    def diagnostics(self) -> str:
+        return self.cluster.diagnostics() + f"\n--- proxy ---\n{self.proxy.log_tail()}"
+
+    # -- faults and operations -------------------------------------------------------
+
+    def host_death(self, node: str) -> Callable[[], None]:
+        keeper = self.cluster.keepers[node]
+        keeper.kill()
+        return keeper.start
+
+    def postgres_crash(self, node: str) -> Callable[[], None]:
+        self.cluster.keepers[node].crash_postgres()
+        return lambda: None
+
+    def freeze(self, node: str) -> Callable[[], None]:
+        keeper = self.cluster.keepers[node]
+        keeper.freeze()
+        return keeper.thaw
+
+    def switchover(self) -> None:
+        """`rhizomectl switchover --wait`: returns once the sentinel reports it done."""
+        command = [sys.executable, "-m", "rhizome.cli.main", "--endpoints", self.etcd.client_url]
+        command += ["--cluster", "main", "switchover", "--wait", "--timeout", "60"]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"rhizomectl switchover failed: {result.stdout}{result.stderr}")
+
+    def agent_processes(self) -> dict[str, list[int]]:
+        """Agent kind -> PIDs (PostgreSQL itself excluded)."""
+        return {
+            "keeper": [keeper.pid for keeper in self.cluster.keepers.values()],
+            "sentinel": [sentinel.process.pid for sentinel in self.cluster.sentinels],
+            "rhizome-proxy": [self.proxy.pid],
+        }
