@@ -13,6 +13,7 @@ Run with `make bench` (or `PYTHONPATH=. .venv/bin/python bench/proxy.py`).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import platform
 import re
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -149,43 +151,71 @@ def wait_until_served(port: int, timeout: float = 20.0) -> None:
             time.sleep(0.2)
 
 
-def start_rhizome_proxy(directory: Path, etcd_url: str) -> tuple[ServerProcess, int]:
+def start_rhizome_proxy(
+    directory: Path, etcd_url: str, name: str = "proxy", wrapper: Sequence[str] = ()
+) -> tuple[ServerProcess, int]:
+    """Start rhizome-proxy (proxy id `name`), optionally under `wrapper` (e.g. valgrind)."""
     port = free_port()
-    config = directory / "proxy.toml"
+    config = directory / f"{name}.toml"
+    proxy_id = "bench" if name == "proxy" else name
     config.write_text(
-        f'cluster = "bench"\n[etcd]\nendpoints = ["{etcd_url}"]\n[proxy]\nid = "bench"\n'
+        f'cluster = "bench"\n[etcd]\nendpoints = ["{etcd_url}"]\n[proxy]\nid = "{proxy_id}"\n'
         f'read_write_listen = "{LOOPBACK}:{port}"\nhttp_listen = "{LOOPBACK}:{free_port()}"\n'
     )
-    command = [sys.executable, "-m", "rhizome.proxy.main", "-c", str(config)]
-    process = ServerProcess(command, directory / "proxy.log", env=dict(os.environ))
+    command = [*wrapper, sys.executable, "-m", "rhizome.proxy.main", "-c", str(config)]
+    process = ServerProcess(command, directory / f"{name}.log", env=dict(os.environ))
     process.start()
     return process, port
 
 
-def start_haproxy(directory: Path, server_port: int, threads: int) -> tuple[ServerProcess, int]:
+def start_haproxy(
+    directory: Path,
+    server_port: int,
+    threads: int,
+    name: str = "haproxy",
+    wrapper: Sequence[str] = (),
+) -> tuple[ServerProcess, int]:
+    """Start HAProxy in tcp mode with `threads` threads, optionally under `wrapper`."""
     port = free_port()
-    config = directory / f"haproxy-{threads}.cfg"
+    config = directory / f"{name}-{threads}.cfg"
     config.write_text(
         HAPROXY_CONFIG.format(threads=threads, host=LOOPBACK, port=port, server_port=server_port)
     )
-    process = ServerProcess(["haproxy", "-db", "-f", str(config)], directory / "haproxy.log")
+    command = [*wrapper, "haproxy", "-db", "-f", str(config)]
+    process = ServerProcess(command, directory / f"{name}.log")
     process.start()
     return process, port
 
 
+@contextlib.contextmanager
+def routed_postgres(directory: Path, scale: int) -> Iterator[tuple[str, PostgresInstance]]:
+    """One etcd and one PostgreSQL (pgbench tables at `scale`), the store routing to it.
+
+    Yields (etcd client URL, PostgreSQL); both are stopped on exit.
+    """
+    etcd = start_etcd(directory, "bench", tls=False, client_cert_auth=False, auth=False)
+    postgres = PostgresInstance("pg1", directory / "postgres", settings=POSTGRES_SETTINGS)
+    try:
+        postgres.initdb()
+        postgres.start()
+        pgbench(["-i", "-q", "-s", str(scale)], postgres.port)
+        route_store(etcd.client_url, postgres)
+        yield etcd.client_url, postgres
+    finally:
+        postgres.cleanup()
+        etcd.stop()
+
+
 def measure(arguments: argparse.Namespace) -> list[Run]:
-    with tempfile.TemporaryDirectory(prefix="rhizome-bench-proxy-") as name:
+    with (
+        tempfile.TemporaryDirectory(prefix="rhizome-bench-proxy-") as name,
+        routed_postgres(Path(name), arguments.scale) as (etcd_url, postgres),
+    ):
         directory = Path(name)
-        etcd = start_etcd(directory, "bench", tls=False, client_cert_auth=False, auth=False)
-        postgres = PostgresInstance("pg1", directory / "postgres", settings=POSTGRES_SETTINGS)
         processes: list[ServerProcess] = []
         try:
-            postgres.initdb()
-            postgres.start()
-            pgbench(["-i", "-q", "-s", str(arguments.scale)], postgres.port)
-            route_store(etcd.client_url, postgres)
             targets = [Target("direct", postgres.port, None)]
-            rhizome, rhizome_port = start_rhizome_proxy(directory, etcd.client_url)
+            rhizome, rhizome_port = start_rhizome_proxy(directory, etcd_url)
             processes.append(rhizome)
             targets.append(Target("rhizome-proxy", rhizome_port, rhizome.pid))
             for threads in arguments.haproxy_threads:
@@ -198,8 +228,6 @@ def measure(arguments: argparse.Namespace) -> list[Run]:
         finally:
             for process in processes:
                 process.stop()
-            postgres.cleanup()
-            etcd.stop()
 
 
 def haproxy_name(threads: int) -> str:

@@ -9,6 +9,7 @@ packages=(
     python3 python3-venv            # Debian's interpreter: the postgres user can read it
     openssl                         # test certificates for etcd TLS
     haproxy                         # the proxy benchmark's peer
+    strace valgrind                 # the proxy benchmark's work counts (bench/proxy_work.py)
     make git
 )
 
