@@ -58,7 +58,10 @@ rm -f "$rootfs/etc/apt/sources.list"
 } > "$rootfs/etc/apt/sources.list.d/debian.sources"
 # No package lists in the image: those debootstrap left know bookworm only, and
 # their fresh time stamps would keep apt (cache_valid_time) from reading the above.
-rm -rf "$rootfs"/var/lib/apt/lists/*
+# The lists directory is dated 1970 so that Ansible's apt (which goes by its
+# time stamp) reads the lists anew on first use.
+rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/lib/apt/periodic/update-success-stamp
+touch -d @0 "$rootfs/var/lib/apt/lists"
 # Units that make no sense in a container.
 for unit in systemd-resolved.service getty.target console-getty.service systemd-logind.service \
     systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer; do
