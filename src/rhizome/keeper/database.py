@@ -1,15 +1,19 @@
-"""Short SQL sessions with PostgreSQL: the local instance and an upstream.
+"""SQL sessions with PostgreSQL: the local instance and an upstream.
 
 Every connection has a connect timeout and a statement timeout, so a frozen
 server never blocks the keeper for long. Passwords go to libpq as connection
-parameters, never through a command line.
+parameters, never through a command line. The loop's observations reuse one
+`KeptSession` (a new connection costs a backend and a SCRAM exchange); the
+other sessions are short.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import select
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg2
 import psycopg2.extensions
@@ -20,8 +24,16 @@ from rhizome.keeper.config import KeeperConfig
 CONNECT_TIMEOUT = 3
 STATEMENT_TIMEOUT_MS = 10_000
 
+OBSERVATION_TIMEOUT = CONNECT_TIMEOUT
+"""Seconds a kept session may take to connect, or to answer one observation."""
+
 Connection = psycopg2.extensions.connection
 DatabaseError = psycopg2.Error
+Result = TypeVar("Result")
+
+
+class Unresponsive(psycopg2.OperationalError):  # type: ignore[misc]  # psycopg2 is untyped
+    """The instance did not answer within OBSERVATION_TIMEOUT."""
 
 
 @contextmanager
@@ -76,3 +88,92 @@ def accepts_connections(keeper: KeeperConfig) -> bool:
     except DatabaseError:
         return False
     return True
+
+
+class KeptSession:
+    """A long-lived autocommit session with the local instance, for one thread.
+
+    A query that fails on the kept connection (a restarted PostgreSQL closed
+    it) is retried at once on a fresh one; any failure closes the connection.
+    Waits are bounded on the client side, so a frozen server is reported as
+    not answering after OBSERVATION_TIMEOUT, as a connect timeout did.
+    """
+
+    def __init__(self, keeper: KeeperConfig) -> None:
+        self.keeper = keeper
+        self._connection: Any = None
+
+    def run(self, work: Callable[[Any], Result]) -> Result:
+        """`work(cursor)`; raises DatabaseError when the instance does not answer."""
+        if self._connection is not None:
+            try:
+                return self._run_once(work)
+            except Unresponsive:
+                raise
+            except DatabaseError:
+                pass  # a broken connection: once more on a fresh one
+        return self._run_once(work)
+
+    def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+    def _run_once(self, work: Callable[[Any], Result]) -> Result:
+        try:
+            if self._connection is None:
+                self._connection = self._connect()
+            with self._connection.cursor() as cursor:
+                return work(BoundedCursor(cursor, time.monotonic() + OBSERVATION_TIMEOUT))
+        except DatabaseError:
+            self.close()
+            raise
+
+    def _connect(self) -> Any:
+        keeper = self.keeper
+        connection = psycopg2.connect(
+            host=str(keeper.socket_dir),
+            port=keeper.port,
+            user=keeper.superuser,
+            password=keeper.superuser_password,
+            dbname="postgres",
+            application_name="rhizome-keeper",
+            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
+            async_=True,  # autocommit; every wait goes through wait_until()
+        )
+        try:
+            wait_until(connection, time.monotonic() + OBSERVATION_TIMEOUT)
+        except DatabaseError:
+            connection.close()
+            raise
+        return connection
+
+
+class BoundedCursor:
+    """An asynchronous connection's cursor whose queries finish by `deadline`."""
+
+    def __init__(self, cursor: Any, deadline: float) -> None:
+        self.cursor = cursor
+        self.deadline = deadline
+
+    def execute(self, query: str, parameters: tuple[Any, ...] | None = None) -> None:
+        self.cursor.execute(query, parameters)
+        wait_until(self.cursor.connection, self.deadline)
+
+    def fetchone(self) -> Any:
+        return self.cursor.fetchone()
+
+    def fetchall(self) -> Any:
+        return self.cursor.fetchall()
+
+
+def wait_until(connection: Any, deadline: float) -> None:
+    """Drive an asynchronous connection's pending operation; Unresponsive after `deadline`."""
+    while (state := connection.poll()) != psycopg2.extensions.POLL_OK:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise Unresponsive(f"PostgreSQL did not answer within {OBSERVATION_TIMEOUT} s")
+        if state == psycopg2.extensions.POLL_READ:
+            select.select([connection], [], [], remaining)
+        else:
+            select.select([], [connection], [], remaining)

@@ -15,6 +15,7 @@ from rhizome.keeper.conffiles import (
 )
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.controldata import ControlData, has_data, read_control_data
+from rhizome.keeper.database import KeptSession
 from rhizome.keeper.observe import fetch_history, observe_sql
 from rhizome.keeper.plan import (
     ClusterFacts,
@@ -100,6 +101,7 @@ def data_state(keeper: KeeperConfig) -> DataState:
 def observe_local(
     keeper: KeeperConfig,
     wish: Desired,
+    session: KeptSession,
     *,
     process_running: bool,
     recovering_since: float | None,
@@ -108,7 +110,7 @@ def observe_local(
 ) -> LocalStatus:
     """Everything the keeper can see of its own PostgreSQL now."""
     data = data_state(keeper)
-    sql = observe_sql(keeper) if process_running else None
+    sql = observe_sql(keeper, session) if process_running else None
     control = None
     if data == "present" and not process_running:
         control = control_data(keeper)

@@ -16,6 +16,7 @@ import time
 from rhizome.etcd import EtcdError
 from rhizome.keeper import actions, datadir, inputs
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.database import KeptSession
 from rhizome.keeper.lease import LeaseGuard
 from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, RewindOutcome, plan
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode, stop_stray_postmaster
@@ -43,6 +44,8 @@ class Keeper:
         self.stopping = threading.Event()
         self.follower = StoreFollower(store)
         self.postmaster = Postmaster(keeper, self._postmaster_exited)
+        self.session = KeptSession(keeper)
+        """The loop thread's observation session (closed while PostgreSQL is down)."""
         self.lease: LeaseGuard | None = None
         self.spec = ClusterSpec()
         self.role: str | None = None
@@ -111,8 +114,11 @@ class Keeper:
         self.role = wish.role
         if wish.role != "master":
             self.crashed_at = None
+        running = self.postmaster.running
+        if not running:
+            self.session.close()
         local = inputs.observe_local(
-            self.config, wish, process_running=self.postmaster.running,
+            self.config, wish, self.session, process_running=running,
             recovering_since=self._recovering_since(), rewind_outcome=self._rewind_outcome(wish),
             lease_fresh=self.lease.fresh(),
         )  # fmt: skip
@@ -231,6 +237,7 @@ class Keeper:
 
     def _shut_down(self) -> None:
         log.info("keeper %s stopping", self.config.name)
+        self.session.close()
         try:
             self.postmaster.stop(StopMode.FAST)
         finally:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from rhizome.keeper.conffiles import Upstream
 from rhizome.keeper.config import KeeperConfig
-from rhizome.keeper.database import DatabaseError, local_session, upstream_session
+from rhizome.keeper.database import DatabaseError, KeptSession, upstream_session
 from rhizome.keeper.passwords import verifier_matches
 from rhizome.keeper.timelines import (
     TimelineSwitch,
@@ -49,11 +49,10 @@ class SqlObservation:
         return max(known) if known else None
 
 
-def observe_sql(keeper: KeeperConfig) -> SqlObservation | None:
-    """Query the local instance; None when it does not answer."""
+def observe_sql(keeper: KeeperConfig, session: KeptSession) -> SqlObservation | None:
+    """Query the local instance through `session`; None when it does not answer."""
     try:
-        with local_session(keeper) as cursor:
-            return _observe(cursor, keeper)
+        return session.run(lambda cursor: _observe(cursor, keeper))
     except DatabaseError:
         return None
 

@@ -10,6 +10,7 @@ read passwords from a 0600 passfile, never from their command line.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import os
@@ -32,8 +33,13 @@ def scram_verifier(
     return f"SCRAM-SHA-256${iterations}:{_b64(salt)}${_b64(stored_key)}:{_b64(server_key)}"
 
 
+@functools.lru_cache(maxsize=8)
 def verifier_matches(verifier: str | None, password: str) -> bool:
-    """Whether a stored verifier was computed from `password` (False for md5 or none)."""
+    """Whether a stored verifier was computed from `password` (False for md5 or none).
+
+    Remembered: a primary checks its two roles on every observation, and each
+    check costs a PBKDF2 of SCRAM_ITERATIONS rounds.
+    """
     if not verifier or not verifier.startswith("SCRAM-SHA-256$"):
         return False
     try:

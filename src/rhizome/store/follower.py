@@ -35,6 +35,9 @@ class StoreFollower:
         self._changed = threading.Condition(self._lock)
         self._stopped = threading.Event()
         self._connected = False
+        self._version = 0
+        """Counts changes to the keys: `view()` decodes them again only after one."""
+        self._last_view: tuple[int, ClusterView] | None = None
         self._thread = threading.Thread(target=self._run, name="store-follower", daemon=True)
 
     def start(self) -> StoreFollower:
@@ -58,10 +61,16 @@ class StoreFollower:
         return self._synchronized
 
     def view(self) -> ClusterView:
+        """The current keys, decoded (the same view again while nothing changed)."""
         with self._lock:
+            if self._last_view is not None and self._last_view[0] == self._version:
+                return self._last_view[1]
             items = list(self._items.values())
-            revision = self._revision
-        return build_view(self.store.keys, revision, items)
+            revision, version = self._revision, self._version
+        view = build_view(self.store.keys, revision, items)
+        with self._lock:
+            self._last_view = (version, view)
+        return view
 
     def wait_for_change(self, after_revision: int, timeout: float) -> int:
         """Block until the revision passes `after_revision` or `timeout`; returns the revision."""
@@ -84,6 +93,7 @@ class StoreFollower:
             version = current.version + 1 if current else 1
             self._items[key] = KeyValue(key, value, create_revision, mod_revision, version, lease)
             self._revision = max(self._revision, mod_revision)
+            self._version += 1
             self._changed.notify_all()
 
     def _run(self) -> None:
@@ -116,4 +126,5 @@ class StoreFollower:
                 else:
                     self._items[event.item.key] = event.item
             self._revision = max(self._revision, update.revision)
+            self._version += 1
             self._changed.notify_all()
