@@ -31,6 +31,7 @@ from rhizome.store.documents import (
     KeeperInfo,
     ProxyTarget,
 )
+from rhizome.store.state import DRAINING_PHASE, Operation
 from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.postgres import PostgresInstance
 from tests.harness.processes import ServerProcess
@@ -201,10 +202,33 @@ class StandInSentinel:
             }
             target = previous.proxy_target.retargeted(master, host, port)
         state = previous.with_next_generation(
-            initialized=True, master=master, assignments=assignments, proxy_target=target
+            initialized=True,
+            master=master,
+            assignments=assignments,
+            proxy_target=target,
+            operation=None,
         )
         written = self.store.write_state(state, stored.mod_revision if stored else 0)
         assert written is not None, "state changed under the test"
+        return target.proxy_generation
+
+    def hold_new_clients(self) -> int:
+        """Write a switchover's first phase: the same target, a new generation, draining."""
+        stored = self.store.read_state()
+        assert stored is not None
+        previous = stored.document
+        now = time.time()
+        operation = Operation(
+            kind="switchover",
+            phase=DRAINING_PHASE,
+            previous_master=previous.master,
+            started_at=now,
+            phase_started_at=now,
+        )
+        current = previous.proxy_target
+        target = current.retargeted(current.master, current.host, current.port)
+        state = previous.with_next_generation(operation=operation, proxy_target=target)
+        assert self.store.write_state(state, stored.mod_revision) is not None
         return target.proxy_generation
 
     def publish_keeper(self, name: str, **observations: Any) -> None:

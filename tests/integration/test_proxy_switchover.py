@@ -1,7 +1,10 @@
-"""A switchover under a stream of new connections refuses none; the hold timeout explains itself."""
+"""A switchover under a stream of new connections refuses none; the hold timeout explains
+itself; before blocking, the proxy lets the logins under way finish."""
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import subprocess
 import threading
 import time
@@ -15,6 +18,7 @@ from tests.harness.postgres import POSTGRES_BIN
 from tests.integration.test_proxy_support import (
     FAST_TIMING,
     ProxyProcess,
+    TcpRelay,
     server_port,
     wait_for,
 )
@@ -130,3 +134,103 @@ def test_hold_timeout_refuses_with_an_error_the_client_shows(postgres_factory, s
     connection = proxy.connect()
     assert server_port(connection) == pg1.port
     connection.close()
+
+
+class GatedRelay(TcpRelay):
+    """A relay whose server-to-client bytes wait at a gate: logins that take long."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.gate = threading.Event()
+        super().__init__(target)
+
+    def connections(self) -> int:
+        with self.lock:
+            return len(self.sockets) // 2
+
+    def pump(self, source: socket.socket, destination: socket.socket) -> None:
+        from_server = source.getpeername() == self.target
+        try:
+            while data := source.recv(65536):
+                if from_server:
+                    self.gate.wait()
+                destination.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, destination):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+
+
+def connect_in_background(proxy: ProxyProcess, outcomes: list[int | str]) -> threading.Thread:
+    """A client connecting through the proxy; its server port (or error) lands in `outcomes`."""
+
+    def run() -> None:
+        try:
+            connection = proxy.connect(connect_timeout=20)
+            try:
+                outcomes.append(server_port(connection))
+            finally:
+                connection.close()
+        except psycopg2.Error as failure:
+            outcomes.append(str(failure).strip())
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.fixture
+def gated_master(postgres_factory, sentinel, proxy):
+    """pg1 behind a relay whose gate is closed, routed to, with the proxy started."""
+    pg1 = postgres_factory("pg1")
+    relay = GatedRelay((LOOPBACK, pg1.port))
+    sentinel.members["pg1"] = (LOOPBACK, relay.port)
+    sentinel.route_to("pg1")
+    proxy.start()
+    wait_for(lambda: proxy.health()[1]["read_write_target"] is not None, what="routing to pg1")
+    yield pg1, relay
+    relay.gate.set()
+    relay.close()
+
+
+def test_a_planned_switchover_waits_for_the_logins_under_way(gated_master, sentinel, proxy):
+    pg1, relay = gated_master
+    first: list[int | str] = []
+    logging_in = connect_in_background(proxy, first)
+    wait_for(lambda: relay.connections() == 1, what="the login to reach PostgreSQL")
+    generation = sentinel.hold_new_clients()
+    second: list[int | str] = []
+    held = connect_in_background(proxy, second)
+    held_metric = 'rhizome_proxy_held_connections{port="read_write"}'
+    wait_for(lambda: proxy.metric(held_metric) == 1, what="the new client to be held")
+    assert sentinel.acknowledged() < generation, "acknowledged with a login under way"
+    opened_at = time.monotonic()
+    relay.gate.set()
+    wait_for(lambda: sentinel.acknowledged() == generation, what="the drained generation")
+    acknowledged_after = time.monotonic() - opened_at
+    logging_in.join(timeout=10)
+    assert first == [pg1.port], "the login under way succeeded"
+    assert acknowledged_after < 0.9, "acknowledged when the login ended, not at the limit"
+    assert proxy.metric(held_metric) == 1
+    sentinel.route_to("pg1")  # the switchover abandoned: the held client goes on
+    held.join(timeout=10)
+    assert second == [pg1.port]
+
+
+def test_a_login_that_never_ends_delays_the_acknowledgement_by_the_drain_limit(
+    gated_master, sentinel, proxy
+):
+    _, relay = gated_master
+    outcome: list[int | str] = []
+    stuck = connect_in_background(proxy, outcome)
+    wait_for(lambda: relay.connections() == 1, what="the login to reach PostgreSQL")
+    started = time.monotonic()
+    generation = sentinel.hold_new_clients()
+    wait_for(lambda: sentinel.acknowledged() == generation, what="the generation after the limit")
+    waited = time.monotonic() - started
+    assert 0.9 < waited < 3.0, waited
+    nowhere = sentinel.route_to(None)
+    wait_for(lambda: sentinel.acknowledged() == nowhere, what="acknowledgement of 'none'")
+    stuck.join(timeout=10)
+    assert outcome and "closed the connection" in str(outcome[0]), outcome

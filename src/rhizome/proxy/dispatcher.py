@@ -5,7 +5,9 @@ to the current target of its port or, when there is none, held until one is
 published or the hold timeout refuses it. `apply(routes)` first closes every
 session whose backend the new routes no longer permit, and only then records
 the proxy generation as applied: the store follower acknowledges nothing
-earlier.
+earlier. Routes that hold new read-write clients before a planned switchover
+are applied once the read-write logins under way have finished (or after
+LOGIN_DRAIN_LIMIT), so that the switchover cuts no client in its login.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import cast
 
 from rhizome.proxy.config import ProxyConfig
@@ -32,6 +35,9 @@ CONNECT_RETRY_DELAY = 0.2
 """Seconds before a held client whose connection attempt failed tries again."""
 REFUSAL_LIMIT = 1000
 """Clients being answered with an error at once; more are simply closed."""
+LOGIN_DRAIN_LIMIT = 1.0
+"""Seconds a switchover waits at most for read-write logins under way (at most
+half of proxy_hold_timeout); a login still running then is cut by the switchover."""
 
 
 class Port:
@@ -69,6 +75,10 @@ class Dispatcher:
         self.refusals: set[Refusal] = set()
         self.active = 0
         self.accepting = True
+        self.drain_timer: asyncio.TimerHandle | None = None
+        """Set while routes that hold new read-write clients wait for logins to finish."""
+        self.acknowledged: Callable[[], None] = lambda: None
+        """Called when a generation is applied later than `apply` (after a drain)."""
 
     # -- new clients ---------------------------------------------------------
 
@@ -110,7 +120,7 @@ class Dispatcher:
 
     def pick(self, port: Port) -> Backend | None:
         if not port.read_only:
-            return self.routes.master
+            return None if self.routes.hold_new_read_write else self.routes.master
         port.turn += 1
         return choose_backend(self.routes.read_only_targets, port.active_by_backend(), port.turn)
 
@@ -186,6 +196,10 @@ class Dispatcher:
     def forwarding(self, session: Session) -> None:
         self.ports[session.read_only].counters.forwarded += 1
 
+    def login_finished(self, session: Session) -> None:
+        if self.drain_timer is not None:
+            self.check_drained()
+
     def closed(self, session: Session) -> None:
         port = self.ports[session.read_only]
         port.held.pop(session, None)
@@ -194,6 +208,8 @@ class Dispatcher:
         port.counters.bytes_from_clients += from_client
         port.counters.bytes_from_servers += to_client
         self.active -= 1
+        if self.drain_timer is not None:
+            self.check_drained()
 
     @staticmethod
     def forget_backend(port: Port, session: Session) -> None:
@@ -209,18 +225,43 @@ class Dispatcher:
 
     def apply(self, routes: Routes) -> None:
         """Put `routes` in force: close what they forbid, then serve held clients."""
+        self.stop_draining()  # nothing closed below may acknowledge these routes early
         self.routes = routes
         to_dispatch: list[Session] = []
         for port in self.ports.values():
             for backend in list(port.by_backend):
                 if not routes.permits(port.read_only, backend):
                     to_dispatch += self.close_backend(port, backend)
-        self.applied_generation = routes.proxy_generation
+        if routes.hold_new_read_write and self.logins_in_flight():
+            limit = min(LOGIN_DRAIN_LIMIT, routes.timing.proxy_hold_timeout / 2)
+            self.drain_timer = asyncio.get_running_loop().call_later(limit, self.drained)
+        else:
+            self.applied_generation = routes.proxy_generation
         for port in self.ports.values():
             to_dispatch += list(port.held)
         for session in to_dispatch:
             if session.state is SessionState.HELD:
                 self.dispatch(session)
+
+    def logins_in_flight(self) -> bool:
+        """Whether a read-write session is connecting or has not finished its login."""
+        sessions = self.ports[False].by_backend.values()
+        return any(session.logging_in for group in sessions for session in group)
+
+    def check_drained(self) -> None:
+        if not self.logins_in_flight():
+            self.drained()
+
+    def drained(self) -> None:
+        """The logins under way finished (or the drain limit passed): acknowledge."""
+        self.stop_draining()
+        self.applied_generation = self.routes.proxy_generation
+        self.acknowledged()
+
+    def stop_draining(self) -> None:
+        if self.drain_timer is not None:
+            self.drain_timer.cancel()
+            self.drain_timer = None
 
     def close_backend(self, port: Port, backend: Backend) -> list[Session]:
         """Close every forwarded session to `backend`; return those still connecting."""
@@ -243,6 +284,7 @@ class Dispatcher:
     def shutdown(self) -> None:
         """Stop accepting and close every connection at once."""
         self.accepting = False
+        self.stop_draining()
         for port in self.ports.values():
             for session in port.sessions():
                 session.abort()

@@ -32,6 +32,7 @@ class StoreFence:
         self.fenced = True
         """True until the first renewal with a fresh view, and after a missed deadline."""
         self.timer: asyncio.TimerHandle | None = None
+        dispatcher.acknowledged = lambda: self.wake_publisher()  # a drain ended
 
     @property
     def acknowledged_generation(self) -> int:

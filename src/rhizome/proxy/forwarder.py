@@ -5,6 +5,7 @@ buffers what the client sends while the session is held or connecting; once
 the server connection is up, both sockets get a `Pipe`, the hot path: each
 chunk read is written straight to the other socket, no coroutine, no copy,
 with flow control (a full write buffer pauses reading on the other side).
+The server side also reads the login's answers (login.py) until it ends.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from typing import Any, Protocol, cast
 
 from rhizome.proxy.config import KeepaliveSettings
+from rhizome.proxy.login import LoginWatch
 from rhizome.proxy.routing import Backend
 from rhizome.proxy.wire import PacketKind, classify_first_packet
 
@@ -46,6 +48,8 @@ class SessionOwner(Protocol):
     def connect_failed(self, session: Session, error: str) -> None: ...
 
     def forwarding(self, session: Session) -> None: ...
+
+    def login_finished(self, session: Session) -> None: ...
 
     def closed(self, session: Session) -> None: ...
 
@@ -83,11 +87,25 @@ class ServerPipe(Pipe):
 
     Only the attempt the session still waits for becomes its server side; a
     stale one (its backend was retargeted away meanwhile) is closed unused
-    and never touches the session.
+    and never touches the session. Until the login ended, each chunk is also
+    read by a `LoginWatch`; then the pipe is set again as the transport's
+    protocol, because uvloop looks `data_received` up only when it is set.
     """
+
+    def __init__(self, session: Session, peer: asyncio.Transport) -> None:
+        super().__init__(session, peer)
+        self.login: LoginWatch | None = LoginWatch()
+        self.data_received = self.watch_login  # type: ignore[method-assign]
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.session.server_connected(cast(asyncio.Transport, transport), self)
+
+    def watch_login(self, data: bytes) -> None:
+        self.peer.write(data)
+        if self.login is not None and self.login.feed(data):
+            self.login = None
+            self.data_received = self.peer.write  # type: ignore[method-assign]
+            self.session.login_finished(self)
 
     def eof_received(self) -> bool:
         if self.session.server_pipe is not self:
@@ -166,7 +184,7 @@ class Session:
         self.connect_task: asyncio.Task[object] | None = None
         self.server: asyncio.Transport | None = None
         self.client_pipe: Pipe | None = None
-        self.server_pipe: Pipe | None = None
+        self.server_pipe: ServerPipe | None = None
         self.pending_pipe: ServerPipe | None = None
         self.last_error: str | None = None
         self.client_socket = client.get_extra_info("socket")
@@ -263,6 +281,19 @@ class Session:
         if self.client_eof:
             server.write_eof()
         self.owner.forwarding(self)
+
+    @property
+    def logging_in(self) -> bool:
+        """Connecting, or forwarding before the server ended the login."""
+        if self.state is SessionState.CONNECTING:
+            return True
+        pipe = self.server_pipe
+        return self.state is SessionState.FORWARDING and pipe is not None and pipe.login is not None
+
+    def login_finished(self, pipe: ServerPipe) -> None:
+        if pipe is self.server_pipe and self.server is not None:
+            self.server.set_protocol(pipe)  # from now on uvloop calls peer.write directly
+            self.owner.login_finished(self)
 
     # -- ending ------------------------------------------------------------
 

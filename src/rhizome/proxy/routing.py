@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from rhizome.spec import ClusterSpec, TimingSettings
 from rhizome.store.documents import ClusterState, KeeperInfo
 from rhizome.store.positions import reference_position, standby_lag
+from rhizome.store.state import DRAINING_PHASE
 from rhizome.store.view import ClusterView
 
 
@@ -54,11 +55,20 @@ class Routes:
     """Backends whose existing read-only connections may stay open."""
     standby_exclusions: tuple[tuple[str, str], ...] = ()
     """(keeper, reason) of keepers left out of the read-only targets."""
+    hold_new_read_write: bool = False
+    """A planned switchover is about to move the master: new read-write clients
+    are held while the sessions to the master go on (operation phase `draining`)."""
     timing: TimingSettings = field(default_factory=TimingSettings)
 
     def nowhere(self) -> Routes:
         """The same routes with every target removed (a proxy cut off from the store)."""
-        return replace(self, master=None, read_only_targets=(), read_only_allowed=frozenset())
+        return replace(
+            self,
+            master=None,
+            read_only_targets=(),
+            read_only_allowed=frozenset(),
+            hold_new_read_write=False,
+        )
 
     def same_targets(self, other: Routes) -> bool:
         """True when only the revision label differs."""
@@ -90,8 +100,15 @@ def compute_routes(view: ClusterView, settings: RoutingSettings) -> Routes:
         read_only_targets=targets,
         read_only_allowed=frozenset(allowed),
         standby_exclusions=exclusions,
+        hold_new_read_write=holds_new_read_write(state),
         timing=spec.timing,
     )
+
+
+def holds_new_read_write(state: ClusterState | None) -> bool:
+    """Whether a planned switchover asks proxies to hold new read-write clients."""
+    operation = state.operation if state is not None else None
+    return operation is not None and operation.phase == DRAINING_PHASE
 
 
 def read_write_backend(state: ClusterState | None) -> Backend | None:

@@ -131,6 +131,12 @@ class ProxyTarget(StoreModel):
         )
 
 
+DRAINING_PHASE = "draining"
+"""The first phase of a planned switchover: proxies hold new read-write clients
+and acknowledge the phase's proxy generation once the read-write logins under
+way have finished; the sessions to the master go on until the next phase."""
+
+
 class Operation(StoreModel):
     """The operation the leader sentinel is carrying out, phase by phase."""
 

@@ -33,9 +33,13 @@ from rhizome.sentinel.decision.membership import maintain_membership
 from rhizome.sentinel.decision.memory import BOOKKEEPING_FIELDS, update_memory
 from rhizome.sentinel.decision.model import ClusterObservation, Decision, Progress
 from rhizome.sentinel.decision.promotion import advance_promoting
-from rhizome.sentinel.decision.switchover import advance_blocking, advance_demoting
+from rhizome.sentinel.decision.switchover import (
+    advance_blocking,
+    advance_demoting,
+    advance_draining,
+)
 from rhizome.sentinel.decision.synchronous import maintain_synchronous_set
-from rhizome.store.state import ClusterState
+from rhizome.store.state import DRAINING_PHASE, ClusterState
 
 MAXIMUM_STEPS = 16
 """Steps of one decision; a handful suffice, the bound only guards against a loop."""
@@ -44,13 +48,14 @@ PAUSED_NOTE = "the cluster is paused: no change is made and commands stay pendin
 
 PHASES: dict[str, Callable[[Progress], None]] = {
     "fencing": advance_fencing,
+    DRAINING_PHASE: advance_draining,
     "blocking": advance_blocking,
     "demoting": advance_demoting,
     "promoting": advance_promoting,
 }
 """What moves each operation phase forward (initialising is handled apart)."""
 
-MASTER_PHASES = frozenset({"blocking", "promoting"})
+MASTER_PHASES = frozenset({DRAINING_PHASE, "blocking", "promoting"})
 """Phases in which a master is assigned, whose loss starts a failover."""
 
 

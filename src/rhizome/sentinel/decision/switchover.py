@@ -1,7 +1,11 @@
 """Planned switchover (command `switchover`, optional target).
 
-1. Block writes (phase `blocking`): proxies routed nowhere, the master keeps
-   running.
+0. Drain (phase `draining`, store.state.DRAINING_PHASE): the proxy target
+   gets a new generation with the same master; proxies hold new read-write
+   clients and acknowledge it once the logins under way have finished, so
+   that blocking cuts no client in the middle of its login.
+1. Block writes (phase `blocking`) once every live proxy acknowledged:
+   proxies routed nowhere, the master keeps running.
 2. Demote (phase `demoting`) once every live proxy acknowledged: the old
    master is `fenced`; its keeper shuts PostgreSQL down cleanly and reports
    `fenced` with its final flush position.
@@ -18,9 +22,9 @@ one is not eligible or lags. Abandoned (CommandResult "abandoned") after the
 command's timeout, when a phase lasts longer than proxy_hold_timeout, or when
 the target fails: while blocking, routing goes back to the old master; while
 demoting, the old master gets its role back (also when it stopped without a
-clean shutdown). Once the target is assigned master nothing is undone. If
-the old master's keeper is lost meanwhile, the switchover becomes an
-automatic failover.
+clean shutdown); while draining, proxies simply stop holding. Once the
+target is assigned master nothing is undone. If the old master's keeper is
+lost meanwhile, the switchover becomes an automatic failover.
 """
 
 from __future__ import annotations
@@ -41,11 +45,11 @@ from rhizome.sentinel.decision.results import (
     refuse_command,
 )
 from rhizome.store.documents import Command
-from rhizome.store.state import Operation
+from rhizome.store.state import DRAINING_PHASE, Operation
 
 
 def start_switchover(progress: Progress, command: Command, master_loss: str | None) -> None:
-    """Refuse the command, or block writes (phase blocking)."""
+    """Refuse the command, or hold new clients (phase draining)."""
     master = progress.state.master
     if master_loss is not None or master is None:
         refuse_command(progress, command, f"{master_loss}: use a failover command")
@@ -62,7 +66,7 @@ def start_switchover(progress: Progress, command: Command, master_loss: str | No
         return
     operation = Operation(
         kind="switchover",
-        phase="blocking",
+        phase=DRAINING_PHASE,
         target=choice.best,
         previous_master=master,
         started_at=progress.now,
@@ -71,8 +75,49 @@ def start_switchover(progress: Progress, command: Command, master_loss: str | No
         phase_generation=progress.next_generation,
         reason=f"switchover to {choice.best} requested by {command.requested_by}",
     )
-    progress.change(operation=operation, proxy_target=progress.state.proxy_target.retargeted(None))
-    progress.note(f"switchover: blocking writes to move the master from {master} to {choice.best}")
+    target = progress.state.proxy_target
+    progress.change(
+        operation=operation, proxy_target=target.retargeted(target.master, target.host, target.port)
+    )
+    progress.note(
+        f"switchover: holding new clients to move the master from {master} to {choice.best}"
+    )
+
+
+def advance_draining(progress: Progress) -> None:
+    """Block writes once every live proxy has no read-write login under way."""
+    operation = progress.state.operation
+    assert operation is not None and operation.target is not None
+    if not still_eligible(progress, "new clients released"):
+        return
+    waiting = unacknowledged_proxies(progress)
+    if waiting:
+        progress.note(f"switchover: waiting for proxies {', '.join(waiting)} to finish logins")
+        return
+    progress.change(
+        operation=operation.with_changes(
+            phase="blocking",
+            phase_started_at=progress.now,
+            phase_generation=progress.next_generation,
+        ),
+        proxy_target=progress.state.proxy_target.retargeted(None),
+    )
+    progress.note(f"switchover: blocking writes to {operation.previous_master}")
+
+
+def still_eligible(progress: Progress, restored: str) -> bool:
+    """Before demoting: abandon (and say what is `restored`) when overdue or the target fails."""
+    operation = progress.state.operation
+    assert operation is not None and operation.target is not None
+    overdue = overdue_reason(progress)
+    if overdue is not None:
+        abandon_blocking(progress, f"{overdue}; {restored}")
+        return False
+    refusal = candidate_refusal(progress, operation.target, CATCH_UP_RULES, None)
+    if refusal is not None:
+        abandon_blocking(progress, f"target {operation.target} {refusal}; {restored}")
+        return False
+    return True
 
 
 def abandon_blocking(progress: Progress, reason: str) -> None:
@@ -87,14 +132,8 @@ def advance_blocking(progress: Progress) -> None:
     """Demote the old master once every live proxy routes nowhere."""
     state = progress.state
     operation = state.operation
-    assert operation is not None and operation.target is not None
-    overdue = overdue_reason(progress)
-    if overdue is not None:
-        abandon_blocking(progress, f"{overdue}; routing restored")
-        return
-    refusal = candidate_refusal(progress, operation.target, CATCH_UP_RULES, None)
-    if refusal is not None:
-        abandon_blocking(progress, f"target {operation.target} {refusal}; routing restored")
+    assert operation is not None
+    if not still_eligible(progress, "routing restored"):
         return
     waiting = unacknowledged_proxies(progress)
     if waiting:
