@@ -130,7 +130,7 @@ stdout_lines:
   elements: str
   sample:
     - submitted switchover command switchover-20240501-120003-a1b2 (to pg2)
-    - "switchover (to pg2): phase blocking"
+    - "switchover (to pg2): phase draining"
     - "switchover switchover-20240501-120003-a1b2 done pg1 -> pg2, writes paused 0.8 s: ..."
 """
 
