@@ -9,9 +9,10 @@ blinds the sentinel to the rest; callers decide whether a problem in `spec` or
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Generic
+from typing import Generic, cast
 
 from rhizome.etcd import KeyValue
 from rhizome.spec import ClusterSpec
@@ -60,10 +61,21 @@ class ClusterView:
     problems: tuple[StoreDocumentError, ...] = ()
 
 
+DECODED_DOCUMENTS_KEPT = 512
+"""Decoded documents remembered by their key and bytes: a view is rebuilt on
+every change of any key, and most keys have not changed since the last one."""
+
+
 def decode_stored(item: KeyValue, document_type: type[DocumentType]) -> Stored[DocumentType]:
     """Decode one key's value (raises StoreDocumentError naming the key)."""
-    document = decode_document(item.key, item.value, document_type)
+    document = cast(DocumentType, decode_remembered(item.key, item.value, document_type))
     return Stored(document=document, mod_revision=item.mod_revision, lease=item.lease)
+
+
+@functools.lru_cache(maxsize=DECODED_DOCUMENTS_KEPT)
+def decode_remembered(key: str, value: bytes, document_type: type[StoreDocument]) -> StoreDocument:
+    """decode_document, remembered (documents are immutable; errors are not remembered)."""
+    return decode_document(key, value, document_type)
 
 
 def build_view(keys: ClusterKeys, revision: int, items: Iterable[KeyValue]) -> ClusterView:
