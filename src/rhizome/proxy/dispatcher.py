@@ -185,6 +185,8 @@ class Dispatcher:
         session.backend = None
         session.last_error = error
         self.hold(session)
+        if self.drain_timer is not None:
+            self.check_drained()  # it was a login under way
         if session.state is SessionState.HELD:
             loop = asyncio.get_running_loop()
             loop.call_later(CONNECT_RETRY_DELAY, self.retry, session)
