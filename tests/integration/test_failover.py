@@ -11,6 +11,7 @@ import psycopg2
 import pytest
 
 from rhizome.cli.main import main as rhizomectl
+from rhizome.store.keys import KeyKind
 from tests.harness.cluster import LocalCluster, Writer, wait_for
 
 pytestmark = pytest.mark.integration
@@ -244,3 +245,18 @@ def test_a_removed_standby_data_directory_is_rebuilt(make_cluster):
         15,
         "the table created while the standby was gone",
     )
+
+
+def test_an_idle_keeper_writes_its_document_only_when_needed(make_cluster):
+    cluster, master = make_cluster()
+    cluster.wait_for_streaming(2, FAILOVER_TIMEOUT)
+    standby = next(name for name in cluster.keepers if name != master)
+    key = cluster.store.keys.member(KeyKind.KEEPER, standby)
+    client = cluster.store.client
+    first = wait_for(lambda: client.get(key), 10, f"{standby}'s document")
+    time.sleep(3)  # three observations of an idle standby
+    unchanged = client.get(key)
+    assert unchanged is not None and unchanged.mod_revision == first.mod_revision
+    assert client.delete(key)
+    again = wait_for(lambda: client.get(key), 5, f"{standby}'s document again")
+    assert again.lease == first.lease

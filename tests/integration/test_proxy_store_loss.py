@@ -148,3 +148,25 @@ def test_a_new_lease_ttl_in_the_spec_replaces_the_lease_and_the_key_never_disapp
         assert proxy.health()[0] == 200
     finally:
         proxy.stop()
+
+
+def test_the_proxy_document_is_written_on_changes_only_and_again_when_deleted(
+    etcd, sentinel, tmp_path
+):
+    sentinel.members["pg1"] = (LOOPBACK, 1)
+    sentinel.route_to("pg1")
+    proxy = ProxyProcess(tmp_path / "proxy", etcd.client_url)
+    try:
+        proxy.start()
+        key = "/rhizome/main/proxies/proxy1"
+        first = wait_for(lambda: sentinel.client.get(key), 5, "the proxy's key")
+        time.sleep(3 * FAST_TIMING.renew_interval)
+        unchanged = sentinel.client.get(key)
+        assert unchanged is not None and unchanged.mod_revision == first.mod_revision
+        assert sentinel.client.delete(key)
+        again = wait_for(lambda: sentinel.client.get(key), 5, "the proxy's key again")
+        assert again.lease == first.lease
+        generation = sentinel.route_to(None)
+        wait_for(lambda: sentinel.acknowledged() == generation, what="the new generation")
+    finally:
+        proxy.stop()

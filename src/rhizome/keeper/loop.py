@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 WAITING_RECHECK = 0.25
 FAILURE_BACKOFF = 1.0
 STARTUP_RETRY = 0.5
+UNCHANGED_REPUBLISH_INTERVALS = 10
+"""An unchanged observation is published again after this many
+keeper_publish_interval (a change at once): every put wakes every agent's
+watch, and the lease, not the document, tells that the keeper lives."""
 
 
 class Keeper:
@@ -56,6 +60,7 @@ class Keeper:
         self.last_error: str | None = None
         self.published: KeeperInfo | None = None
         self.published_at = 0.0
+        self.next_observation = 0.0
         self.republish = False
 
     def request_stop(self) -> None:
@@ -154,20 +159,25 @@ class Keeper:
         interval = self.spec.timing.keeper_publish_interval
         if decided.waiting is not None:
             return min(WAITING_RECHECK, interval)
-        return max(0.01, self.published_at + interval - time.monotonic())
+        now = time.monotonic()
+        if now >= self.next_observation:
+            self.next_observation = now + interval
+        return max(0.01, self.next_observation - now)
 
     def _publish(self, local: LocalStatus) -> None:
-        """Publish the observation when it changed, or when the interval has passed."""
+        """Publish the observation when it changed, is missing from the store, or is old."""
         assert self.lease is not None
         info = keeper_info(
             self.config, local, observed_at=time.time(),
             acknowledged_generation=self.acknowledged_generation,
             may_accept_writes=self.postmaster.may_accept_writes, last_error=self.last_error,
         )  # fmt: skip
-        due = time.monotonic() >= self.published_at + self.spec.timing.keeper_publish_interval
+        interval = self.spec.timing.keeper_publish_interval
+        due = time.monotonic() >= self.published_at + interval * UNCHANGED_REPUBLISH_INTERVALS
+        missing = self.config.name not in self.follower.view().keepers
         lease_id = self.lease.lease_id
         if lease_id is None or (
-            same_report(self.published, info) and not due and not self.republish
+            same_report(self.published, info) and not (due or missing or self.republish)
         ):
             return
         self.republish = False

@@ -4,9 +4,10 @@ The watch thread keeps the cluster's keys up to date from a `PrefixWatcher`
 and sends the routes they imply to the event loop as soon as anything that
 matters changed. The lease thread renews the proxy's lease every
 `renew_interval`, publishes its `ProxyInfo` (with the proxy generation the
-loop has applied) on every renewal and whenever that generation changes, and
-tells the loop when each successful renewal was *sent*: the loop's close
-deadline counts from there. After any failure it reads the whole store again
+loop has applied) on a new lease, whenever that generation changes and when
+the watch shows the key gone (not on every renewal: every put wakes every
+agent's watch), and tells the loop when each successful renewal was *sent*:
+the loop's close deadline counts from there. After any failure it reads the whole store again
 before reporting a renewal, so a fenced proxy resumes with a fresh view.
 """
 
@@ -61,6 +62,9 @@ class StoreFollower:
         self.watcher = self.watch_store.watcher(idle_timeout=WATCH_IDLE_TIMEOUT)
         self.lease: Lease | None = None
         self.published_generation = -1
+        """Generation in the published document; -1 when it must be published."""
+        self.published_on: int | None = None
+        """The lease the document was published on."""
         self.last_renewal = 0.0
         self.reported_problems: frozenset[str] = frozenset()
         self.threads = [
@@ -99,10 +103,14 @@ class StoreFollower:
     def watch_loop(self) -> None:
         keys: dict[str, KeyValue] = {}
         label = 0
+        own_key = self.watch_store.keys.member(KeyKind.PROXY, self.config.id)
         while not self.stopping.is_set():
             try:
                 for update in self.watcher.updates():
                     label = apply_update(keys, update, label)
+                    if own_key not in keys and self.published_generation >= 0:
+                        self.published_generation = -1  # deleted: the lease thread publishes
+                        self.wake.set()
                     if update.snapshot is not None or self.matters(update):
                         self.post(self.fence.offer, self.routes_of(keys.values(), label))
             except EtcdError as error:
@@ -170,7 +178,7 @@ class StoreFollower:
         self.counters.renewals += 1
         self.last_renewal = started
         self.post(self.fence.renewed, started, fresh)
-        published = self.publish()
+        published = self.is_published() or self.publish()
         if published and replaced is not None:
             self.revoke_quietly(replaced)
         return published and replaced is None
@@ -199,6 +207,12 @@ class StoreFollower:
         view = self.lease_store.read_view()
         return compute_routes(view, self.settings)
 
+    def is_published(self) -> bool:
+        """Whether the store has our document with the applied generation, on our lease."""
+        lease_id = self.lease.id if self.lease is not None else None
+        current = (self.fence.acknowledged_generation, lease_id)
+        return current == (self.published_generation, self.published_on)
+
     def publish(self) -> bool:
         lease = self.lease
         if lease is None:
@@ -221,6 +235,7 @@ class StoreFollower:
             log.warning("publishing the proxy document failed: %s", error)
             return False
         self.published_generation = generation
+        self.published_on = lease.id
         return True
 
 

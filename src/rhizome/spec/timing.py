@@ -32,7 +32,8 @@ class TimingSettings(StoreModel):
     """Durations in seconds; see the module documentation for how they relate."""
 
     keeper_publish_interval: Duration = 1.0
-    """How often a keeper publishes its observations and renews its lease."""
+    """How often a keeper observes PostgreSQL and renews its lease (it publishes
+    a changed observation at once, an unchanged one every 10 intervals)."""
     keeper_lease_ttl: Duration = 5.0
     """Lease of a keeper's key; when it expires the keeper counts as dead."""
     fence_deadline: Duration = 3.5
