@@ -40,8 +40,8 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WORKLOADS = {"select-only": ["-S"], "TPC-B": []}
 POSTGRES_SETTINGS = {"max_connections": "100", "synchronous_commit": "off"}
 READING_NOTE = (
-    "The rhizome-proxy figure includes its store threads (lease renewal, ProxyInfo "
-    "publication and watch: about 3 ms of CPU per second when idle). On this shared 2-core "
+    "The rhizome-proxy figure includes its store threads (lease renewal every second, watch; "
+    "about 3 ms of CPU per second when idle). On this shared 2-core "
     "machine run-to-run spread is large: compare rows of one run only."
 )
 HAPROXY_CONFIG = """global

@@ -16,7 +16,7 @@ TPC-B, the same setup as bench/proxy.py):
    the median of the rhizome/HAProxy ratio of adjacent runs.
 
 Each figure separates the event-loop thread of rhizome-proxy from its store
-threads (lease renewal, ProxyInfo publication, watch). The tables go to the
+threads (lease renewal, watch). The tables go to the
 "proxy-work" section of docs/benchmarks.md.
 
 Run with `PYTHONPATH=. .venv/bin/python bench/proxy_work.py`.
@@ -68,7 +68,7 @@ READING_NOTE = (
     "on both sides, no splice, no EAGAIN reads); HAProxy adds clock_gettime calls for its "
     "CPU-time accounting. In user space, uvloop takes the GIL twice per read (its read-buffer "
     "allocation callback is `with gil`, then the read callback), and rhizome-proxy's store "
-    "threads renew the lease and publish its ProxyInfo every second whatever the load."
+    "threads renew the lease every second whatever the load."
 )
 SHOWN_SYSCALLS = 9
 """Syscall kinds listed one by one in the table (the most frequent); the rest are summed."""

@@ -77,6 +77,8 @@ class Dispatcher:
         self.accepting = True
         self.drain_timer: asyncio.TimerHandle | None = None
         """Set while routes that hold new read-write clients wait for logins to finish."""
+        self.drain_until = (-1, 0.0)
+        """(proxy generation, monotonic time) by which its drain ends."""
         self.acknowledged: Callable[[], None] = lambda: None
         """Called when a generation is applied later than `apply` (after a drain)."""
 
@@ -235,8 +237,7 @@ class Dispatcher:
                 if not routes.permits(port.read_only, backend):
                     to_dispatch += self.close_backend(port, backend)
         if routes.hold_new_read_write and self.logins_in_flight():
-            limit = min(LOGIN_DRAIN_LIMIT, routes.timing.proxy_hold_timeout / 2)
-            self.drain_timer = asyncio.get_running_loop().call_later(limit, self.drained)
+            self.start_draining(routes)
         else:
             self.applied_generation = routes.proxy_generation
         for port in self.ports.values():
@@ -249,6 +250,14 @@ class Dispatcher:
         """Whether a read-write session is connecting or has not finished its login."""
         sessions = self.ports[False].by_backend.values()
         return any(session.logging_in for group in sessions for session in group)
+
+    def start_draining(self, routes: Routes) -> None:
+        """Acknowledge once the logins under way end, by the drain limit of this generation."""
+        if self.drain_until[0] != routes.proxy_generation:  # not restarted by a re-apply
+            limit = min(LOGIN_DRAIN_LIMIT, routes.timing.proxy_hold_timeout / 2)
+            self.drain_until = (routes.proxy_generation, time.monotonic() + limit)
+        delay = max(0.0, self.drain_until[1] - time.monotonic())
+        self.drain_timer = asyncio.get_running_loop().call_later(delay, self.drained)
 
     def check_drained(self) -> None:
         if not self.logins_in_flight():
