@@ -87,12 +87,8 @@ def start_switchover(progress: Progress, command: Command, master_loss: str | No
 def advance_draining(progress: Progress) -> None:
     """Block writes once every live proxy has no read-write login under way."""
     operation = progress.state.operation
-    assert operation is not None and operation.target is not None
-    if not still_eligible(progress, "new clients released"):
-        return
-    waiting = unacknowledged_proxies(progress)
-    if waiting:
-        progress.note(f"switchover: waiting for proxies {', '.join(waiting)} to finish logins")
+    assert operation is not None
+    if not proxies_ready(progress, "new clients released", "finish logins"):
         return
     progress.change(
         operation=operation.with_changes(
@@ -105,8 +101,12 @@ def advance_draining(progress: Progress) -> None:
     progress.note(f"switchover: blocking writes to {operation.previous_master}")
 
 
-def still_eligible(progress: Progress, restored: str) -> bool:
-    """Before demoting: abandon (and say what is `restored`) when overdue or the target fails."""
+def proxies_ready(progress: Progress, restored: str, waiting_for: str) -> bool:
+    """Before demoting: whether every live proxy acknowledged the phase's generation.
+
+    Abandons the switchover (saying what is `restored`) when it is overdue or
+    the target fails; notes the proxies still to `waiting_for`.
+    """
     operation = progress.state.operation
     assert operation is not None and operation.target is not None
     overdue = overdue_reason(progress)
@@ -116,6 +116,10 @@ def still_eligible(progress: Progress, restored: str) -> bool:
     refusal = candidate_refusal(progress, operation.target, CATCH_UP_RULES, None)
     if refusal is not None:
         abandon_blocking(progress, f"target {operation.target} {refusal}; {restored}")
+        return False
+    waiting = unacknowledged_proxies(progress)
+    if waiting:
+        progress.note(f"switchover: waiting for proxies {', '.join(waiting)} to {waiting_for}")
         return False
     return True
 
@@ -133,11 +137,7 @@ def advance_blocking(progress: Progress) -> None:
     state = progress.state
     operation = state.operation
     assert operation is not None
-    if not still_eligible(progress, "routing restored"):
-        return
-    waiting = unacknowledged_proxies(progress)
-    if waiting:
-        progress.note(f"switchover: waiting for proxies {', '.join(waiting)} to route nowhere")
+    if not proxies_ready(progress, "routing restored", "route nowhere"):
         return
     old_master = operation.previous_master
     assert old_master is not None
