@@ -62,22 +62,29 @@ def superuser_session(
     keeper: KeeperConfig, host: str, port: int, application_name: str, statement_timeout_ms: int
 ) -> Iterator[Any]:
     """An autocommit cursor as the superuser, with connect and statement timeouts."""
-    connection = psycopg2.connect(
-        host=host,
-        port=port,
-        user=keeper.superuser,
-        password=keeper.superuser_password,
-        dbname="postgres",
-        connect_timeout=CONNECT_TIMEOUT,
-        application_name=application_name,
-        options=f"-c statement_timeout={statement_timeout_ms}",
-    )
+    parameters = superuser_parameters(keeper, host, port, application_name, statement_timeout_ms)
+    connection = psycopg2.connect(**parameters, connect_timeout=CONNECT_TIMEOUT)
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
             yield cursor
     finally:
         connection.close()
+
+
+def superuser_parameters(
+    keeper: KeeperConfig, host: str, port: int, application_name: str, statement_timeout_ms: int
+) -> dict[str, Any]:
+    """libpq parameters of a superuser session (the password a parameter, no command line)."""
+    return {
+        "host": host,
+        "port": port,
+        "user": keeper.superuser,
+        "password": keeper.superuser_password,
+        "dbname": "postgres",
+        "application_name": application_name,
+        "options": f"-c statement_timeout={statement_timeout_ms}",
+    }
 
 
 def accepts_connections(keeper: KeeperConfig) -> bool:
@@ -131,16 +138,11 @@ class KeptSession:
 
     def _connect(self) -> Any:
         keeper = self.keeper
-        connection = psycopg2.connect(
-            host=str(keeper.socket_dir),
-            port=keeper.port,
-            user=keeper.superuser,
-            password=keeper.superuser_password,
-            dbname="postgres",
-            application_name="rhizome-keeper",
-            options=f"-c statement_timeout={STATEMENT_TIMEOUT_MS}",
-            async_=True,  # autocommit; every wait goes through wait_until()
+        parameters = superuser_parameters(
+            keeper, str(keeper.socket_dir), keeper.port, "rhizome-keeper", STATEMENT_TIMEOUT_MS
         )
+        # async_: autocommit, and every wait goes through wait_until()
+        connection = psycopg2.connect(**parameters, async_=True)
         try:
             wait_until(connection, time.monotonic() + OBSERVATION_TIMEOUT)
         except DatabaseError:
