@@ -114,7 +114,8 @@ class Keeper:
     def _pass(self) -> float:
         """One observe-plan-publish-act pass; returns how long to wait before the next."""
         assert self.lease is not None
-        wish = inputs.desired(self.config, self.follower.view())
+        view = self.follower.view()
+        wish = inputs.desired(self.config, view)
         self.spec = wish.spec
         self.role = wish.role
         if wish.role != "master":
@@ -133,7 +134,7 @@ class Keeper:
             self.acknowledged_generation = wish.state.generation
         if not decided.actions:
             self.last_error = decided.waiting
-        self._publish(local)
+        self._publish(local, stored=self.config.name in view.keepers)
         if not decided.actions:
             return self._idle_pause(decided)
         return self._act(decided, actions.ActionContext(
@@ -164,8 +165,8 @@ class Keeper:
             self.next_observation = now + interval
         return max(0.01, self.next_observation - now)
 
-    def _publish(self, local: LocalStatus) -> None:
-        """Publish the observation when it changed, is missing from the store, or is old."""
+    def _publish(self, local: LocalStatus, stored: bool) -> None:
+        """Publish the observation when it changed, is not `stored` in the store, or is old."""
         assert self.lease is not None
         info = keeper_info(
             self.config, local, observed_at=time.time(),
@@ -174,10 +175,9 @@ class Keeper:
         )  # fmt: skip
         interval = self.spec.timing.keeper_publish_interval
         due = time.monotonic() >= self.published_at + interval * UNCHANGED_REPUBLISH_INTERVALS
-        missing = self.config.name not in self.follower.view().keepers
         lease_id = self.lease.lease_id
         if lease_id is None or (
-            same_report(self.published, info) and not (due or missing or self.republish)
+            same_report(self.published, info) and stored and not (due or self.republish)
         ):
             return
         self.republish = False
