@@ -21,6 +21,7 @@ pytestmark = pytest.mark.integration
 
 TIMER_SLACK = 0.3
 """Seconds the proxy may take beyond its close deadline (timer and scheduling latency)."""
+PROXY_KEY = "/rhizome/main/proxies/proxy1"
 
 
 def forwarded_socket(proxy: ProxyProcess) -> socket.socket:
@@ -124,49 +125,46 @@ def test_a_partitioned_proxy_resumes_with_the_new_master_never_the_old(
         relay.close()
 
 
-def test_a_new_lease_ttl_in_the_spec_replaces_the_lease_and_the_key_never_disappears(
-    etcd, sentinel, tmp_path
-):
+@pytest.fixture
+def published_proxy(etcd, sentinel, tmp_path):
+    """A running proxy (routed to a stand-in pg1) and its document as first written."""
     sentinel.members["pg1"] = (LOOPBACK, 1)
     sentinel.route_to("pg1")
     proxy = ProxyProcess(tmp_path / "proxy", etcd.client_url)
     try:
         proxy.start()
-        key = "/rhizome/main/proxies/proxy1"
         # /health turns 200 once the lease is renewed, a moment before the key is written.
-        first = wait_for(lambda: sentinel.client.get(key), 5, "the proxy's key")
-        assert sentinel.client.keepalive(first.lease) <= FAST_TIMING.proxy_lease_ttl
-        sentinel.update_spec(timing=FAST_TIMING.with_changes(proxy_lease_ttl=4.0))
-        leases = set()
-        deadline = time.monotonic() + 3 * FAST_TIMING.renew_interval + 1
-        while time.monotonic() < deadline:
-            current = sentinel.client.get(key)
-            assert current is not None, "the proxy's key disappeared while it was running"
-            leases.add(current.lease)
-        assert len(leases) == 2, "the proxy took a lease of the new TTL"
-        assert sentinel.client.keepalive(current.lease) == 4
-        assert proxy.health()[0] == 200
+        yield proxy, wait_for(lambda: sentinel.client.get(PROXY_KEY), 5, "the proxy's key")
     finally:
         proxy.stop()
+
+
+def test_a_new_lease_ttl_in_the_spec_replaces_the_lease_and_the_key_never_disappears(
+    published_proxy, sentinel
+):
+    proxy, first = published_proxy
+    assert sentinel.client.keepalive(first.lease) <= FAST_TIMING.proxy_lease_ttl
+    sentinel.update_spec(timing=FAST_TIMING.with_changes(proxy_lease_ttl=4.0))
+    leases = set()
+    deadline = time.monotonic() + 3 * FAST_TIMING.renew_interval + 1
+    while time.monotonic() < deadline:
+        current = sentinel.client.get(PROXY_KEY)
+        assert current is not None, "the proxy's key disappeared while it was running"
+        leases.add(current.lease)
+    assert len(leases) == 2, "the proxy took a lease of the new TTL"
+    assert sentinel.client.keepalive(current.lease) == 4
+    assert proxy.health()[0] == 200
 
 
 def test_the_proxy_document_is_written_on_changes_only_and_again_when_deleted(
-    etcd, sentinel, tmp_path
+    published_proxy, sentinel
 ):
-    sentinel.members["pg1"] = (LOOPBACK, 1)
-    sentinel.route_to("pg1")
-    proxy = ProxyProcess(tmp_path / "proxy", etcd.client_url)
-    try:
-        proxy.start()
-        key = "/rhizome/main/proxies/proxy1"
-        first = wait_for(lambda: sentinel.client.get(key), 5, "the proxy's key")
-        time.sleep(3 * FAST_TIMING.renew_interval)
-        unchanged = sentinel.client.get(key)
-        assert unchanged is not None and unchanged.mod_revision == first.mod_revision
-        assert sentinel.client.delete(key)
-        again = wait_for(lambda: sentinel.client.get(key), 5, "the proxy's key again")
-        assert again.lease == first.lease
-        generation = sentinel.route_to(None)
-        wait_for(lambda: sentinel.acknowledged() == generation, what="the new generation")
-    finally:
-        proxy.stop()
+    _, first = published_proxy
+    time.sleep(3 * FAST_TIMING.renew_interval)
+    unchanged = sentinel.client.get(PROXY_KEY)
+    assert unchanged is not None and unchanged.mod_revision == first.mod_revision
+    assert sentinel.client.delete(PROXY_KEY)
+    again = wait_for(lambda: sentinel.client.get(PROXY_KEY), 5, "the proxy's key again")
+    assert again.lease == first.lease
+    generation = sentinel.route_to(None)
+    wait_for(lambda: sentinel.acknowledged() == generation, what="the new generation")

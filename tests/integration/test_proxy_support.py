@@ -303,6 +303,7 @@ class TcpRelay:
     def pump(self, source: socket.socket, destination: socket.socket) -> None:
         try:
             while data := source.recv(65536):
+                self.before_forwarding(source)
                 destination.sendall(data)
         except OSError:
             pass
@@ -310,6 +311,9 @@ class TcpRelay:
             for end in (source, destination):
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
+
+    def before_forwarding(self, source: socket.socket) -> None:
+        """Called with the socket a chunk came from, before it is passed on."""
 
     def cut(self) -> None:
         """Refuse new connections and break every open one."""

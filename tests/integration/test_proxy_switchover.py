@@ -3,7 +3,6 @@ itself; before blocking, the proxy lets the logins under way finish."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import subprocess
 import threading
@@ -147,19 +146,9 @@ class GatedRelay(TcpRelay):
         with self.lock:
             return len(self.sockets) // 2
 
-    def pump(self, source: socket.socket, destination: socket.socket) -> None:
-        from_server = source.getpeername() == self.target
-        try:
-            while data := source.recv(65536):
-                if from_server:
-                    self.gate.wait()
-                destination.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for end in (source, destination):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
+    def before_forwarding(self, source: socket.socket) -> None:
+        if source.getpeername() == self.target:
+            self.gate.wait()
 
 
 def connect_in_background(proxy: ProxyProcess, outcomes: list[int | str]) -> threading.Thread:
