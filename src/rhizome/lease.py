@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 
+from rhizome import clock
 from rhizome.etcd import EtcdClient, EtcdError, EtcdLeaseExpired
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ class LeaseHolder:
         self.granted_new = False  # the last renew() had to grant a new lease
 
     def seconds_since_renewal(self) -> float:
-        return time.monotonic() - self.renewed_at if self.lease_id else math.inf
+        return clock.monotonic() - self.renewed_at if self.lease_id else math.inf
 
     def renew(self) -> bool:
         """Keep the lease alive (granting a new one if it expired); False on failure.
@@ -35,7 +35,7 @@ class LeaseHolder:
         A new lease means everything published on the old one is gone: the
         caller must publish again (see `granted_new`).
         """
-        sent_at = time.monotonic()
+        sent_at = clock.monotonic()
         self.granted_new = False
         try:
             if self.lease_id is not None:

@@ -10,7 +10,6 @@ other sessions are short.
 from __future__ import annotations
 
 import select
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -18,6 +17,7 @@ from typing import Any, TypeVar
 import psycopg2
 import psycopg2.extensions
 
+from rhizome import clock
 from rhizome.keeper.conffiles import Upstream
 from rhizome.keeper.config import KeeperConfig
 
@@ -131,7 +131,7 @@ class KeptSession:
             if self._connection is None:
                 self._connection = self._connect()
             with self._connection.cursor() as cursor:
-                return work(BoundedCursor(cursor, time.monotonic() + OBSERVATION_TIMEOUT))
+                return work(BoundedCursor(cursor, clock.monotonic() + OBSERVATION_TIMEOUT))
         except DatabaseError:
             self.close()
             raise
@@ -144,7 +144,7 @@ class KeptSession:
         # async_: autocommit, and every wait goes through wait_until()
         connection = psycopg2.connect(**parameters, async_=True)
         try:
-            wait_until(connection, time.monotonic() + OBSERVATION_TIMEOUT)
+            wait_until(connection, clock.monotonic() + OBSERVATION_TIMEOUT)
         except DatabaseError:
             connection.close()
             raise
@@ -172,7 +172,7 @@ class BoundedCursor:
 def wait_until(connection: Any, deadline: float) -> None:
     """Drive an asynchronous connection's pending operation; Unresponsive after `deadline`."""
     while (state := connection.poll()) != psycopg2.extensions.POLL_OK:
-        remaining = deadline - time.monotonic()
+        remaining = deadline - clock.monotonic()
         if remaining <= 0:
             raise Unresponsive(f"PostgreSQL did not answer within {OBSERVATION_TIMEOUT} s")
         if state == psycopg2.extensions.POLL_READ:

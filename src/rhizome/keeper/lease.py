@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
+from rhizome import clock
 from rhizome.lease import LeaseHolder
 
 log = logging.getLogger(__name__)
@@ -83,15 +83,15 @@ class LeaseGuard:
 
     def _renew_forever(self) -> None:
         while not self._stopped.is_set():
-            started = time.monotonic()
+            started = clock.monotonic()
             had_lease = self.holder.lease_id is not None
             if not self.holder.renew() and had_lease and self.holder.lease_id is None:
-                self.lost_at = time.monotonic()
+                self.lost_at = clock.monotonic()
             if self.holder.lease_id is not None:
                 self._first_renewal.set()
             if self.holder.granted_new:
                 self._on_new_lease()
-            elapsed = time.monotonic() - started
+            elapsed = clock.monotonic() - started
             self._stopped.wait(max(self.renew_interval - elapsed, 0.05))
 
     def _watch_forever(self) -> None:

@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 
+from rhizome import clock
 from rhizome.etcd import EtcdError
 from rhizome.keeper import actions, datadir, inputs
 from rhizome.keeper.config import KeeperConfig
@@ -74,7 +75,7 @@ class Keeper:
         if (self.config.data_dir / "PG_VERSION").exists():
             # We may be a restarted master whose lease expired while we were
             # gone: hold a stopped master back exactly as after a crash.
-            self.crashed_at = time.monotonic()
+            self.crashed_at = clock.monotonic()
         self.follower.start()
         try:
             if self._start_lease():
@@ -128,7 +129,7 @@ class Keeper:
             recovering_since=self._recovering_since(), rewind_outcome=self._rewind_outcome(wish),
             lease_fresh=self.lease.fresh(),
         )  # fmt: skip
-        now = time.monotonic()
+        now = clock.monotonic()
         decided = plan(local, inputs.cluster_facts(self.config, wish, local, now))
         if decided.converged and wish.state is not None:
             self.acknowledged_generation = wish.state.generation
@@ -160,7 +161,7 @@ class Keeper:
         interval = self.spec.timing.keeper_publish_interval
         if decided.waiting is not None:
             return min(WAITING_RECHECK, interval)
-        now = time.monotonic()
+        now = clock.monotonic()
         if now >= self.next_observation:
             self.next_observation = now + interval
         return max(0.01, self.next_observation - now)
@@ -174,7 +175,7 @@ class Keeper:
             may_accept_writes=self.postmaster.may_accept_writes, last_error=self.last_error,
         )  # fmt: skip
         interval = self.spec.timing.keeper_publish_interval
-        due = time.monotonic() >= self.published_at + interval * UNCHANGED_REPUBLISH_INTERVALS
+        due = clock.monotonic() >= self.published_at + interval * UNCHANGED_REPUBLISH_INTERVALS
         lease_id = self.lease.lease_id
         if lease_id is None or (
             same_report(self.published, info) and stored and not (due or self.republish)
@@ -189,7 +190,7 @@ class Keeper:
         if not same_report(self.published, info):
             log.debug("published %s", info)
         self.published = info
-        self.published_at = time.monotonic()
+        self.published_at = clock.monotonic()
 
     def _recovering_since(self) -> float | None:
         """Since when the cluster may be failing over from this (master) keeper."""
@@ -227,7 +228,7 @@ class Keeper:
         assert self.lease is not None
         renewed_at = self.lease.holder.renewed_at
         self.postmaster.fence(kill_at)
-        since = time.monotonic() - renewed_at
+        since = clock.monotonic() - renewed_at
         log.error("FENCED: PostgreSQL stopped %.3f s after the last lease renewal", since)
         self.wake.set()
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from rhizome import clock
 from rhizome.keeper.commands import find_pdeathsig_wrapper, postmaster_argv
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.database import accepts_connections
@@ -47,7 +48,7 @@ class PostmasterExit:
     """How the last postmaster ended: `expected` when the keeper stopped it."""
 
     code: int
-    at: float  # time.monotonic()
+    at: float  # clock.monotonic()
     expected: bool
 
 
@@ -93,8 +94,8 @@ class Postmaster:
         return self.wait_until_ready(START_TIMEOUT)
 
     def wait_until_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while self.running and time.monotonic() < deadline:
+        deadline = clock.monotonic() + timeout
+        while self.running and clock.monotonic() < deadline:
             if accepts_connections(self.keeper):
                 return True
             time.sleep(READY_POLL_INTERVAL)
@@ -119,7 +120,7 @@ class Postmaster:
         process = self._begin_stop()
         if process is None:
             return
-        if not self._signal_and_wait(process, signal.SIGINT, kill_at - time.monotonic()):
+        if not self._signal_and_wait(process, signal.SIGINT, kill_at - clock.monotonic()):
             self.kill()
 
     def kill(self) -> None:
@@ -164,7 +165,7 @@ class Postmaster:
             log.info("PostgreSQL stopped (exit code %s)", code)
         else:
             log.warning("PostgreSQL exited unexpectedly (exit code %s)", code)
-        self.on_exit(PostmasterExit(code=code, at=time.monotonic(), expected=expected))
+        self.on_exit(PostmasterExit(code=code, at=clock.monotonic(), expected=expected))
 
 
 def child_pids(parent: int) -> list[int]:
@@ -199,8 +200,8 @@ def stop_stray_postmaster(data_dir: Path, timeout: float = STOP_TIMEOUT) -> int 
     )
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGINT)
-    deadline = time.monotonic() + timeout
-    while _is_postgres(pid) and time.monotonic() < deadline:
+    deadline = clock.monotonic() + timeout
+    while _is_postgres(pid) and clock.monotonic() < deadline:
         time.sleep(0.05)
     if _is_postgres(pid):
         with contextlib.suppress(ProcessLookupError):

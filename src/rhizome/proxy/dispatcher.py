@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 from typing import cast
 
+from rhizome import clock
 from rhizome.proxy.config import ProxyConfig
 from rhizome.proxy.forwarder import Session, SessionState, WaitingProtocol, set_keepalive
 from rhizome.proxy.metrics import PortCounters
@@ -106,7 +106,7 @@ class Dispatcher:
         self.dispatch(session)
 
     def may_forward(self) -> bool:
-        return time.monotonic() < self.forward_until
+        return clock.monotonic() < self.forward_until
 
     def dispatch(self, session: Session) -> None:
         """Connect the session to its port's target, or hold it."""
@@ -136,7 +136,7 @@ class Dispatcher:
             timeout = self.routes.timing.proxy_hold_timeout
             if not session.hold_deadline:
                 session.hold_deadline = session.accepted_at + timeout
-            delay = max(0.0, session.hold_deadline - time.monotonic())
+            delay = max(0.0, session.hold_deadline - clock.monotonic())
             loop = asyncio.get_running_loop()
             session.hold_timer = loop.call_later(delay, self.hold_expired, session)
         session.check_held_input()
@@ -145,7 +145,7 @@ class Dispatcher:
         session.hold_timer = None
         if session.state is not SessionState.HELD:
             return  # connecting: the attempt decides
-        waited = f"after {time.monotonic() - session.accepted_at:.0f} s"
+        waited = f"after {clock.monotonic() - session.accepted_at:.0f} s"
         if session.last_error is not None:
             message = f"rhizome-proxy: cannot connect to {session.last_error} ({waited})"
             self.refuse(session, "connect_failed", message, SQLSTATE_CONNECTION_FAILURE)
@@ -255,8 +255,8 @@ class Dispatcher:
         """Acknowledge once the logins under way end, by the drain limit of this generation."""
         if self.drain_until[0] != routes.proxy_generation:  # not restarted by a re-apply
             limit = min(LOGIN_DRAIN_LIMIT, routes.timing.proxy_hold_timeout / 2)
-            self.drain_until = (routes.proxy_generation, time.monotonic() + limit)
-        delay = max(0.0, self.drain_until[1] - time.monotonic())
+            self.drain_until = (routes.proxy_generation, clock.monotonic() + limit)
+        delay = max(0.0, self.drain_until[1] - clock.monotonic())
         self.drain_timer = asyncio.get_running_loop().call_later(delay, self.drained)
 
     def check_drained(self) -> None:

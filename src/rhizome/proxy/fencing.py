@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable
 
+from rhizome import clock
 from rhizome.proxy.dispatcher import Dispatcher
 from rhizome.proxy.routing import Routes
 
@@ -62,7 +62,7 @@ class StoreFence:
         deadline = started_at + timing.proxy_close_deadline
         self.dispatcher.forward_until = max(self.dispatcher.forward_until, deadline)
         self.schedule_check()
-        if self.fenced and fresh is not None and time.monotonic() < deadline:
+        if self.fenced and fresh is not None and clock.monotonic() < deadline:
             self.fenced = False
             log.info("store reachable and lease renewed: forwarding")
             self.apply()
@@ -70,12 +70,12 @@ class StoreFence:
     def schedule_check(self) -> None:
         if self.timer is not None:
             self.timer.cancel()
-        delay = max(0.0, self.dispatcher.forward_until - time.monotonic())
+        delay = max(0.0, self.dispatcher.forward_until - clock.monotonic())
         self.timer = asyncio.get_running_loop().call_later(delay, self.check_deadline)
 
     def check_deadline(self) -> None:
         self.timer = None
-        if time.monotonic() < self.dispatcher.forward_until:
+        if clock.monotonic() < self.dispatcher.forward_until:
             self.schedule_check()
             return
         if not self.fenced:

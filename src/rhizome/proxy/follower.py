@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rhizome import clock
 from rhizome.config import StoreConfig
 from rhizome.etcd import EtcdError, EtcdLeaseExpired, EventKind, KeyValue, Lease, WatchUpdate
 from rhizome.proxy.config import ProxyConfig
@@ -143,12 +144,12 @@ class StoreFollower:
         next_renewal = 0.0
         needs_fresh_view = True
         while not self.stopping.is_set():
-            self.wake.wait(max(0.0, next_renewal - time.monotonic()))
+            self.wake.wait(max(0.0, next_renewal - clock.monotonic()))
             self.wake.clear()
             if self.stopping.is_set():
                 return
-            if time.monotonic() >= next_renewal:
-                started = time.monotonic()
+            if clock.monotonic() >= next_renewal:
+                started = clock.monotonic()
                 next_renewal = started + self.timing_value("renew_interval")
                 needs_fresh_view = not self.renew(started, needs_fresh_view)
             elif self.fence.acknowledged_generation != self.published_generation:

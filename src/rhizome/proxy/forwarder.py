@@ -15,9 +15,9 @@ import enum
 import logging
 import socket
 import struct
-import time
 from typing import Any, Protocol, cast
 
+from rhizome import clock
 from rhizome.proxy.config import KeepaliveSettings
 from rhizome.proxy.login import LoginWatch
 from rhizome.proxy.routing import Backend
@@ -174,7 +174,7 @@ class Session:
         self.read_only = read_only
         self.keepalive = keepalive
         self.state = SessionState.HELD
-        self.accepted_at = time.monotonic()
+        self.accepted_at = clock.monotonic()
         self.hold_deadline = 0.0
         self.hold_timer: asyncio.TimerHandle | None = None
         self.backend: Backend | None = None

@@ -7,10 +7,10 @@ import asyncio
 import logging
 import signal
 import sys
-import time
 
 import uvloop
 
+from rhizome import clock
 from rhizome.config import ConfigError, StoreConfig
 from rhizome.proxy.config import ListenAddress, ProxyConfig, load_proxy_config
 from rhizome.proxy.dispatcher import Arrival, Dispatcher
@@ -59,7 +59,7 @@ async def serve(store_config: StoreConfig, config: ProxyConfig) -> int:
     fence = StoreFence(dispatcher, wake_publisher=lambda: None)
     follower = StoreFollower(store_config, config, fence, loop)
     fence.wake_publisher = follower.wake.set
-    status = ProxyStatus(dispatcher, fence, follower.counters, time.monotonic())
+    status = ProxyStatus(dispatcher, fence, follower.counters, clock.monotonic())
     try:
         servers = await open_listeners(config, dispatcher, status)
     except OSError as error:

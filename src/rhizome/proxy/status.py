@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 
+from rhizome import clock
 from rhizome.proxy.dispatcher import Dispatcher
 from rhizome.proxy.fencing import StoreFence
 from rhizome.proxy.forwarder import SessionState
@@ -167,6 +167,6 @@ class ProxyStatus:
                 "rhizome_proxy_uptime_seconds",
                 "gauge",
                 "Seconds since the proxy started.",
-                round(time.monotonic() - self.started_at, 3),
+                round(clock.monotonic() - self.started_at, 3),
             ),
         ]

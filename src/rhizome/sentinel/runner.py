@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from rhizome import __version__
+from rhizome import __version__, clock
 from rhizome.etcd import EtcdError
 from rhizome.lease import LeaseHolder
 from rhizome.sentinel.decision import ClusterObservation, decide
@@ -77,7 +77,7 @@ class Sentinel:
     def _keep_lease(self, timing: TimingSettings) -> bool:
         """Renew every renew_interval; False when we cannot count on our lease."""
         self.lease.ttl = math.ceil(timing.sentinel_lease_ttl)  # for the next grant
-        now = time.monotonic()
+        now = clock.monotonic()
         due = now - self._last_renewal_attempt >= timing.renew_interval
         if due or self.lease.lease_id is None:
             self._last_renewal_attempt = now

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
+from rhizome import clock
 from rhizome.etcd import EtcdError, EventKind, KeyValue, WatchUpdate
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.view import ClusterView, build_view
@@ -74,10 +74,10 @@ class StoreFollower:
 
     def wait_for_change(self, after_revision: int, timeout: float) -> int:
         """Block until the revision passes `after_revision` or `timeout`; returns the revision."""
-        deadline = time.monotonic() + timeout
+        deadline = clock.monotonic() + timeout
         with self._changed:
             while self._revision <= after_revision and not self._stopped.is_set():
-                remaining = deadline - time.monotonic()
+                remaining = deadline - clock.monotonic()
                 if remaining <= 0:
                     break
                 self._changed.wait(remaining)
