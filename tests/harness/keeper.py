@@ -135,6 +135,8 @@ class KeeperProcess(ProcessOwner):
         if self.is_running:
             raise RuntimeError(f"keeper {self.name} already runs")
         environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"}
+        if "PYTHONPATH" in os.environ:  # the source under test, e.g. a git worktree's src
+            environment["PYTHONPATH"] = os.environ["PYTHONPATH"]
         self._process = ServerProcess(
             self.argv,
             self.log_path,
