@@ -128,6 +128,11 @@ class KeeperInfo(StoreDocument):
     """The `state` generation whose assignment this keeper has applied."""
     fenced: StrictBool = False
     """The keeper has made PostgreSQL unable to accept writes (stopped or demoted)."""
+    instance_id: Identifier | None = None
+    """Identity of the keeper's data directory (drawn once, kept in its state
+    directory): two hosts configured with one keeper name differ here, so a
+    fencing acknowledgement is taken only from the instance that was master.
+    None from keepers older than this field."""
 
     @property
     def wal_position(self) -> int | None:
