@@ -8,6 +8,7 @@ from rhizome.keeper.conffiles import Upstream
 from rhizome.keeper.controldata import ControlData
 from rhizome.keeper.observe import SqlObservation
 from rhizome.keeper.plan import (
+    UNRESPONSIVE_LIMIT,
     BaseBackup,
     ClusterFacts,
     CreateSlots,
@@ -268,3 +269,29 @@ def test_a_stopped_former_standby_starts_as_standby_without_its_upstream():
 def test_a_fresh_base_backup_is_not_mistaken_for_a_primary():
     copy = LocalStatus(data="present", control=control("in production"), fresh_copy=True)
     assert plan(copy, facts(STANDBY, upstream=upstream())).actions == (Start(standby=True),)
+
+
+@pytest.mark.parametrize("assignment", [MASTER, STANDBY, FENCED, None])
+def test_a_writable_postgres_that_stopped_answering_is_killed_whatever_its_assignment(assignment):
+    frozen = LocalStatus(
+        data="present", process_running=True, may_accept_writes=True,
+        unresponsive_for=UNRESPONSIVE_LIMIT,
+    )  # fmt: skip
+    action = first(plan(frozen, facts(assignment)))
+    assert isinstance(action, Stop) and action.mode is StopMode.KILL
+    assert "has not answered for 5.0 s" in action.reason
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        # not long enough
+        LocalStatus(data="present", process_running=True, may_accept_writes=True,
+                    unresponsive_for=UNRESPONSIVE_LIMIT - 0.1),
+        # a standby that does not answer cannot accept writes: left alone
+        LocalStatus(data="present", process_running=True, unresponsive_for=60.0),
+    ],
+)  # fmt: skip
+def test_no_kill_short_of_the_limit_or_for_a_postgres_that_cannot_accept_writes(local):
+    result = plan(local, facts(MASTER))
+    assert not any(isinstance(action, Stop) for action in result.actions)

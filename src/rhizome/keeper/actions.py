@@ -93,7 +93,7 @@ def _stop(action: Stop, context: ActionContext) -> None:
 
 
 def _promote(action: Any, context: ActionContext) -> None:
-    context.postmaster.may_accept_writes = True
+    context.postmaster.allow_writes()
     log.info("promoting PostgreSQL")
     with local_session(context.keeper, LONG_STATEMENT_MS) as cursor:
         cursor.execute("SELECT pg_promote(true, %s)", (PROMOTE_TIMEOUT,))

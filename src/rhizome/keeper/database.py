@@ -109,9 +109,30 @@ class KeptSession:
     def __init__(self, keeper: KeeperConfig) -> None:
         self.keeper = keeper
         self._connection: Any = None
+        self.unanswered_since: float | None = None
+        """When the first of the latest run of unanswered queries started (monotonic)."""
 
     def run(self, work: Callable[[Any], Result]) -> Result:
         """`work(cursor)`; raises DatabaseError when the instance does not answer."""
+        started = clock.monotonic()
+        try:
+            result = self._run_retried(work)
+        except Unresponsive:
+            if self.unanswered_since is None:
+                self.unanswered_since = started
+            raise
+        except DatabaseError:
+            self.unanswered_since = None  # it answered, if only with an error
+            raise
+        self.unanswered_since = None
+        return result
+
+    def unresponsive_for(self) -> float:
+        """Seconds PostgreSQL has not answered the kept session (0 when it answers)."""
+        since = self.unanswered_since
+        return 0.0 if since is None else clock.monotonic() - since
+
+    def _run_retried(self, work: Callable[[Any], Result]) -> Result:
         if self._connection is not None:
             try:
                 return self._run_once(work)
@@ -122,6 +143,11 @@ class KeptSession:
         return self._run_once(work)
 
     def close(self) -> None:
+        """Close the connection (PostgreSQL stopped: nothing is left unanswered)."""
+        self.unanswered_since = None
+        self._disconnect()
+
+    def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
         if connection is not None:
             connection.close()
@@ -133,7 +159,7 @@ class KeptSession:
             with self._connection.cursor() as cursor:
                 return work(BoundedCursor(cursor, clock.monotonic() + OBSERVATION_TIMEOUT))
         except DatabaseError:
-            self.close()
+            self._disconnect()
             raise
 
     def _connect(self) -> Any:

@@ -107,6 +107,7 @@ def observe_local(
     recovering_since: float | None,
     rewind_outcome: RewindOutcome | None,
     lease_fresh: bool,
+    may_accept_writes: bool = False,
 ) -> LocalStatus:
     """Everything the keeper can see of its own PostgreSQL now."""
     data = data_state(keeper)
@@ -128,6 +129,8 @@ def observe_local(
         recovering_since=recovering_since,
         rewind_outcome=rewind_outcome,
         lease_fresh=lease_fresh,
+        unresponsive_for=session.unresponsive_for() if sql is None else 0.0,
+        may_accept_writes=may_accept_writes,
         fresh_copy=(keeper.data_dir / "backup_label").exists(),
     )
 

@@ -8,6 +8,11 @@ accept writes is stopped: a fast shutdown first, SIGKILL of every process
 shortly before `fence_deadline`, so the fence holds before the lease can
 expire (DESIGN §3.2). The watchdog never waits on etcd, so a frozen store
 cannot delay it.
+
+On every tick the watchdog also calls `heartbeat(deadline)` with the fence
+deadline of the last renewal: the keeper passes it to its fencing guard, a
+separate process that kills PostgreSQL at that deadline if this thread (or
+the whole keeper) stops (guard.py).
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class LeaseGuard:
         fence_deadline: float,
         fence: Callable[[float, float], None],
         on_new_lease: Callable[[], None],
+        heartbeat: Callable[[float], None] = lambda deadline: None,
     ) -> None:
         """`fence(seconds_since_renewal, kill_at)` must stop a writable PostgreSQL by kill_at."""
         self.holder = holder
@@ -50,6 +56,7 @@ class LeaseGuard:
         self.fence_deadline = fence_deadline
         self._fence = fence
         self._on_new_lease = on_new_lease
+        self._heartbeat = heartbeat
         self._stopped = threading.Event()
         self._first_renewal = threading.Event()
         self.lost_at: float | None = None
@@ -97,6 +104,7 @@ class LeaseGuard:
     def _watch_forever(self) -> None:
         threshold = fencing_point(self.fence_deadline)
         while not self._stopped.wait(WATCHDOG_INTERVAL):
+            self._heartbeat(self.holder.renewed_at + self.fence_deadline)
             since = self.holder.seconds_since_renewal()
             if since >= threshold and self._first_renewal.is_set():
                 renewed_at = self.holder.renewed_at

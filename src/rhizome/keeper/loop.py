@@ -15,11 +15,14 @@ import time
 
 from rhizome import clock
 from rhizome.etcd import EtcdError
+from rhizome.fatal import die_on_thread_errors
 from rhizome.keeper import actions, datadir, inputs
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.database import KeptSession
+from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
+from rhizome.keeper.identity import KeeperPublisher, instance_id
 from rhizome.keeper.lease import LeaseGuard
-from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, RewindOutcome, plan
+from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, RewindOutcome, Stop, plan
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode, stop_stray_postmaster
 from rhizome.keeper.report import keeper_info, same_report
 from rhizome.lease import LeaseHolder
@@ -48,7 +51,10 @@ class Keeper:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.follower = StoreFollower(store)
-        self.postmaster = Postmaster(keeper, self._postmaster_exited)
+        self.guard = GuardLink(keeper.data_dir)
+        self.systemd_watchdog = SystemdWatchdog()
+        self.postmaster = Postmaster(keeper, self._postmaster_exited, self._arm_guard)
+        self.publisher: KeeperPublisher | None = None
         self.session = KeptSession(keeper)
         """The loop thread's observation session (closed while PostgreSQL is down)."""
         self.lease: LeaseGuard | None = None
@@ -71,7 +77,11 @@ class Keeper:
     def run(self) -> None:
         """Run until `request_stop()`; then stop PostgreSQL and revoke the lease."""
         datadir.prepare_state_dir(self.config)
+        self.publisher = KeeperPublisher(self.store, self.config.name, instance_id(self.config))
+        self.publisher.check_name()  # NameTaken: another host runs a keeper of this name
         stop_stray_postmaster(self.config.data_dir)
+        die_on_thread_errors(self._fence_now)
+        self.guard.start()
         if (self.config.data_dir / "PG_VERSION").exists():
             # We may be a restarted master whose lease expired while we were
             # gone: hold a stopped master back exactly as after a crash.
@@ -96,7 +106,7 @@ class Keeper:
         holder = LeaseHolder(self.store.client, timing.keeper_lease_ttl)
         self.lease = LeaseGuard(
             holder, timing.keeper_publish_interval, timing.fence_deadline,
-            self._fence, self._new_lease,
+            self._fence, self._new_lease, self._heartbeat,
         )  # fmt: skip
         self.lease.start()
         while not self.lease.wait_for_lease(STARTUP_RETRY):
@@ -128,6 +138,7 @@ class Keeper:
             self.config, wish, self.session, process_running=running,
             recovering_since=self._recovering_since(), rewind_outcome=self._rewind_outcome(wish),
             lease_fresh=self.lease.fresh(),
+            may_accept_writes=running and self.postmaster.may_accept_writes,
         )  # fmt: skip
         now = clock.monotonic()
         decided = plan(local, inputs.cluster_facts(self.config, wish, local, now))
@@ -154,6 +165,9 @@ class Keeper:
             return FAILURE_BACKOFF
         if isinstance(action, BaseBackup):
             self.rewind_result = None
+        if isinstance(action, Stop) and action.mode is StopMode.KILL:
+            # like a crash: not restarted while the sentinel may fail over
+            self.crashed_at = clock.monotonic()
         self.last_error = None
         return 0.0
 
@@ -173,6 +187,7 @@ class Keeper:
             self.config, local, observed_at=time.time(),
             acknowledged_generation=self.acknowledged_generation,
             may_accept_writes=self.postmaster.may_accept_writes, last_error=self.last_error,
+            instance_id=self.publisher.own_instance if self.publisher is not None else None,
         )  # fmt: skip
         interval = self.spec.timing.keeper_publish_interval
         due = clock.monotonic() >= self.published_at + interval * UNCHANGED_REPUBLISH_INTERVALS
@@ -182,8 +197,11 @@ class Keeper:
         ):
             return
         self.republish = False
+        assert self.publisher is not None
         try:
-            self.store.publish_keeper(info, lease_id)
+            if not self.publisher.publish(info, lease_id):
+                log.warning("the keeper document changed under us twice: publishing again")
+                return
         except EtcdError as error:
             log.warning("cannot publish the keeper document: %s", error)
             return
@@ -218,19 +236,42 @@ class Keeper:
         self.wake.set()
 
     def _fence(self, seconds_since_renewal: float, kill_at: float) -> None:
-        """From the watchdog: stop a PostgreSQL that may accept writes, by kill_at."""
+        """From the watchdog: stop a PostgreSQL that may accept writes, by kill_at.
+
+        The fence comes first and the log after: a blocked log sink cannot delay it.
+        """
         if not (self.postmaster.running and self.postmaster.may_accept_writes):
             return
-        log.error(
-            "FENCING: the lease was last renewed %.2f s ago (fence deadline %.1f s):"
-            " stopping PostgreSQL", seconds_since_renewal, self.spec.timing.fence_deadline,
-        )  # fmt: skip
         assert self.lease is not None
         renewed_at = self.lease.holder.renewed_at
         self.postmaster.fence(kill_at)
         since = clock.monotonic() - renewed_at
-        log.error("FENCED: PostgreSQL stopped %.3f s after the last lease renewal", since)
+        log.error(
+            "FENCED: PostgreSQL stopped %.3f s after the last lease renewal (fencing started"
+            " %.2f s after it; fence deadline %.1f s)",
+            since, seconds_since_renewal, self.spec.timing.fence_deadline,
+        )  # fmt: skip
         self.wake.set()
+
+    def _heartbeat(self, deadline: float) -> None:
+        """From the watchdog, every tick: feed the guard and systemd's watchdog."""
+        self.systemd_watchdog.ping()
+        if not self.guard.alive:
+            raise GuardLost("the fencing guard process ended")
+        if self.postmaster.may_accept_writes:
+            self.guard.arm(deadline)
+        else:
+            self.guard.disarm()
+
+    def _arm_guard(self) -> None:
+        """PostgreSQL is about to accept writes: the guard holds it to the lease first."""
+        assert self.lease is not None, "no primary runs before the lease is held"
+        self.guard.arm(self.lease.holder.renewed_at + self.lease.fence_deadline)
+
+    def _fence_now(self) -> None:
+        """Last words before the process ends on an unexpected error: kill a writable PostgreSQL."""
+        if self.postmaster.may_accept_writes:
+            self.postmaster.kill()
 
     def _relay_changes(self) -> None:
         """Wake the loop when the spec, the state or the followed keeper changed."""
@@ -252,6 +293,7 @@ class Keeper:
         try:
             self.postmaster.stop(StopMode.FAST)
         finally:
+            self.guard.stop()
             if self.lease is not None:
                 self.lease.stop(revoke=True)
             self.follower.stop()

@@ -1,8 +1,9 @@
 """Entry point of `rhizome-keeper --config FILE`.
 
-Exit codes: 0 after a requested stop, 2 when the configuration is unusable or
-another keeper owns the data directory (one line on stderr says which setting
-to fix), 1 on an unexpected failure.
+Exit codes: 0 after a requested stop, 2 when the configuration is unusable,
+another keeper owns the data directory or the keeper's name, or a fencing
+tool is missing (one line on stderr says what to fix), 70 when a thread died
+on an unexpected error (rhizome.fatal), 1 on another unexpected failure.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import sys
 from types import FrameType
 
 from rhizome.config import ConfigError
+from rhizome.keeper.commands import find_pdeathsig_wrapper
 from rhizome.keeper.config import Configuration, load_configuration
+from rhizome.keeper.identity import NameTaken
 from rhizome.keeper.lock import DataDirectoryLock, DataDirectoryLocked
 from rhizome.keeper.loop import Keeper
 
@@ -55,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(error))
     if os.geteuid() == 0:
         return fail("refusing to run as root; run rhizome-keeper as the PostgreSQL OS user")
+    if find_pdeathsig_wrapper() is None:
+        return fail(
+            "setpriv (util-linux) is not on PATH: without it PostgreSQL outlives a killed"
+            " keeper unfenced; install util-linux or add its directory to PATH"
+        )
     configure_logging(configuration.keeper.log_level)
     lock = DataDirectoryLock(configuration.keeper.lock_file, configuration.keeper.data_dir)
     try:
@@ -77,7 +85,10 @@ def run(configuration: Configuration) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    keeper.run()
+    try:
+        keeper.run()
+    except NameTaken as error:
+        return fail(str(error))
     return 0
 
 

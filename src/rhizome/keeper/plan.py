@@ -46,6 +46,10 @@ class LocalStatus:
     rewind_outcome: RewindOutcome | None = None
     """What pg_rewind said last, against the upstream's current timeline."""
     lease_fresh: bool = True
+    unresponsive_for: float = 0.0
+    """How long the running PostgreSQL has not answered the keeper (0: it answers)."""
+    may_accept_writes: bool = False
+    """Started as a primary or promoted by this keeper, and still running."""
     fresh_copy: bool = False
     """backup_label is present: a base backup or rewind not started yet (not a primary's data)."""
 
@@ -156,9 +160,20 @@ def waiting(reason: str) -> Plan:
     return Plan(waiting=reason)
 
 
+UNRESPONSIVE_LIMIT = 5.0
+"""Seconds a PostgreSQL that may accept writes may leave the keeper without an
+answer (a frozen or hung postmaster) before it is killed: while it does not
+answer, the keeper reports it unfenced and no other keeper is promoted."""
+
+
 def plan(local: LocalStatus, facts: ClusterFacts) -> Plan:
     """The actions that bring PostgreSQL to the assignment."""
     role = facts.assignment.role if facts.assignment is not None else None
+    if unresponsive_writer(local):
+        reason = (
+            f"PostgreSQL may accept writes but has not answered for {local.unresponsive_for:.1f} s"
+        )
+        return Plan((Stop(StopMode.KILL, reason),))
     if role == "master":
         return plan_master(local, facts)
     if role == "standby":
@@ -169,6 +184,16 @@ def plan(local: LocalStatus, facts: ClusterFacts) -> Plan:
     if role == "removed" and local.data == "present" and not local.removed:
         return Plan((MarkRemoved(),))
     return Plan()
+
+
+def unresponsive_writer(local: LocalStatus) -> bool:
+    """A running PostgreSQL that may accept writes and has stopped answering."""
+    return (
+        local.process_running
+        and local.sql is None
+        and local.may_accept_writes
+        and local.unresponsive_for >= UNRESPONSIVE_LIMIT
+    )
 
 
 def may_be_primary(local: LocalStatus) -> bool:

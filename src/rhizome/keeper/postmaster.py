@@ -4,8 +4,10 @@ The keeper starts PostgreSQL itself (not through pg_ctl) so that it holds the
 postmaster's PID and learns of its exit at once: a thread waits for the
 child and calls `on_exit`. The postmaster runs under `setpriv --pdeathsig`:
 if the keeper dies, PostgreSQL gets a fast shutdown instead of running on,
-unfenced, while the sentinel fails over.
+unfenced, while the sentinel fails over (the fencing guard kills it too).
 
+`allow_writes()` is called before PostgreSQL may accept writes (started as
+a primary, or promoted): its `on_writable` hook arms the fencing guard first.
 `stop()` may be called from any thread (the fencing watchdog does); it
 escalates from a fast shutdown to an immediate one and finally SIGKILLs the
 postmaster and every child.
@@ -29,6 +31,7 @@ from rhizome import clock
 from rhizome.keeper.commands import find_pdeathsig_wrapper, postmaster_argv
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.database import accepts_connections
+from rhizome.keeper.process_tree import is_postgres, kill_tree, postmaster_of
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +39,15 @@ READY_POLL_INTERVAL = 0.05
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0
 IMMEDIATE_TIMEOUT = 5.0
+UNRESPONSIVE_KILL_AFTER = 1.0
+"""Seconds an unresponsive PostgreSQL gets for an immediate shutdown before SIGKILL."""
 
 
 class StopMode(Enum):
     FAST = "fast"
     IMMEDIATE = "immediate"
+    KILL = "kill"
+    """Unresponsive: immediate shutdown, SIGKILL of every process after UNRESPONSIVE_KILL_AFTER."""
 
 
 @dataclass(frozen=True)
@@ -55,17 +62,21 @@ class PostmasterExit:
 class Postmaster:
     """Start, watch and stop one PostgreSQL postmaster."""
 
-    def __init__(self, keeper: KeeperConfig, on_exit: Callable[[PostmasterExit], None]) -> None:
+    def __init__(
+        self,
+        keeper: KeeperConfig,
+        on_exit: Callable[[PostmasterExit], None],
+        on_writable: Callable[[], None] = lambda: None,
+    ) -> None:
         self.keeper = keeper
         self.on_exit = on_exit
+        self.on_writable = on_writable
         self.wrapper = find_pdeathsig_wrapper()
         self.may_accept_writes = False
         """Started as a primary or being promoted (cleared when it exits)."""
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = False
-        if self.wrapper is None:
-            log.warning("setpriv not found: PostgreSQL will outlive the keeper if it dies")
 
     @property
     def pid(self) -> int | None:
@@ -82,7 +93,10 @@ class Postmaster:
         with self._lock:
             if self.running:
                 return True
-            self.may_accept_writes = primary
+            if primary:
+                self.allow_writes()
+            else:
+                self.may_accept_writes = False
             self._stopping = False
             argv = postmaster_argv(self.keeper, self.wrapper)
             log.info("starting PostgreSQL as a %s", "primary" if primary else "standby")
@@ -92,6 +106,11 @@ class Postmaster:
             target=self._watch, args=(process,), name="postmaster", daemon=True
         ).start()
         return self.wait_until_ready(START_TIMEOUT)
+
+    def allow_writes(self) -> None:
+        """PostgreSQL is about to accept writes: arm the fencing first (on_writable)."""
+        self.on_writable()
+        self.may_accept_writes = True
 
     def wait_until_ready(self, timeout: float) -> bool:
         deadline = clock.monotonic() + timeout
@@ -111,7 +130,8 @@ class Postmaster:
             if self._signal_and_wait(process, signal.SIGINT, timeout):
                 return
             log.warning("fast shutdown took over %.0f s; shutting down immediately", timeout)
-        if self._signal_and_wait(process, signal.SIGQUIT, IMMEDIATE_TIMEOUT):
+        limit = UNRESPONSIVE_KILL_AFTER if mode is StopMode.KILL else IMMEDIATE_TIMEOUT
+        if self._signal_and_wait(process, signal.SIGQUIT, limit):
             return
         self.kill()
 
@@ -128,13 +148,7 @@ class Postmaster:
         process = self._process
         if process is None or process.poll() is not None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGSTOP)
-        for child in child_pids(process.pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGKILL)
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGKILL)
+        kill_tree(process.pid)
         process.wait()
         log.warning("PostgreSQL killed (SIGKILL)")
 
@@ -159,8 +173,11 @@ class Postmaster:
 
     def _watch(self, process: subprocess.Popen[bytes]) -> None:
         code = process.wait()
-        expected = self._stopping
-        self.may_accept_writes = False
+        with self._lock:
+            if process is not self._process:
+                return  # a newer postmaster runs: its flags are not ours to clear
+            expected = self._stopping
+            self.may_accept_writes = False
         if expected:
             log.info("PostgreSQL stopped (exit code %s)", code)
         else:
@@ -168,32 +185,13 @@ class Postmaster:
         self.on_exit(PostmasterExit(code=code, at=clock.monotonic(), expected=expected))
 
 
-def child_pids(parent: int) -> list[int]:
-    """PIDs of the live children of `parent` (from /proc)."""
-    children = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if int(fields[1]) == parent:
-            children.append(int(entry.name))
-    return children
-
-
 def stop_stray_postmaster(data_dir: Path, timeout: float = STOP_TIMEOUT) -> int | None:
     """Fast-shut-down a postmaster the keeper did not start (e.g. left by a previous keeper).
 
     Returns its PID when there was one.
     """
-    try:
-        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
-    except (OSError, ValueError):
-        return None
-    if not _is_postgres(pid):
+    pid = postmaster_of(data_dir)
+    if pid is None:
         return None
     log.warning(
         "a PostgreSQL the keeper did not start runs on %s (pid %d): stopping it", data_dir, pid
@@ -201,19 +199,9 @@ def stop_stray_postmaster(data_dir: Path, timeout: float = STOP_TIMEOUT) -> int 
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGINT)
     deadline = clock.monotonic() + timeout
-    while _is_postgres(pid) and clock.monotonic() < deadline:
+    while is_postgres(pid) and clock.monotonic() < deadline:
         time.sleep(0.05)
-    if _is_postgres(pid):
+    if is_postgres(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGQUIT)
     return pid
-
-
-def _is_postgres(pid: int) -> bool:
-    try:
-        command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    state_letter = state[state.rindex(")") + 2]
-    return b"postgres" in command and state_letter not in ("Z", "X")

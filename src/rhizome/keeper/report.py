@@ -17,6 +17,7 @@ def keeper_info(
     acknowledged_generation: int,
     may_accept_writes: bool,
     last_error: str | None,
+    instance_id: str | None = None,
 ) -> KeeperInfo:
     """What the keeper publishes about itself and its PostgreSQL."""
     sql = local.sql
@@ -52,6 +53,7 @@ def keeper_info(
         last_error=last_error[:ERROR_LIMIT] if last_error else None,
         acknowledged_state_generation=acknowledged_generation,
         fenced=not unfenced,
+        instance_id=instance_id,
     )
 
 

@@ -79,6 +79,11 @@ class ClusterStore:
         key = self.keys.member(KeyKind.KEEPER, info.name)
         return self.client.put(key, encode_document(info), lease=lease)
 
+    def publish_keeper_if(self, info: KeeperInfo, lease: int, expected_revision: int) -> int | None:
+        """Publish only if the key is still at `expected_revision` (0: absent); None if not."""
+        key = self.keys.member(KeyKind.KEEPER, info.name)
+        return self.client.put_if_unchanged(key, encode_document(info), expected_revision, lease)
+
     def publish_sentinel(self, info: SentinelInfo, lease: int) -> int:
         key = self.keys.member(KeyKind.SENTINEL, info.id)
         return self.client.put(key, encode_document(info), lease=lease)

@@ -1,0 +1,132 @@
+"""Fencing that holds when the keeper itself is frozen, dead or cannot see PostgreSQL.
+
+Real etcd, real keepers and PostgreSQL. Each test stops only part of a node:
+the keeper process alone (its PostgreSQL untouched), or PostgreSQL alone (the
+keeper alive), and checks that no PostgreSQL stays writable past the bound
+that lets the sentinel promote another keeper safely (DESIGN §3.2, §3.6).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rhizome.etcd import EtcdClient, EtcdSettings
+from rhizome.keeper.plan import UNRESPONSIVE_LIMIT
+from rhizome.keeper.postmaster import UNRESPONSIVE_KILL_AFTER
+from rhizome.spec import ClusterSpec
+from rhizome.store.cluster_store import ClusterStore
+from tests.harness.etcd import EtcdServer
+from tests.harness.keeper import KeeperFactory, reported, wait_reported, wait_until
+from tests.harness.processes import descendant_pids, is_alive
+from tests.integration.test_keeper_safety import start_master
+
+pytestmark = pytest.mark.integration
+
+OBSERVATION_BOUND = 3.0 + 0.25
+"""One unanswered observation (database.OBSERVATION_TIMEOUT) and the recheck pause."""
+
+
+@pytest.fixture
+def store(etcd: EtcdServer) -> Iterator[ClusterStore]:
+    client = EtcdClient(EtcdSettings(endpoints=(etcd.client_url,), request_timeout=1.0))
+    yield ClusterStore(client, "main")
+    client.close()
+
+
+@pytest.fixture
+def keeper_factory(etcd: EtcdServer, tmp_path: Path) -> Iterator[KeeperFactory]:
+    factory = KeeperFactory([etcd.client_url], tmp_path / "keepers")
+    yield factory
+    factory.cleanup()
+
+
+def postgres_tree(postmaster: int) -> set[int]:
+    return {postmaster} | descendant_pids(postmaster)
+
+
+def test_a_frozen_keeper_loses_its_postgres_before_its_lease_expires(store, keeper_factory, capsys):
+    """SIGSTOP of the keeper process only: the guard kills PostgreSQL by the fence deadline."""
+    timing = ClusterSpec().timing
+    keeper = start_master(store, keeper_factory, ClusterSpec())
+    tree = postgres_tree(keeper.postgres_pid or 0)
+    os.kill(keeper.pid, signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    try:
+        wait_until(lambda: not any(map(is_alive, tree)), timing.keeper_lease_ttl, "killed")
+        killed_after = time.monotonic() - frozen_at
+        assert not keeper.accepts_connections()
+        assert reported(store, "k1") is not None, "the lease expired before the fence"
+        wait_until(lambda: reported(store, "k1") is None, 2 * timing.keeper_lease_ttl, "expiry")
+        expired_after = time.monotonic() - frozen_at
+    finally:
+        os.kill(keeper.pid, signal.SIGCONT)
+    with capsys.disabled():
+        print(
+            f"\nkeeper frozen: PostgreSQL killed {killed_after:.2f} s after the freeze, lease"
+            f" expired {expired_after:.2f} s after it (fence deadline {timing.fence_deadline} s)"
+        )
+    assert killed_after < timing.fence_deadline
+    assert "FENCED by the guard" in keeper.log_path.read_text()
+
+
+def test_a_killed_keeper_leaves_no_postgres_running(store, keeper_factory, capsys):
+    keeper = start_master(store, keeper_factory, ClusterSpec())
+    tree = postgres_tree(keeper.postgres_pid or 0)
+    os.kill(keeper.pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_until(lambda: not any(map(is_alive, tree)), 2.0, "PostgreSQL gone with its keeper")
+    with capsys.disabled():
+        print(f"\nkeeper killed: PostgreSQL gone {time.monotonic() - killed_at:.2f} s later")
+
+
+def test_an_unresponsive_master_is_killed_within_its_bound(store, keeper_factory, capsys):
+    """SIGSTOP of the PostgreSQL tree only: reported unfenced meanwhile, then killed."""
+    keeper = start_master(store, keeper_factory, ClusterSpec())
+    tree = postgres_tree(keeper.postgres_pid or 0)
+    for pid in tree:
+        os.kill(pid, signal.SIGSTOP)
+    frozen_at = time.monotonic()
+    bound = UNRESPONSIVE_LIMIT + OBSERVATION_BOUND + UNRESPONSIVE_KILL_AFTER + 1.0
+    try:
+        wait_reported(store, "k1", "not answering", timeout=5, running=False, fenced=False)
+        wait_until(lambda: not any(map(is_alive, tree)), bound, "unresponsive PostgreSQL killed")
+        killed_after = time.monotonic() - frozen_at
+    finally:
+        for pid in tree:
+            if is_alive(pid):
+                os.kill(pid, signal.SIGCONT)
+    wait_reported(store, "k1", "reported fenced", timeout=3, running=False, fenced=True)
+    with capsys.disabled():
+        print(f"\nPostgreSQL frozen: killed {killed_after:.2f} s later (bound {bound:.1f} s)")
+    assert "has not answered for" in keeper.log_path.read_text()
+
+
+def test_a_keeper_without_setpriv_refuses_to_start(keeper_factory, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    keeper = keeper_factory("k1")
+    keeper.start()
+    assert keeper.wait_exit(30) == 2
+    assert "setpriv (util-linux) is not on PATH" in keeper.log_tail()
+    assert not (keeper.data_dir / "PG_VERSION").exists()
+
+
+def test_a_second_keeper_with_a_taken_name_is_refused(store, keeper_factory):
+    first = start_master(store, keeper_factory, ClusterSpec())
+    before = reported(store, "k1")
+    assert before is not None and before.instance_id is not None
+    impostor = keeper_factory("k1")
+    impostor.start()
+    assert impostor.wait_exit(30) == 2
+    message = impostor.log_tail()
+    assert "keeper name 'k1' is already used by another running keeper" in message
+    assert f"{first.host}:{first.port}" in message
+    after = reported(store, "k1", instance_id=before.instance_id, running=True, fenced=False)
+    assert after is not None, "the impostor changed the master's document"
+    assert first.accepts_connections()
+    assert not (impostor.data_dir / "PG_VERSION").exists()

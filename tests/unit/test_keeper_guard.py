@@ -1,0 +1,148 @@
+"""The fencing guard's pieces that need no PostgreSQL: its state, the heartbeat link,
+systemd's watchdog ping, the name check, and the last words of a dying agent.
+
+The guard killing a real PostgreSQL is tested in tests/integration/test_keeper_fencing.py.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.guard import GuardState
+from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
+from rhizome.keeper.identity import holder_problem
+from rhizome.keeper.postmaster import Postmaster
+from rhizome.store.documents import KeeperInfo
+
+
+def test_guard_state_follows_the_keepers_lines():
+    state = GuardState()
+    assert state.wait_time(now=10.0) is None  # disarmed: waits for the keeper only
+    state.receive("arm 12.5")
+    assert state.wait_time(now=10.0) == 2.5
+    assert state.wait_time(now=13.0) == 0.0  # overdue: fire at once
+    state.receive("disarm")
+    assert state.wait_time(now=13.0) is None
+    state.receive("stop")
+    assert state.stopping
+
+
+@pytest.mark.parametrize("line", ["arm", "arm soon", "fire", "arm 1 2"])
+def test_guard_state_refuses_a_malformed_line(line):
+    with pytest.raises(ValueError, match="unexpected line from the keeper"):
+        GuardState().receive(line)
+
+
+def test_guard_link_sends_only_changes_and_ends_the_guard(tmp_path: Path):
+    link = GuardLink(tmp_path)
+    link.start()
+    try:
+        assert link.alive
+        link.arm(1e12)  # far away: nothing fires
+        link.arm(1e12)
+        link.disarm()
+        link.disarm()
+    finally:
+        link.stop()
+    assert not link.alive
+    with pytest.raises(GuardLost, match="not running"):
+        link.arm(1e12)
+
+
+def test_systemd_watchdog_pings_the_notify_socket_at_most_every_quarter(tmp_path: Path):
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(path))
+        notify.settimeout(1.0)
+        watchdog = SystemdWatchdog({"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "2000000"})
+        watchdog.ping()
+        watchdog.ping()  # within 0.5 s of the first: not sent
+        assert notify.recv(64) == b"WATCHDOG=1"
+        notify.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            notify.recv(64)
+
+
+def test_systemd_watchdog_does_nothing_without_watchdog_settings():
+    assert SystemdWatchdog({}).timeout is None
+    assert SystemdWatchdog({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).timeout is None
+
+
+def document(instance: str | None) -> KeeperInfo:
+    return KeeperInfo(
+        name="k1", host="10.0.0.1", port=5432, observed_at=0.0, running=True, healthy=True,
+        instance_id=instance,
+    )  # fmt: skip
+
+
+def test_a_name_is_taken_only_by_another_instance():
+    assert holder_problem("k1", "mine", document("mine")) is None
+    assert holder_problem("k1", "mine", document(None)) is None  # an older keeper's document
+    problem = holder_problem("k1", "mine", document("theirs"))
+    assert problem is not None
+    assert "keeper name 'k1' is already used" in problem
+    assert "instance theirs, PostgreSQL at 10.0.0.1:5432" in problem
+    assert "change 'name' in this keeper's configuration" in problem
+
+
+DYING_AGENT = textwrap.dedent(
+    """
+    import logging, sys, threading, time
+    from rhizome.fatal import die_on_thread_errors
+
+    class Blocked(logging.Handler):
+        def emit(self, record):
+            time.sleep(3600)  # a log sink that never returns
+
+    logging.getLogger().addHandler(Blocked())
+    die_on_thread_errors(lambda: print("fenced", flush=True))
+    threading.Thread(target=lambda: 1 / 0, name="lease-renewer").start()
+    time.sleep(30)
+    print("still alive", flush=True)
+    """
+)
+
+
+def test_a_thread_that_dies_fences_and_ends_the_process_even_when_logging_blocks():
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-c", DYING_AGENT], capture_output=True, text=True, timeout=20
+    )
+    assert result.returncode == 70
+    assert result.stdout == "fenced\n"
+    assert time.monotonic() - started < 10
+
+
+def test_the_exit_of_an_old_postmaster_leaves_the_new_ones_write_flag_alone(tmp_path: Path):
+    """Hole 5: the old postmaster's exit watcher ran after a new primary was started."""
+    exits = []
+    postmaster = Postmaster(keeper_config(tmp_path), exits.append)
+    old = subprocess.Popen(["true"])
+    old.wait()
+    new = subprocess.Popen(["sleep", "30"])
+    try:
+        postmaster._process = new
+        postmaster.may_accept_writes = True
+        postmaster._watch(old)  # late: the old one ended before the new one started
+        assert postmaster.may_accept_writes
+        assert exits == []
+    finally:
+        new.kill()
+        new.wait()
+
+
+def keeper_config(tmp_path: Path) -> KeeperConfig:
+    return KeeperConfig(
+        name="k1", data_dir=tmp_path / "data", state_dir=tmp_path / "state",
+        socket_dir=tmp_path / "state", host="127.0.0.1", port=5432,
+        listen_addresses="127.0.0.1", bin_dir=tmp_path, superuser="postgres",
+        replication_user="replicator", superuser_password="x", replication_password="y",
+    )  # fmt: skip
