@@ -15,6 +15,12 @@ etcd, plus a section of its own::
     key_file = "/etc/rhizome/etcd-client.key"
     connect_timeout = 0.5
     request_timeout = 2.0
+    endpoint_order = "spread"  # or "listed": see below
+
+Each agent starts at a random endpoint ("spread", the default), so that one
+frozen or unreachable etcd member slows only some agents' first request after
+it failed (every agent then moves on to a member that answers); "listed"
+starts every agent at the first endpoint listed.
 
 Secrets are never written in the file itself: only paths of files readable
 by the program's user alone.
@@ -43,6 +49,7 @@ ETCD_KEYS = {
     "key_file",
     "connect_timeout",
     "request_timeout",
+    "endpoint_order",
 }
 
 
@@ -127,4 +134,5 @@ def etcd_settings(etcd: dict[str, Any], source: str) -> EtcdSettings:
         key_file=etcd.get("key_file"),
         connect_timeout=float(etcd.get("connect_timeout", 0.5)),
         request_timeout=float(etcd.get("request_timeout", 2.0)),
+        endpoint_order=str(etcd.get("endpoint_order", "spread")),
     )

@@ -2,7 +2,9 @@
 
 Safety deadlines (a keeper fencing PostgreSQL, a proxy closing connections, a
 sentinel stepping down) count from the moment the last *successful* renewal
-was sent: etcd restarted the lease's TTL no earlier than that.
+was sent: etcd restarted the lease's TTL no earlier than that. A renewal is
+bounded by the same deadline (see `renewal_deadline`): a member that does not
+answer must not use up the time in which another member could have renewed.
 """
 
 from __future__ import annotations
@@ -14,6 +16,25 @@ from rhizome import clock
 from rhizome.etcd import EtcdClient, EtcdError, EtcdLeaseExpired
 
 log = logging.getLogger(__name__)
+
+MINIMUM_BUDGET = 0.5
+"""Seconds a renewal gets at least once its caller's deadline is (nearly) gone."""
+
+
+def renewal_deadline(now: float, renewed_at: float | None, within: float, ttl: float) -> float:
+    """When a renewal must have answered (rhizome.clock.monotonic() time).
+
+    `within` is the caller's deadline counted from its last successful
+    renewal (a keeper's fencing point, a proxy's close deadline), `renewed_at`
+    that renewal's time (None before the first, or after the lease expired).
+    Once that point is (nearly) gone, the renewal may still save the lease
+    until it expires; after that, a new grant gets `within` from now.
+    """
+    if renewed_at is not None:
+        for deadline in (renewed_at + within, renewed_at + ttl):
+            if deadline - now >= MINIMUM_BUDGET:
+                return deadline
+    return now + max(within, MINIMUM_BUDGET)
 
 
 class LeaseHolder:
@@ -29,19 +50,26 @@ class LeaseHolder:
     def seconds_since_renewal(self) -> float:
         return clock.monotonic() - self.renewed_at if self.lease_id else math.inf
 
-    def renew(self) -> bool:
+    def renew(self, within: float | None = None) -> bool:
         """Keep the lease alive (granting a new one if it expired); False on failure.
 
+        With `within` (seconds after the last successful renewal at which the
+        caller must act, e.g. fence), the call answers by `renewal_deadline`,
+        trying another etcd member in time when one does not answer.
         A new lease means everything published on the old one is gone: the
         caller must publish again (see `granted_new`).
         """
         sent_at = clock.monotonic()
         self.granted_new = False
+        deadline = None
+        if within is not None:
+            renewed_at = self.renewed_at if self.lease_id is not None else None
+            deadline = renewal_deadline(sent_at, renewed_at, within, self.ttl)
         try:
             if self.lease_id is not None:
-                self.client.keepalive(self.lease_id)
+                self.client.keepalive(self.lease_id, deadline)
             else:
-                self.lease_id = self.client.grant_lease(self.ttl).id
+                self.lease_id = self.client.grant_lease(self.ttl, deadline).id
                 self.granted_new = True
         except EtcdLeaseExpired:
             log.warning("lease %x expired; a new one will be granted", self.lease_id or 0)

@@ -324,6 +324,15 @@ class EtcdCluster:
         for member in self.members:
             member.stop()
 
+    def leader_index(self) -> int:
+        """Which member is the raft leader, from each member's own status."""
+        for index, member in enumerate(self.members):
+            status = json.loads(member.etcdctl("endpoint", "status", "--write-out=json").stdout)
+            header = status[0]["Status"]
+            if header["header"]["member_id"] == header["leader"]:
+                return index
+        raise RuntimeError("no etcd member reports itself as the leader")
+
 
 class EtcdFactory(Protocol):
     """What the etcd_factory fixture yields: starts a single member and returns it."""

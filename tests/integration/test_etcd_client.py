@@ -6,6 +6,7 @@ import http.server
 import json
 import threading
 import time
+from dataclasses import replace
 
 import pytest
 import urllib3
@@ -24,7 +25,9 @@ pytestmark = pytest.mark.integration
 
 
 def client_for(*urls: str, request_timeout: float = 1.0) -> EtcdClient:
-    return EtcdClient(EtcdSettings(endpoints=urls, request_timeout=request_timeout))
+    """A client trying `urls` in the order given (tests choose which member comes first)."""
+    settings = EtcdSettings(endpoints=urls, request_timeout=request_timeout)
+    return EtcdClient(replace(settings, endpoint_order="listed"))
 
 
 def wait_for(condition, timeout: float, interval: float = 0.02) -> float:

@@ -7,9 +7,27 @@ import json
 
 import pytest
 
-from rhizome.etcd import EtcdAuthError, EtcdConfigurationError, EtcdRequestError, EtcdSettings
+from rhizome import clock
+from rhizome.config import etcd_settings
+from rhizome.etcd import (
+    EtcdAuthError,
+    EtcdConfigurationError,
+    EtcdRequestError,
+    EtcdSettings,
+    EtcdUnavailable,
+)
 from rhizome.etcd.client import prefix_range
-from rhizome.etcd.transport import EndpointFailed, api_prefix_for, raise_for_error
+from rhizome.etcd.transport import (
+    MINIMUM_ATTEMPT_TIMEOUT,
+    EndpointFailed,
+    EtcdTransport,
+    api_prefix_for,
+    attempt_timeout,
+    raise_for_error,
+)
+from rhizome.lease import MINIMUM_BUDGET, renewal_deadline
+
+ENDPOINTS = ("http://a:1", "http://b:1", "http://c:1")
 
 
 @pytest.mark.parametrize(
@@ -81,3 +99,89 @@ def test_permission_and_request_errors_are_not_retried():
     with pytest.raises(EtcdRequestError) as raised:
         raise_for_error("http://e:1", 400, error_body("etcdserver: too many operations", 3))
     assert raised.value.code == 3 and "http://e:1" in str(raised.value)
+
+
+def test_endpoint_order_must_be_known():
+    with pytest.raises(EtcdConfigurationError, match=r"endpoint_order 'random'.*spread"):
+        EtcdSettings(endpoints=ENDPOINTS, endpoint_order="random")
+
+
+@pytest.mark.parametrize(
+    ("time_left", "endpoints_left", "expected"),
+    [
+        (None, 3, 2.0),  # no deadline: the configured request timeout
+        (1.5, 3, 0.75),  # a keeper 1 s after its last renewal, fencing at 2.5 s
+        (1.5, 1, 1.5),  # the last endpoint gets all that is left
+        (10.0, 2, 2.0),  # never more than the request timeout
+        (0.2, 2, MINIMUM_ATTEMPT_TIMEOUT),  # nor less than the minimum
+        (-3.0, 1, MINIMUM_ATTEMPT_TIMEOUT),  # deadline passed: still one short try
+    ],
+)
+def test_attempt_timeout_leaves_time_for_the_next_endpoint(time_left, endpoints_left, expected):
+    assert attempt_timeout(2.0, time_left, endpoints_left) == pytest.approx(expected)
+
+
+def test_a_fencing_budget_survives_one_silent_member():
+    """Keeper defaults: renewal 1 s after the last, fencing point 2.5 s, 3 members."""
+    first = attempt_timeout(2.0, 1.5, 3)
+    second = attempt_timeout(2.0, 1.5 - first, 2)
+    assert first + second <= 1.5 and second >= 0.3
+
+
+def transport(order: str = "listed") -> EtcdTransport:
+    return EtcdTransport(EtcdSettings(endpoints=ENDPOINTS, endpoint_order=order))
+
+
+def test_transports_start_at_spread_endpoints():
+    firsts = {transport("spread")._endpoints_in_order()[0] for _ in range(60)}
+    assert firsts == set(ENDPOINTS)
+    assert {transport()._endpoints_in_order()[0] for _ in range(10)} == {"http://a:1"}
+
+
+def test_a_failed_endpoint_is_not_tried_first_again():
+    listed = transport()
+    listed._demote("http://a:1")
+    assert listed._endpoints_in_order() == ["http://b:1", "http://c:1", "http://a:1"]
+    listed._prefer("http://c:1")
+    listed._demote("http://b:1")  # another thread's failure: the preference stays
+    assert listed._endpoints_in_order()[0] == "http://c:1"
+
+
+def test_a_call_with_a_deadline_splits_it_between_endpoints(monkeypatch):
+    """Every endpoint times out at its share; the call ends by its deadline (plus minimums)."""
+    listed = transport()
+    attempts: list[tuple[str, float]] = []
+
+    def silent(endpoint, path, payload, until):
+        attempts.append((endpoint, until - clock.monotonic()))
+        raise EndpointFailed("timed out")
+
+    monkeypatch.setattr(listed, "_post_json", silent)
+    with pytest.raises(EtcdUnavailable, match="no etcd endpoint answered"):
+        listed.call("/lease/keepalive", {}, deadline=clock.monotonic() + 1.6)
+    shares = [share for _endpoint, share in attempts]
+    assert [endpoint for endpoint, _share in attempts] == list(ENDPOINTS)
+    assert shares[0] == pytest.approx(0.8, abs=0.01)
+    assert shares[1] == pytest.approx(0.8, abs=0.01)  # nothing was spent: half of 1.6 again
+    assert shares[2] == pytest.approx(1.6, abs=0.01)  # the last one gets all of it
+
+
+@pytest.mark.parametrize(
+    ("now", "renewed_at", "expected"),
+    [
+        (11.0, 10.0, 12.5),  # the fencing point of the last renewal
+        (12.2, 10.0, 15.0),  # fencing point (nearly) passed: the lease expiry
+        (14.8, 10.0, 14.8 + 2.5),  # the lease is gone too: a fresh budget
+        (11.0, None, 13.5),  # a grant: a fresh budget
+    ],
+)
+def test_renewal_deadline(now, renewed_at, expected):
+    assert renewal_deadline(now, renewed_at, within=2.5, ttl=5) == pytest.approx(expected)
+    assert renewal_deadline(now, renewed_at, within=0.1, ttl=5) - now >= MINIMUM_BUDGET
+
+
+def test_configuration_files_choose_the_endpoint_order():
+    endpoints = {"endpoints": list(ENDPOINTS)}
+    assert etcd_settings(endpoints, "agent.toml").endpoint_order == "spread"
+    listed = etcd_settings({**endpoints, "endpoint_order": "listed"}, "agent.toml")
+    assert listed.endpoint_order == "listed"

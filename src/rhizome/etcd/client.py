@@ -1,7 +1,10 @@
 """A thin etcd v3 client on the JSON gateway: key-value, compare-and-swap, leases.
 
 Keys are text, values bytes. Every call has explicit timeouts (see
-`EtcdSettings`) and raises `EtcdUnavailable` when no endpoint answers.
+`EtcdSettings`) and raises `EtcdUnavailable` when no endpoint answers. The
+calls a safety deadline waits on (lease grant and keepalive, the revision
+probe of a watch) also take a `deadline` (rhizome.clock.monotonic() time) by
+which they answer or fail, whatever the members do.
 """
 
 from __future__ import annotations
@@ -63,10 +66,10 @@ class EtcdClient:
         """Every key under `prefix`, read at one revision."""
         return self._range(prefix_range(prefix))
 
-    def revision(self) -> int:
+    def revision(self, deadline: float | None = None) -> int:
         """The store's current revision (a cheap round trip: counts one key)."""
-        response = self.transport.call("/kv/range", {"key": encode("\0"), "count_only": True})
-        return header_revision(response)
+        request = {"key": encode("\0"), "count_only": True}
+        return header_revision(self.transport.call("/kv/range", request, deadline))
 
     def _range(self, request: JsonObject) -> RangeResult:
         response = self.transport.call("/kv/range", request)
@@ -124,16 +127,16 @@ class EtcdClient:
 
     # -- leases ------------------------------------------------------------
 
-    def grant_lease(self, ttl: int) -> Lease:
+    def grant_lease(self, ttl: int, deadline: float | None = None) -> Lease:
         """A new lease of `ttl` whole seconds (etcd may round a small TTL up)."""
-        response = self.transport.call("/lease/grant", {"TTL": ttl})
+        response = self.transport.call("/lease/grant", {"TTL": ttl}, deadline)
         if response.get("error"):
             raise EtcdRequestError(f"etcd refused a lease of {ttl} s: {response['error']}")
         return Lease(id=int(response["ID"]), ttl=int(response["TTL"]))
 
-    def keepalive(self, lease_id: int) -> int:
+    def keepalive(self, lease_id: int, deadline: float | None = None) -> int:
         """Renew a lease once; returns its new TTL or raises EtcdLeaseExpired."""
-        response = self.transport.call("/lease/keepalive", {"ID": str(lease_id)})
+        response = self.transport.call("/lease/keepalive", {"ID": str(lease_id)}, deadline)
         ttl = int(response.get("result", {}).get("TTL", 0))
         if ttl <= 0:
             raise EtcdLeaseExpired(lease_id)

@@ -4,6 +4,14 @@ One `EtcdTransport` serves one etcd cluster. Each call tries the endpoint that
 answered last, then the others in order, each once, with explicit connect and
 read timeouts; so a call fails within about
 ``len(endpoints) * (connect_timeout + request_timeout)``.
+
+A call that must answer by a deadline (a lease renewal before its caller's
+fencing point) gives each endpoint only part of the time left (see
+`attempt_timeout`), so that a frozen or black-holed member leaves time to ask
+the next one. An endpoint that failed is not tried first again: the next one
+is, until another answers. Each transport starts at a random endpoint
+(`endpoint_order = "spread"`), so that one bad member does not hit every
+agent at once.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +28,7 @@ from urllib.parse import urlsplit
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, SSLError, TimeoutError
 
+from rhizome import clock
 from rhizome.etcd.errors import (
     EtcdAuthError,
     EtcdConfigurationError,
@@ -38,6 +48,9 @@ UNAVAILABLE = 14
 MEMBER_TROUBLE = ("leader changed", "no leader", "request timed out", "not capable")
 # Errors that mean our token went stale (tokens are per member, and expire).
 STALE_TOKEN = ("invalid auth token", "auth token is invalid", "user name is empty")
+ENDPOINT_ORDERS = ("spread", "listed")
+MINIMUM_ATTEMPT_TIMEOUT = 0.25
+"""Seconds an endpoint gets at least, even when the caller's deadline has passed."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +65,8 @@ class EtcdSettings:
     key_file: str | None = None
     connect_timeout: float = 0.5
     request_timeout: float = 2.0
+    endpoint_order: str = "spread"
+    """"spread": start at a random endpoint; "listed": at the first one listed."""
 
     def __post_init__(self) -> None:
         if not self.endpoints:
@@ -68,6 +83,11 @@ class EtcdSettings:
                 raise EtcdConfigurationError(f"etcd {name} {path!r} does not exist")
         if self.connect_timeout <= 0 or self.request_timeout <= 0:
             raise EtcdConfigurationError("etcd connect_timeout and request_timeout must be > 0")
+        if self.endpoint_order not in ENDPOINT_ORDERS:
+            raise EtcdConfigurationError(
+                f"etcd endpoint_order {self.endpoint_order!r} is unknown; use"
+                ' "spread" (each agent starts at a random endpoint) or "listed"'
+            )
 
 
 def check_endpoint(endpoint: str) -> None:
@@ -85,6 +105,26 @@ def check_endpoint(endpoint: str) -> None:
         raise EtcdConfigurationError(f"etcd endpoint {endpoint!r} has no valid port")
 
 
+def attempt_timeout(request_timeout: float, time_left: float | None, endpoints_left: int) -> float:
+    """Seconds one endpoint may take when `time_left` remain until the caller's deadline.
+
+    Without a deadline, the configured request timeout. With one, half of the
+    time left while another endpoint remains to be tried (so that a frozen or
+    black-holed member still leaves half the budget to the others), all of it
+    for the last one; never more than the request timeout, never less than
+    MINIMUM_ATTEMPT_TIMEOUT.
+    """
+    if time_left is None:
+        return request_timeout
+    share = time_left if endpoints_left <= 1 else time_left / 2
+    return min(request_timeout, max(share, MINIMUM_ATTEMPT_TIMEOUT))
+
+
+def rotated(endpoints: list[str], first: int) -> list[str]:
+    """The endpoints starting at index `first`, then the others in order."""
+    return endpoints[first:] + endpoints[:first]
+
+
 class EndpointFailed(Exception):
     """One endpoint could not serve the call; another one may."""
 
@@ -96,6 +136,8 @@ class EtcdTransport:
         self.settings = settings
         self._endpoints = [endpoint.rstrip("/") for endpoint in settings.endpoints]
         self._preferred = 0
+        if settings.endpoint_order == "spread":
+            self._preferred = secrets.randbelow(len(self._endpoints))
         self._lock = threading.Lock()
         self._api_prefixes: dict[str, str] = {}
         self._tokens: dict[str, str] = {}
@@ -109,15 +151,22 @@ class EtcdTransport:
     def close(self) -> None:
         self._pool.clear()
 
-    def call(self, path: str, payload: JsonObject) -> JsonObject:
-        """POST `payload` to `path` (under the API prefix) on the first endpoint that works."""
+    def call(self, path: str, payload: JsonObject, deadline: float | None = None) -> JsonObject:
+        """POST `payload` to `path` (under the API prefix) on the first endpoint that works.
+
+        With a `deadline` (rhizome.clock.monotonic() time), each endpoint gets
+        only its `attempt_timeout` share of the time left.
+        """
         failures = []
-        for endpoint in self._endpoints_in_order():
+        endpoints = self._endpoints_in_order()
+        for position, endpoint in enumerate(endpoints):
+            until = self._attempt_deadline(deadline, len(endpoints) - position)
             try:
-                response = self._post_json(endpoint, path, payload)
+                response = self._post_json(endpoint, path, payload, until)
             except EndpointFailed as failure:
                 log.debug("etcd endpoint %s failed: %s", endpoint, failure)
                 failures.append(f"{endpoint}: {failure}")
+                self._demote(endpoint)
                 continue
             self._prefer(endpoint)
             return response
@@ -135,27 +184,44 @@ class EtcdTransport:
                     raise_for_error(endpoint, response.status, body)
             except EndpointFailed as failure:  # e.g. "no leader" while a member restarts
                 failures.append(f"{endpoint}: {failure}")
+                self._demote(endpoint)
                 continue
             self._prefer(endpoint)
             return response
         raise EtcdUnavailable("no etcd endpoint accepted the watch (" + "; ".join(failures) + ")")
 
+    def _attempt_deadline(self, deadline: float | None, endpoints_left: int) -> float | None:
+        if deadline is None:
+            return None
+        now = clock.monotonic()
+        timeout = attempt_timeout(self.settings.request_timeout, deadline - now, endpoints_left)
+        return now + timeout
+
     def _endpoints_in_order(self) -> list[str]:
         with self._lock:
             first = self._preferred
-        return self._endpoints[first:] + self._endpoints[:first]
+        return rotated(self._endpoints, first)
 
     def _prefer(self, endpoint: str) -> None:
         with self._lock:
             self._preferred = self._endpoints.index(endpoint)
 
-    def _post_json(self, endpoint: str, path: str, payload: JsonObject) -> JsonObject:
+    def _demote(self, endpoint: str) -> None:
+        """A failed endpoint is not tried first again (by any thread) until it answers."""
+        with self._lock:
+            failed = self._endpoints.index(endpoint)
+            if self._preferred == failed:
+                self._preferred = (failed + 1) % len(self._endpoints)
+
+    def _post_json(
+        self, endpoint: str, path: str, payload: JsonObject, until: float | None
+    ) -> JsonObject:
         timeout = self.settings.request_timeout
-        response = self._send(endpoint, path, payload, timeout, stream=False)
+        response = self._send(endpoint, path, payload, timeout, stream=False, until=until)
         if response.status != 200 and self._is_stale_token(response.data):
             log.info("etcd token for %s is no longer valid; authenticating again", endpoint)
             self._tokens.pop(endpoint, None)
-            response = self._send(endpoint, path, payload, timeout, stream=False)
+            response = self._send(endpoint, path, payload, timeout, stream=False, until=until)
         if response.status != 200:
             raise_for_error(endpoint, response.status, response.data)
         return decode_json(endpoint, response.data)
@@ -166,15 +232,31 @@ class EtcdTransport:
         return any(marker in body.decode("utf-8", "replace") for marker in STALE_TOKEN)
 
     def _send(
-        self, endpoint: str, path: str, payload: JsonObject, read_timeout: float, *, stream: bool
+        self,
+        endpoint: str,
+        path: str,
+        payload: JsonObject,
+        read_timeout: float,
+        *,
+        stream: bool,
+        until: float | None = None,
     ) -> Any:
-        url = endpoint + self._api_prefix(endpoint) + path
+        url = endpoint + self._api_prefix(endpoint, until) + path
         headers = {"Content-Type": "application/json"}
-        token = self._token(endpoint)
+        token = self._token(endpoint, until)
         if token:
             headers["Authorization"] = token
-        return self._request(
-            "POST", url, json.dumps(payload).encode(), headers, read_timeout, stream
+        timeout = self._timeout(read_timeout, until)
+        return self._request("POST", url, json.dumps(payload).encode(), headers, timeout, stream)
+
+    def _timeout(self, read_timeout: float, until: float | None) -> urllib3.Timeout:
+        """Connect and read timeouts; with `until`, the whole request ends by then."""
+        connect_timeout = self.settings.connect_timeout
+        if until is None:
+            return urllib3.Timeout(connect=connect_timeout, read=read_timeout)
+        left = max(until - clock.monotonic(), 0.01)
+        return urllib3.Timeout(
+            connect=min(connect_timeout, left), read=min(read_timeout, left), total=left
         )
 
     def _request(
@@ -183,10 +265,9 @@ class EtcdTransport:
         url: str,
         body: bytes | None,
         headers: dict[str, str],
-        read_timeout: float,
+        timeout: urllib3.Timeout,
         stream: bool,
     ) -> Any:
-        timeout = urllib3.Timeout(connect=self.settings.connect_timeout, read=read_timeout)
         try:
             return self._pool.request(
                 method, url, body=body, headers=headers, timeout=timeout,
@@ -201,12 +282,12 @@ class EtcdTransport:
         except HTTPError as error:
             raise EndpointFailed(f"connection failed ({error.__class__.__name__})") from error
 
-    def _api_prefix(self, endpoint: str) -> str:
+    def _api_prefix(self, endpoint: str, until: float | None) -> str:
         """The v3 gateway prefix, chosen from the cluster version (/v3 for etcd >= 3.4)."""
         known = self._api_prefixes.get(endpoint)
         if known:
             return known
-        timeout = self.settings.request_timeout
+        timeout = self._timeout(self.settings.request_timeout, until)
         response = self._request("GET", endpoint + "/version", None, {}, timeout, False)
         if response.status != 200:
             raise EndpointFailed(f"GET /version answered HTTP {response.status}")
@@ -218,22 +299,23 @@ class EtcdTransport:
         self._api_prefixes[endpoint] = prefix
         return prefix
 
-    def _token(self, endpoint: str) -> str | None:
+    def _token(self, endpoint: str, until: float | None) -> str | None:
         if self.settings.username is None:
             return None
         token = self._tokens.get(endpoint)
         if token is None:
-            token = self._authenticate(endpoint)
+            token = self._authenticate(endpoint, until)
             self._tokens[endpoint] = token
         return token or None
 
-    def _authenticate(self, endpoint: str) -> str:
+    def _authenticate(self, endpoint: str, until: float | None) -> str:
         """A token for this member ('' when the cluster has auth disabled)."""
-        url = endpoint + self._api_prefix(endpoint) + "/auth/authenticate"
+        url = endpoint + self._api_prefix(endpoint, until) + "/auth/authenticate"
         credentials = {"name": self.settings.username, "password": self.settings.password}
         body = json.dumps(credentials).encode()
         headers = {"Content-Type": "application/json"}
-        response = self._request("POST", url, body, headers, self.settings.request_timeout, False)
+        timeout = self._timeout(self.settings.request_timeout, until)
+        response = self._request("POST", url, body, headers, timeout, False)
         if response.status == 200:
             return str(decode_json(endpoint, response.data).get("token", ""))
         message = error_message(response.data)

@@ -5,7 +5,9 @@ with a full read of the prefix (a snapshot), then streams changes from the
 revision after it. It re-watches from ``next_revision`` whenever the stream
 ends, and reads everything again when etcd has compacted the revisions it
 would need. A stream that stays silent for ``idle_timeout`` is checked with a
-cheap request: a frozen member is noticed and another endpoint is used.
+cheap request bounded by the request timeout (each member asked gets half of
+what is left): a frozen member is noticed, passed over, and the watch is
+opened again on a member that answered.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 from urllib3.exceptions import HTTPError
 
+from rhizome import clock
 from rhizome.etcd.client import EtcdClient, KeyValue, RangeResult, parse_key_value, prefix_range
 from rhizome.etcd.errors import EtcdRequestError, EtcdUnavailable
 
@@ -99,7 +102,11 @@ class PrefixWatcher:
             except StreamEnded as reason:
                 log.debug("watch on %s ended: %s", self.prefix, reason)
                 if not self._closed.is_set():
-                    self.client.revision()  # raises EtcdUnavailable when nothing answers
+                    self._probe()
+
+    def _probe(self) -> None:
+        """Raise EtcdUnavailable unless a member answers within the request timeout."""
+        self.client.revision(deadline=clock.monotonic() + self.client.settings.request_timeout)
 
     def _snapshot(self) -> WatchUpdate:
         snapshot = self.client.get_prefix(self.prefix)

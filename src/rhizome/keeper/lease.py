@@ -92,7 +92,8 @@ class LeaseGuard:
         while not self._stopped.is_set():
             started = clock.monotonic()
             had_lease = self.holder.lease_id is not None
-            if not self.holder.renew() and had_lease and self.holder.lease_id is None:
+            renewed = self.holder.renew(fencing_point(self.fence_deadline))
+            if not renewed and had_lease and self.holder.lease_id is None:
                 self.lost_at = clock.monotonic()
             if self.holder.lease_id is not None:
                 self._first_renewal.set()

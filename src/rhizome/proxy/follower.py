@@ -24,6 +24,7 @@ from typing import Any
 from rhizome import clock
 from rhizome.config import StoreConfig
 from rhizome.etcd import EtcdError, EtcdLeaseExpired, EventKind, KeyValue, Lease, WatchUpdate
+from rhizome.lease import renewal_deadline
 from rhizome.proxy.config import ProxyConfig
 from rhizome.proxy.fencing import StoreFence
 from rhizome.proxy.metrics import StoreCounters
@@ -189,7 +190,9 @@ class StoreFollower:
         lease = self.lease
         if lease is not None and lease.ttl == ttl:
             try:
-                self.lease_store.client.keepalive(lease.id)
+                close = self.timing_value("proxy_close_deadline")
+                deadline = renewal_deadline(clock.monotonic(), self.last_renewal, close, ttl)
+                self.lease_store.client.keepalive(lease.id, deadline)
                 return None
             except EtcdLeaseExpired:
                 log.warning("the proxy lease expired: taking a new one")

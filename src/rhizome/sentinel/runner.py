@@ -79,11 +79,11 @@ class Sentinel:
         self.lease.ttl = math.ceil(timing.sentinel_lease_ttl)  # for the next grant
         now = clock.monotonic()
         due = now - self._last_renewal_attempt >= timing.renew_interval
+        margin = timing.sentinel_lease_ttl - timing.renew_interval
         if due or self.lease.lease_id is None:
             self._last_renewal_attempt = now
-            if self.lease.renew() and self.lease.granted_new:
+            if self.lease.renew(within=margin) and self.lease.granted_new:
                 self._publish_self()
-        margin = timing.sentinel_lease_ttl - timing.renew_interval
         return self.lease.lease_id is not None and self.lease.seconds_since_renewal() < margin
 
     def _publish_self(self) -> None:

@@ -1,0 +1,172 @@
+"""One frozen or black-holed etcd member must not make a healthy master fence (P1 hole 6).
+
+A master keeper renews its lease every second and starts fencing 2.5 s after
+its last successful renewal (fence_deadline 3.5 s). Every client here lists
+the bad member FIRST (endpoint_order "listed"), as every agent did before
+endpoints were spread, with the default 2 s request timeout: a keepalive that
+waited the whole request timeout on the bad member would reach the next one
+only after the fencing point. The fault lasts RHIZOME_MEMBER_FAULT_SECONDS
+(20 s by default; the chaos campaign runs these tests with 60).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from rhizome import clock
+from rhizome.etcd import EtcdClient, EtcdSettings, EtcdUnavailable, PrefixWatcher
+from rhizome.keeper.lease import LeaseGuard, fencing_point
+from rhizome.lease import LeaseHolder
+from tests.harness.etcd import EtcdCluster, EtcdServer
+
+pytestmark = pytest.mark.integration
+
+FAULT_SECONDS = float(os.environ.get("RHIZOME_MEMBER_FAULT_SECONDS", "20"))
+RENEW_INTERVAL = 1.0
+FENCE_DEADLINE = 3.5
+RENEWAL_BUDGET = fencing_point(FENCE_DEADLINE) - RENEW_INTERVAL
+"""1.5 s: how long a renewal may take, sent one interval after the last, before fencing."""
+WATCH_IDLE_TIMEOUT = 1.0
+REQUEST_TIMEOUT = 2.0
+
+Fault = Callable[[EtcdServer], contextlib.AbstractContextManager[None]]
+"""Puts one member in a bad state for the duration of a `with` block."""
+
+
+@dataclass(frozen=True)
+class Renewal:
+    started: float
+    took: float
+    succeeded: bool
+
+
+class TimedLeaseHolder(LeaseHolder):
+    """A LeaseHolder that records when each renewal started, how long it took, and its result."""
+
+    def __init__(self, client: EtcdClient, ttl: float) -> None:
+        super().__init__(client, ttl)
+        self.renewals: list[Renewal] = []
+
+    def renew(self, within: float | None = None) -> bool:
+        started = clock.monotonic()
+        succeeded = super().renew(within)
+        self.renewals.append(Renewal(started, clock.monotonic() - started, succeeded))
+        return succeeded
+
+
+def client_listing_first(cluster: EtcdCluster, first: int) -> EtcdClient:
+    urls = cluster.client_urls
+    ordered = (urls[first], *(url for index, url in enumerate(urls) if index != first))
+    settings = EtcdSettings(
+        endpoints=ordered, endpoint_order="listed", request_timeout=REQUEST_TIMEOUT
+    )
+    return EtcdClient(settings)
+
+
+@dataclass
+class WatchedWrites:
+    """Writes a counter through healthy members; a watcher on the bad member's client sees them."""
+
+    writer: EtcdClient
+    watcher: PrefixWatcher
+    written: dict[bytes, float] = field(default_factory=dict)
+    seen: dict[bytes, float] = field(default_factory=dict)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        threading.Thread(target=self._write, daemon=True).start()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _write(self) -> None:
+        counter = 0
+        while not self.stop.wait(0.25):
+            value = str(counter).encode()
+            try:
+                self.writer.put("/faults/counter", value)
+            except EtcdUnavailable:
+                continue  # an election: the next round writes again
+            self.written[value] = clock.monotonic()
+            counter += 1
+
+    def _watch(self) -> None:
+        while not self.watcher.closed:
+            try:
+                for update in self.watcher.updates():
+                    for event in update.events:
+                        self.seen.setdefault(event.item.value, clock.monotonic())
+            except Exception:  # resumes as agents do
+                time.sleep(0.1)
+
+    def worst_delay(self) -> float:
+        missing = sorted(set(self.written) - set(self.seen))
+        assert not missing, f"the watch lost writes {missing[:5]}"
+        return max(self.seen[value] - self.written[value] for value in self.written)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.watcher.close()
+
+
+@contextlib.contextmanager
+def frozen(member: EtcdServer) -> Iterator[None]:
+    member.freeze()
+    try:
+        yield
+    finally:
+        member.thaw()
+
+
+def ride_out(cluster: EtcdCluster, bad: int, fault: Fault) -> None:
+    """A LeaseGuard and a watch on clients listing member `bad` first, through its fault."""
+    holder = TimedLeaseHolder(client_listing_first(cluster, bad), ttl=5)
+    fences: list[tuple[float, float]] = []
+    guard = LeaseGuard(holder, RENEW_INTERVAL, FENCE_DEADLINE, fence=lambda *a: fences.append(a),
+                       on_new_lease=lambda: None)  # fmt: skip
+    healthy = (bad + 1) % len(cluster)
+    watched = WatchedWrites(
+        writer=client_listing_first(cluster, healthy),
+        watcher=PrefixWatcher(client_listing_first(cluster, bad), "/faults/", WATCH_IDLE_TIMEOUT),
+    )
+    guard.start()
+    try:
+        assert guard.wait_for_lease(5), "no lease granted"
+        lease_id = holder.lease_id
+        watched.start()
+        time.sleep(2.5)  # healthy renewals, all on the member about to go bad
+        with fault(cluster[bad]):
+            fault_started = clock.monotonic()
+            time.sleep(FAULT_SECONDS)
+            fault_ended = clock.monotonic()
+        time.sleep(2.5)
+        kept_the_lease = holder.lease_id == lease_id and guard.lost_at is None
+    finally:
+        watched.close()
+        guard.stop(revoke=True)
+    during = [r for r in holder.renewals if fault_started <= r.started <= fault_ended]
+    latencies = sorted(renewal.took for renewal in during)
+    print(
+        f"\nrenewals during {FAULT_SECONDS:.0f} s of fault: {len(during)}, median "
+        f"{statistics.median(latencies) * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms;"
+        f" worst watch delay {watched.worst_delay():.2f} s"
+    )
+    assert not fences, f"a healthy master fenced itself {len(fences)} times, first {fences[0]}"
+    assert all(renewal.succeeded for renewal in holder.renewals), holder.renewals
+    assert latencies[-1] <= RENEWAL_BUDGET, f"a renewal took {latencies[-1]:.2f} s"
+    assert len(during) >= FAULT_SECONDS / RENEW_INTERVAL - 2
+    assert kept_the_lease, "the lease was lost or replaced"
+    assert watched.worst_delay() <= WATCH_IDLE_TIMEOUT + REQUEST_TIMEOUT + 1.0
+
+
+@pytest.mark.parametrize("role", ["follower", "leader"])
+def test_a_frozen_first_member_does_not_fence_a_healthy_master(etcd_cluster, role):
+    leader = etcd_cluster.leader_index()
+    bad = leader if role == "leader" else (leader + 1) % len(etcd_cluster)
+    ride_out(etcd_cluster, bad, frozen)
