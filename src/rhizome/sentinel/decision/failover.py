@@ -20,7 +20,11 @@ from rhizome.sentinel.decision.candidates import (
     forced_rules,
     named_candidate,
 )
-from rhizome.sentinel.decision.fencing import promotion_blockers
+from rhizome.sentinel.decision.fencing import (
+    instance_of,
+    other_instance_blocker,
+    promotion_blockers,
+)
 from rhizome.sentinel.decision.model import Progress
 from rhizome.sentinel.decision.promotion import FENCED, promote
 from rhizome.sentinel.decision.results import (
@@ -99,6 +103,7 @@ def start_failover(
         phase="fencing",
         target=target,
         previous_master=old_master,
+        previous_master_instance=instance_of(progress, old_master),
         started_at=progress.now,
         phase_started_at=progress.now,
         command=command,
@@ -145,7 +150,8 @@ def abandon_failover_command(progress: Progress) -> None:
     operation = progress.state.operation
     assert operation is not None
     previous = operation.previous_master
-    if previous is not None and progress.keeper(previous) is not None:
+    if restorable(progress, previous):
+        assert previous is not None
         reason = f"timed out before promotion; {previous} is restored as master"
         finish_operation_command(progress, "abandoned", reason, new_master=previous)
         progress.change(operation=operation.with_changes(command=None))
@@ -154,6 +160,15 @@ def abandon_failover_command(progress: Progress) -> None:
     reason = "timed out before promotion; the sentinel goes on with an automatic failover"
     finish_operation_command(progress, "abandoned", reason, new_master=None)
     progress.change(operation=operation.with_changes(command=None, target=None))
+
+
+def restorable(progress: Progress, old_master: str | None) -> bool:
+    """The old master's keeper is live, and it is the instance that was master."""
+    return (
+        old_master is not None
+        and progress.keeper(old_master) is not None
+        and other_instance_blocker(progress, old_master) is None
+    )
 
 
 def take_over_lost_master(progress: Progress, loss: str) -> bool:

@@ -36,7 +36,13 @@ from rhizome.sentinel.decision.candidates import (
     choose_candidate,
     named_candidate,
 )
-from rhizome.sentinel.decision.fencing import promotion_blockers, unacknowledged_proxies
+from rhizome.sentinel.decision.failover import set_no_promotion_reason
+from rhizome.sentinel.decision.fencing import (
+    instance_of,
+    other_instance_blocker,
+    promotion_blockers,
+    unacknowledged_proxies,
+)
 from rhizome.sentinel.decision.model import Progress
 from rhizome.sentinel.decision.promotion import FENCED, promote
 from rhizome.sentinel.decision.results import (
@@ -69,6 +75,7 @@ def start_switchover(progress: Progress, command: Command, master_loss: str | No
         phase=DRAINING_PHASE,
         target=choice.best,
         previous_master=master,
+        previous_master_instance=instance_of(progress, master),
         started_at=progress.now,
         phase_started_at=progress.now,
         command=command.name,
@@ -162,6 +169,10 @@ def advance_demoting(progress: Progress) -> None:
     old = progress.keeper(old_master)
     if old is None:
         become_failover(progress)
+        return
+    other_instance = other_instance_blocker(progress, old_master)
+    if other_instance is not None:  # neither promote nor restore: wait for the real one
+        set_no_promotion_reason(progress, other_instance)
         return
     overdue = overdue_reason(progress)
     if overdue is not None:
