@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rhizome.sentinel.decision.abandonment import advance_promotion
 from rhizome.sentinel.decision.commands import (
     handle_commands_during_operation,
     start_next_command,
@@ -32,7 +33,6 @@ from rhizome.sentinel.decision.initialisation import advance_initialisation
 from rhizome.sentinel.decision.membership import maintain_membership
 from rhizome.sentinel.decision.memory import BOOKKEEPING_FIELDS, update_memory
 from rhizome.sentinel.decision.model import ClusterObservation, Decision, Progress
-from rhizome.sentinel.decision.promotion import advance_promoting
 from rhizome.sentinel.decision.switchover import (
     advance_blocking,
     advance_demoting,
@@ -51,7 +51,7 @@ PHASES: dict[str, Callable[[Progress], None]] = {
     DRAINING_PHASE: advance_draining,
     "blocking": advance_blocking,
     "demoting": advance_demoting,
-    "promoting": advance_promoting,
+    "promoting": advance_promotion,
 }
 """What moves each operation phase forward (initialising is handled apart)."""
 

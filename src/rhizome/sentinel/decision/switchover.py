@@ -23,8 +23,11 @@ command's timeout, when a phase lasts longer than proxy_hold_timeout, or when
 the target fails: while blocking, routing goes back to the old master; while
 demoting, the old master gets its role back (also when it stopped without a
 clean shutdown); while draining, proxies simply stop holding. Once the
-target is assigned master nothing is undone. If the old master's keeper is
-lost meanwhile, the switchover becomes an automatic failover.
+target is assigned master, only timing.promotion_deadline undoes it
+(abandonment.py: the target is fenced, then a standby holding the old
+master's last record is promoted, or the old master gets its role back). If
+the old master's keeper is lost meanwhile, the switchover becomes an
+automatic failover.
 """
 
 from __future__ import annotations
@@ -36,7 +39,6 @@ from rhizome.sentinel.decision.candidates import (
     choose_candidate,
     named_candidate,
 )
-from rhizome.sentinel.decision.failover import set_no_promotion_reason
 from rhizome.sentinel.decision.fencing import (
     instance_of,
     other_instance_blocker,
@@ -44,7 +46,7 @@ from rhizome.sentinel.decision.fencing import (
     unacknowledged_proxies,
 )
 from rhizome.sentinel.decision.model import Progress
-from rhizome.sentinel.decision.promotion import FENCED, promote
+from rhizome.sentinel.decision.promotion import FENCED, promote, set_no_promotion_reason
 from rhizome.sentinel.decision.results import (
     command_timed_out,
     finish_operation_command,
