@@ -6,7 +6,8 @@ deciding again on the same observation changes nothing (idempotence). All
 the changes of one call make ONE new state: its generation is the input's
 plus one when the topology changed (assignments, master, proxy target,
 operation, synchronous set, initialisation), and unchanged when only the
-decision's memory changed (memory.BOOKKEEPING_FIELDS). When nothing changes,
+decision's memory changed (memory.BOOKKEEPING_FIELDS, and the operation's
+timers re-armed by a new leader). When nothing changes,
 the input state object itself is returned.
 
 A step never needs an intermediate state to be seen by agents unless its
@@ -31,7 +32,7 @@ from rhizome.sentinel.decision.failover import (
 )
 from rhizome.sentinel.decision.initialisation import advance_initialisation
 from rhizome.sentinel.decision.membership import maintain_membership
-from rhizome.sentinel.decision.memory import BOOKKEEPING_FIELDS, update_memory
+from rhizome.sentinel.decision.memory import BOOKKEEPING_FIELDS, update_memory, without_timers
 from rhizome.sentinel.decision.model import ClusterObservation, Decision, Progress
 from rhizome.sentinel.decision.switchover import (
     advance_blocking,
@@ -84,8 +85,9 @@ def finalised(initial: ClusterState, decided: ClusterState) -> ClusterState:
     if decided == initial:
         return initial
     ignored = BOOKKEEPING_FIELDS | {"generation", "format_version"}
+    before, after = without_timers(initial), without_timers(decided)
     topology_changed = any(
-        getattr(decided, name) != getattr(initial, name)
+        getattr(after, name) != getattr(before, name)
         for name in ClusterState.model_fields
         if name not in ignored
     )
