@@ -22,6 +22,7 @@ from rhizome.etcd import EtcdError
 from rhizome.lease import LeaseHolder
 from rhizome.sentinel.decision import ClusterObservation, decide
 from rhizome.sentinel.leader_clock import LeaderClock
+from rhizome.sentinel.supervision import ThreadWatch
 from rhizome.spec import TimingSettings
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.codec import encode_document
@@ -45,11 +46,14 @@ class Sentinel:
         sentinel_id: str,
         clock: Callable[[], float] = time.time,
         leader_clock: LeaderClock | None = None,
+        thread_watch: ThreadWatch | None = None,
     ) -> None:
         self.store = store
         self.sentinel_id = sentinel_id
         self.clock = clock
         self.leader_clock = leader_clock or LeaderClock(wall=clock)
+        self.thread_watch = thread_watch
+        """Raises in the run loop once a thread of the process died (supervision.py)."""
         self.lease = LeaseHolder(store.client, TimingSettings().sentinel_lease_ttl)
         self.follower = StoreFollower(store)
         self.started_at = clock()
@@ -63,6 +67,8 @@ class Sentinel:
         revision = 0
         try:
             while not stop.is_set():
+                if self.thread_watch is not None:
+                    self.thread_watch.check()
                 revision = self.follower.wait_for_change(revision, TICK)
                 if self.follower.synchronized:
                     self.step(self.follower.view())
