@@ -53,7 +53,7 @@ def abandon_promotion(progress: Progress, limit: float) -> None:
     target = operation.target
     why = (
         f"promotion of {target} abandoned: it did not report a running primary "
-        f"within {limit:g} s (timing.promotion_deadline)"
+        f"within {limit:g} s (timing.promotion_timeout)"
     )
     finish_operation_command(progress, "abandoned", f"{why}; {target} is fenced", new_master=None)
     abandoned = (*(name for name in operation.abandoned_targets if name != target), target)

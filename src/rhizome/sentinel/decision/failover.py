@@ -159,9 +159,7 @@ def wait_for_fencing(progress: Progress, blockers: list[str]) -> None:
     progress.note(f"{operation.kind}: waiting before promotion: {waiting}")
     limit = progress.timing.promotion_deadline
     if progress.now - operation.phase_started_at >= limit:
-        reason = (
-            f"fencing has lasted longer than {limit:g} s (timing.promotion_deadline): {waiting}"
-        )
+        reason = f"fencing has lasted longer than {limit:g} s (timing.promotion_timeout): {waiting}"
         set_no_promotion_reason(progress, reason)
 
 
