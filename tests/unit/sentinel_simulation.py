@@ -6,6 +6,18 @@ or removed keeper shuts PostgreSQL down cleanly (a shutdown checkpoint
 streamed to its standbys). A host death takes PostgreSQL with it (as the
 keeper's self-fencing guarantees before its lease expires); a proxy that
 dies closes its connections; a proxy that comes back reads the state first.
+
+A promotion takes a keeper-specific number of steps, or never completes: the
+keeper acknowledges the generation that told it to promote only once its
+PostgreSQL is a primary. While a promotion is under way the keeper is busy
+waiting for it (pg_ctl promote --wait) and sees no new assignment, so a
+promotion completes even after the keeper was told to fence it; the keeper
+stops PostgreSQL afterwards. A promotion that never completes leaves a
+healthy standby whose keeper acknowledges nothing until it is told to fence.
+A keeper can freeze while its PostgreSQL runs: its last document stays
+until its lease expires (keeper_lease_ttl), then disappears, while its
+PostgreSQL still accepts writes. A keeper that thaws after fence_deadline
+stops a primary first (its lease is lost).
 """
 
 from __future__ import annotations
@@ -37,6 +49,14 @@ class SimulatedKeeper:
     synchronous_names: tuple[str, ...] = ()
     checkpoint: int | None = None
     """Start of the shutdown checkpoint record after a clean stop; None after a crash."""
+    promotion_steps: int | None = 0
+    """Steps a promotion of this keeper takes; None: it never completes."""
+    promotion_left: int | None = None
+    """Steps until the promotion under way completes (-1: never); None: none under way."""
+    frozen_at: float | None = None
+    """When the keeper process froze (its PostgreSQL runs on); None: not frozen."""
+    frozen_document: KeeperInfo | None = None
+    """Its last document, in the store until its lease expires."""
 
     @property
     def accepts_writes(self) -> bool:
@@ -63,11 +83,26 @@ class World:
     counter: int = 0
 
     def observation(self) -> ClusterObservation:
-        keepers = {k.name: keeper_document(self, k) for k in self.keepers.values() if k.alive}
+        keepers = {}
+        for keeper in self.keepers.values():
+            document = published_document(self, keeper)
+            if document is not None:
+                keepers[keeper.name] = document
         proxies = {p.name: proxy_document(p) for p in self.proxies.values() if p.alive}
         return ClusterObservation(
             self.spec, self.state, keepers, proxies, dict(self.commands), self.now
         )
+
+
+def published_document(world: World, keeper: SimulatedKeeper) -> KeeperInfo | None:
+    """What the store holds for `keeper`: nothing once its lease expired."""
+    if not keeper.alive:
+        return None
+    if keeper.frozen_at is None:
+        return keeper_document(world, keeper)
+    if world.now - keeper.frozen_at >= world.spec.timing.keeper_lease_ttl:
+        return None
+    return keeper.frozen_document
 
 
 def keeper_document(world: World, keeper: SimulatedKeeper) -> KeeperInfo:
@@ -125,8 +160,12 @@ def converge_keeper(world: World, keeper: SimulatedKeeper) -> None:
         return
     assignment = state.assignment_of(keeper.name)
     role = assignment.role if assignment is not None else None
+    if role != "master" and keeper.promotion_left is not None:
+        shut_down(world, keeper)  # stopping PostgreSQL ends the promotion under way
+        keeper.promotion_left = None
     if role == "master":
-        converge_master(world, keeper, state)
+        if not converge_master(world, keeper, state):
+            return  # promoting: the generation is acknowledged once it is a primary
     elif role == "standby" and assignment is not None and assignment.follow is not None:
         converge_standby(world, keeper, world.keepers[assignment.follow])
     elif role in ("fenced", "removed") or keeper.primary:
@@ -147,16 +186,37 @@ def shut_down(world: World, keeper: SimulatedKeeper) -> None:
                 other.position = keeper.position
 
 
-def converge_master(world: World, keeper: SimulatedKeeper, state: ClusterState) -> None:
+def converge_master(world: World, keeper: SimulatedKeeper, state: ClusterState) -> bool:
+    """Make the keeper's PostgreSQL a primary; False while a promotion is under way."""
     if not keeper.has_data:
         if state.initialized:
-            return
+            return False
         keeper.has_data, keeper.position = True, MIB
-    if not keeper.primary:
-        keeper.timeline += 1 if state.initialized else 0
+    if keeper.running and not keeper.primary and state.initialized:
+        if keeper.promotion_left is None:
+            steps = keeper.promotion_steps
+            keeper.promotion_left = -1 if steps is None else steps
+        if keeper.promotion_left != 0:
+            return False
+        keeper.promotion_left = None
+        keeper.timeline += 1
     keeper.running = keeper.primary = True
     keeper.checkpoint = None
     keeper.synchronous_names = state.synchronous_standbys.requested
+    return True
+
+
+def advance_promotions(world: World) -> None:
+    """PostgreSQL completes a promotion on its own, whatever its keeper does meanwhile."""
+    for keeper in world.keepers.values():
+        if keeper.promotion_left is None or not keeper.running:
+            continue
+        if keeper.promotion_left > 0:
+            keeper.promotion_left -= 1
+        if keeper.promotion_left == 0:
+            keeper.promotion_left = None
+            keeper.primary, keeper.checkpoint = True, None
+            keeper.timeline += 1
 
 
 def converge_standby(world: World, keeper: SimulatedKeeper, upstream: SimulatedKeeper) -> None:
@@ -174,8 +234,10 @@ def converge_standby(world: World, keeper: SimulatedKeeper, upstream: SimulatedK
 
 def simulate_agents(world: World) -> None:
     chance = world.random.random
+    advance_promotions(world)
     for keeper in world.keepers.values():
-        if keeper.alive and chance() < 0.7:
+        busy = keeper.promotion_left is not None and keeper.promotion_left > 0
+        if keeper.alive and keeper.frozen_at is None and not busy and chance() < 0.7:
             converge_keeper(world, keeper)
     target = world.state.proxy_target if world.state else None
     for simulated in world.proxies.values():
@@ -191,13 +253,20 @@ def inject_faults(world: World) -> None:
     """Host deaths and returns, PostgreSQL crashes, proxy losses, commands, time."""
     chance = world.random.random
     for keeper in world.keepers.values():
-        if keeper.alive and chance() < 0.04:
+        if keeper.frozen_at is not None:
+            if chance() < 0.25:
+                thaw(world, keeper)
+        elif keeper.alive and chance() < 0.04:
             keeper.alive = keeper.running = False  # host death: PostgreSQL goes with it
-            keeper.checkpoint = None
+            keeper.checkpoint, keeper.promotion_left = None, None
         elif not keeper.alive and chance() < 0.3:
             keeper.alive = True
         elif keeper.running and chance() < 0.03:
             keeper.running, keeper.checkpoint = False, None  # PostgreSQL crash
+            keeper.promotion_left = None
+        elif keeper.alive and chance() < 0.02:
+            keeper.frozen_at = world.now  # the keeper freezes; PostgreSQL runs on
+            keeper.frozen_document = keeper_document(world, keeper)
     for simulated in world.proxies.values():
         if simulated.alive and chance() < 0.03:
             simulated.alive, simulated.routes_to = False, None  # closes its connections
@@ -209,6 +278,14 @@ def inject_faults(world: World) -> None:
     if chance() < 0.06:
         add_command(world)
     world.now += world.random.choice([0.1, 0.5, 1.0, 2.0, 5.0])
+
+
+def thaw(world: World, keeper: SimulatedKeeper) -> None:
+    """The keeper runs again; past fence_deadline its lease is lost: it stops a primary."""
+    assert keeper.frozen_at is not None
+    if world.now - keeper.frozen_at >= world.spec.timing.fence_deadline and keeper.primary:
+        keeper.running, keeper.checkpoint, keeper.promotion_left = False, None, None
+    keeper.frozen_at, keeper.frozen_document = None, None
 
 
 def add_command(world: World) -> None:
@@ -239,6 +316,9 @@ def new_world(seed: int) -> World:
     return World(
         random=generator,
         spec=cluster_spec,
-        keepers={name: SimulatedKeeper(name) for name in KEEPERS},
+        keepers={
+            name: SimulatedKeeper(name, promotion_steps=generator.choice([0, 0, 1, 3, 12, None]))
+            for name in KEEPERS
+        },
         proxies={name: SimulatedProxy(name) for name in PROXIES},
     )

@@ -6,7 +6,13 @@ time against the decision function. After every decision it checks:
 - a new master is assigned only after every live proxy acknowledged the
   proxy generation that routes nowhere and no other keeper accepts writes;
   with synchronous replication a failover only promotes a promotable standby;
-- at most one PostgreSQL accepts writes through any proxy (DESIGN §3.1);
+- at most one PostgreSQL accepts writes through any proxy (DESIGN §3.1), and
+  at most one of the keepers that are not frozen: a keeper told to promote
+  completes its promotion in some steps or never, also after it was told to
+  fence it; a frozen keeper's PostgreSQL goes on accepting writes after its
+  document disappeared (its proxies and its lease fence it, not the sentinel);
+- a promotion never lasts longer than timing.promotion_deadline (plus one
+  step of the simulation);
 - deciding again on the same observation changes nothing (idempotence).
 """
 
@@ -49,13 +55,24 @@ def check_decision(observation: ClusterObservation, decision: Decision) -> None:
             assert name == new_master or not keeper.accepts_writes, name
         synchronous = observation.spec.synchronous_replication.enabled
         if synchronous and after.operation is not None and after.operation.kind == "failover":
-            assert new_master in before.synchronous_standbys.promotable
+            assert new_master in promotable_before(before)
     routed = after.proxy_target.master
     if routed is not None and routed != before.proxy_target.master:
         document = observation.keepers.get(routed)
         assert document is not None and document.accepts_writes
     again = decide(applied(observation, decision))
     assert again.state is decision.state, "deciding twice changed the state"
+    operation = after.operation
+    if operation is not None and operation.phase == "promoting":
+        deadline = observation.spec.timing.promotion_deadline
+        assert observation.now - operation.phase_started_at < deadline, operation
+
+
+def promotable_before(before: ClusterState) -> frozenset[str]:
+    """Promotable standbys: the state's, or the old master's set kept by the operation
+    (a promotion restarts the set; an abandoned promotion puts the old one back)."""
+    kept = before.operation.synchronous_standbys_before if before.operation else None
+    return before.synchronous_standbys.promotable | (kept.promotable if kept else frozenset())
 
 
 def check_world(world: World) -> None:
@@ -67,6 +84,12 @@ def check_world(world: World) -> None:
     }
     writers = {name for name in routed if world.keepers[name].accepts_writes}
     assert len(writers) <= 1, writers
+    running_writers = {
+        keeper.name
+        for keeper in world.keepers.values()
+        if keeper.accepts_writes and keeper.frozen_at is None
+    }
+    assert len(running_writers) <= 1, running_writers
 
 
 def run(seed: int) -> World:
@@ -100,6 +123,10 @@ def test_the_generated_sequences_exercise_every_operation() -> None:
         assert final is not None
         events.update(f"history {entry.kind}" for entry in final.history)
         events.update(f"{result.kind} {result.outcome}" for result in final.command_results)
+        reasons = [entry.reason for entry in final.history]
+        reasons += [result.reason for result in final.command_results]
+        if any("promotion of" in reason and "abandoned" in reason for reason in reasons):
+            events.add("promotion abandoned")
         if final.synchronous_standbys.confirmed:
             events.add("synchronous set confirmed")
     expected = {
@@ -111,5 +138,6 @@ def test_the_generated_sequences_exercise_every_operation() -> None:
         "failover done",
         "failover refused",
         "synchronous set confirmed",
+        "promotion abandoned",
     }
     assert expected <= events, expected - events

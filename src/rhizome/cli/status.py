@@ -101,7 +101,10 @@ def operation_text(operation: Operation, now: float) -> str:
     change = f" {operation.previous_master or NONE} -> {operation.target or '?'}"
     command = f", command {operation.command}" if operation.command else ""
     elapsed = format_duration(now - operation.phase_started_at)
-    return f"{operation.kind}{change}, phase {operation.phase} for {elapsed}{command}"
+    abandoned = ""
+    if operation.abandoned_targets:
+        abandoned = f", promotion abandoned: {', '.join(operation.abandoned_targets)}"
+    return f"{operation.kind}{change}, phase {operation.phase} for {elapsed}{command}{abandoned}"
 
 
 def sentinels_text(view: ClusterView) -> str:

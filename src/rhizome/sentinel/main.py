@@ -19,6 +19,7 @@ from types import FrameType
 
 from rhizome.config import ConfigError, load_file, store_config
 from rhizome.sentinel.runner import Sentinel
+from rhizome.sentinel.supervision import ThreadWatch, run_supervised
 from rhizome.store.errors import StoreError
 from rhizome.store.keys import check_name
 
@@ -64,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     logging.getLogger(__name__).info("sentinel %s starting", identifier)
-    Sentinel(store, identifier).run(stop)
-    return 0
+    thread_watch = ThreadWatch().install()
+    sentinel = Sentinel(store, identifier, thread_watch=thread_watch)
+    return run_supervised(lambda: sentinel.run(stop))
 
 
 if __name__ == "__main__":

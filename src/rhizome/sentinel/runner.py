@@ -4,7 +4,8 @@ Every sentinel publishes itself on a lease and campaigns for the leader key
 when nobody holds it. The leader wakes on every store change (and every
 `TICK` for time-based decisions), runs the pure `decide()` on the current
 view and writes the next state with compare-and-swap, guarded by its own
-leader key so that a deposed leader can never write.
+leader key so that a deposed leader can never write. Its decisions read the
+time from a LeaderClock, which never steps during one leadership.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from rhizome import __version__, clock
 from rhizome.etcd import EtcdError
 from rhizome.lease import LeaseHolder
 from rhizome.sentinel.decision import ClusterObservation, decide
+from rhizome.sentinel.leader_clock import LeaderClock
+from rhizome.sentinel.supervision import ThreadWatch
 from rhizome.spec import TimingSettings
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.codec import encode_document
@@ -38,11 +41,19 @@ class Sentinel:
     """One sentinel; `run()` until `stop` is set."""
 
     def __init__(
-        self, store: ClusterStore, sentinel_id: str, clock: Callable[[], float] = time.time
+        self,
+        store: ClusterStore,
+        sentinel_id: str,
+        clock: Callable[[], float] = time.time,
+        leader_clock: LeaderClock | None = None,
+        thread_watch: ThreadWatch | None = None,
     ) -> None:
         self.store = store
         self.sentinel_id = sentinel_id
         self.clock = clock
+        self.leader_clock = leader_clock or LeaderClock(wall=clock)
+        self.thread_watch = thread_watch
+        """Raises in the run loop once a thread of the process died (supervision.py)."""
         self.lease = LeaseHolder(store.client, TimingSettings().sentinel_lease_ttl)
         self.follower = StoreFollower(store)
         self.started_at = clock()
@@ -56,6 +67,8 @@ class Sentinel:
         revision = 0
         try:
             while not stop.is_set():
+                if self.thread_watch is not None:
+                    self.thread_watch.check()
                 revision = self.follower.wait_for_change(revision, TICK)
                 if self.follower.synchronized:
                     self.step(self.follower.view())
@@ -119,13 +132,16 @@ class Sentinel:
     def _lead(self, view: ClusterView) -> None:
         if not self._inputs_are_sound(view) or view.spec is None:
             return
+        assert view.leader is not None
+        now, rearm_timers = self.leader_clock.reading((view.leader.mod_revision, view.leader.lease))
         observation = ClusterObservation(
             spec=view.spec.document,
             state=view.state.document if view.state else None,
             keepers={name: stored.document for name, stored in view.keepers.items()},
             proxies={name: stored.document for name, stored in view.proxies.items()},
             commands=view.commands,
-            now=self.clock(),
+            now=now,
+            rearm_timers=rearm_timers,
         )
         decision = decide(observation)
         if decision.notes != self._last_notes:
@@ -136,6 +152,8 @@ class Sentinel:
         try:
             if decision.state != current and not self._write_state(view, decision.state):
                 return  # somebody else changed state: finish commands only once recorded
+            if not observation.spec.paused:
+                self.leader_clock.decision_stored()
             for name, mod_revision in decision.finished_commands:
                 self.store.finish_command(name, mod_revision)
         except EtcdError as error:

@@ -10,11 +10,11 @@ its lease expires 4 to 5 s after the last renewal, then the sentinel fences
 the proxies, promotes the best standby and routes to it.
 """
 
-from typing import Annotated, Self
+from typing import Annotated, ClassVar, Self
 
 from pydantic import Field, Strict, model_validator
 
-from rhizome.store.codec import StoreModel
+from rhizome.store.additions import WithOptionalAdditions
 from rhizome.store.validation import FieldProblem, raise_problems
 
 MAXIMUM_SECONDS = 3600.0
@@ -28,8 +28,10 @@ Duration = Annotated[float, Strict(), Field(gt=0, le=MAXIMUM_SECONDS, allow_inf_
 Delay = Annotated[float, Strict(), Field(ge=0, le=MAXIMUM_SECONDS, allow_inf_nan=False)]
 
 
-class TimingSettings(StoreModel):
+class TimingSettings(WithOptionalAdditions):
     """Durations in seconds; see the module documentation for how they relate."""
+
+    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"promotion_timeout"})
 
     keeper_publish_interval: Duration = 1.0
     """How often a keeper observes PostgreSQL and renews its lease (it publishes
@@ -62,6 +64,26 @@ class TimingSettings(StoreModel):
     proxy_hold_timeout: Duration = 15.0
     """How long a proxy holds a new client connection while no master is
     published before closing it; keep it above the failover time."""
+    promotion_timeout: Duration | None = None
+    """How long a keeper told to promote may take to report a running primary
+    before the sentinel abandons that promotion (fences the keeper, then
+    promotes another one or gives the old master its role back); also how long
+    a failover may wait for fencing before it says so in no_promotion_reason.
+    None: master_recovery_grace + 2 * keeper_lease_ttl (see promotion_deadline)."""
+
+    @property
+    def promotion_deadline(self) -> float:
+        """promotion_timeout, or by default master_recovery_grace + 2 * keeper_lease_ttl.
+
+        While promoting, a target whose PostgreSQL is stopped counts as lost
+        only after master_recovery_grace + keeper_lease_ttl (its keeper may
+        have to start it first); the default gives the promotion itself one
+        more lease TTL on top (11 s with the default timings: a caught-up
+        standby promotes in well under a second).
+        """
+        if self.promotion_timeout is not None:
+            return self.promotion_timeout
+        return self.master_recovery_grace + 2 * self.keeper_lease_ttl
 
     @model_validator(mode="after")
     def _check_order(self) -> Self:
@@ -70,6 +92,19 @@ class TimingSettings(StoreModel):
 
     def _keeper_problems(self) -> list[FieldProblem]:
         problems: list[FieldProblem] = []
+        if (
+            self.promotion_timeout is not None
+            and self.promotion_timeout <= self.keeper_publish_interval
+        ):
+            problems.append(
+                FieldProblem(
+                    "promotion_timeout",
+                    f"{self.promotion_timeout} must be larger than timing.keeper_publish_interval"
+                    f" ({self.keeper_publish_interval}): a keeper reports its promotion at its "
+                    "next observation, so a shorter deadline abandons every promotion",
+                    "raise timing.promotion_timeout or leave it unset",
+                )
+            )
         if self.keeper_publish_interval >= self.fence_deadline:
             problems.append(
                 FieldProblem(

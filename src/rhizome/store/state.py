@@ -6,10 +6,11 @@ model is immutable: the sentinel's decision function builds the next state
 with `with_changes` and the helpers below, which validate the result.
 """
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import Field, Strict, StrictBool, model_validator
 
+from rhizome.store.additions import WithOptionalAdditions
 from rhizome.store.codec import StoreDocument, StoreModel
 from rhizome.store.fields import (
     Generation,
@@ -137,8 +138,12 @@ and acknowledge the phase's proxy generation once the read-write logins under
 way have finished; the sessions to the master go on until the next phase."""
 
 
-class Operation(StoreModel):
+class Operation(WithOptionalAdditions):
     """The operation the leader sentinel is carrying out, phase by phase."""
+
+    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset(
+        {"previous_master_instance", "abandoned_targets", "synchronous_standbys_before"}
+    )
 
     kind: OperationKind
     """What is being done."""
@@ -159,7 +164,20 @@ class Operation(StoreModel):
     must acknowledge it before the next phase: the old master that it is fenced,
     the new master that it was promoted by this operation."""
     reason: Text | None = None
-    """Why the operation was started, in words an operator understands."""
+    """Why the operation was started, in words an operator understands (what
+    happened since, e.g. an abandoned promotion, is appended)."""
+    previous_master_instance: Identifier | None = None
+    """The instance_id the previous master's keeper reported when the operation
+    started fencing it: only a document of that instance may acknowledge its
+    fencing. None when unknown (a keeper older than instance_id, or no document)."""
+    abandoned_targets: tuple[KeeperName, ...] = ()
+    """Keepers told to promote in this operation whose promotion was abandoned
+    (overdue). Each is assigned `fenced` and must be known unable to accept
+    writes (fencing acknowledged, or lease expired) before anybody is promoted."""
+    synchronous_standbys_before: SynchronousStandbys | None = None
+    """The synchronous set of the old master, kept at the operation's first
+    promotion: the set that holds every acknowledged commit if that promotion
+    is abandoned (a promotion restarts the set unconfirmed)."""
 
 
 class RoleChange(StoreModel):

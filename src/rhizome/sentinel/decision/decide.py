@@ -6,7 +6,8 @@ deciding again on the same observation changes nothing (idempotence). All
 the changes of one call make ONE new state: its generation is the input's
 plus one when the topology changed (assignments, master, proxy target,
 operation, synchronous set, initialisation), and unchanged when only the
-decision's memory changed (memory.BOOKKEEPING_FIELDS). When nothing changes,
+decision's memory changed (memory.BOOKKEEPING_FIELDS, and the operation's
+timers re-armed by a new leader). When nothing changes,
 the input state object itself is returned.
 
 A step never needs an intermediate state to be seen by agents unless its
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rhizome.sentinel.decision.abandonment import advance_promotion
 from rhizome.sentinel.decision.commands import (
     handle_commands_during_operation,
     start_next_command,
@@ -30,9 +32,8 @@ from rhizome.sentinel.decision.failover import (
 )
 from rhizome.sentinel.decision.initialisation import advance_initialisation
 from rhizome.sentinel.decision.membership import maintain_membership
-from rhizome.sentinel.decision.memory import BOOKKEEPING_FIELDS, update_memory
+from rhizome.sentinel.decision.memory import BOOKKEEPING_FIELDS, update_memory, without_timers
 from rhizome.sentinel.decision.model import ClusterObservation, Decision, Progress
-from rhizome.sentinel.decision.promotion import advance_promoting
 from rhizome.sentinel.decision.switchover import (
     advance_blocking,
     advance_demoting,
@@ -51,7 +52,7 @@ PHASES: dict[str, Callable[[Progress], None]] = {
     DRAINING_PHASE: advance_draining,
     "blocking": advance_blocking,
     "demoting": advance_demoting,
-    "promoting": advance_promoting,
+    "promoting": advance_promotion,
 }
 """What moves each operation phase forward (initialising is handled apart)."""
 
@@ -84,8 +85,9 @@ def finalised(initial: ClusterState, decided: ClusterState) -> ClusterState:
     if decided == initial:
         return initial
     ignored = BOOKKEEPING_FIELDS | {"generation", "format_version"}
+    before, after = without_timers(initial), without_timers(decided)
     topology_changed = any(
-        getattr(decided, name) != getattr(initial, name)
+        getattr(after, name) != getattr(before, name)
         for name in ClusterState.model_fields
         if name not in ignored
     )

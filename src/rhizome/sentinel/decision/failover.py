@@ -8,11 +8,15 @@
    accept writes, choosing the candidate again on fresh observations. When
    nobody is eligible any more but the old master's keeper is back, the old
    master gets its role back (nobody else was promoted, it has every write).
-4. Route (promotion.py).
+   Fencing is never skipped; once it lasts longer than
+   timing.promotion_deadline, no_promotion_reason says what it waits for.
+4. Route (promotion.py), or abandon a promotion that does not complete within
+   timing.promotion_deadline (abandonment.py): back to 2 with the target fenced.
 """
 
 from __future__ import annotations
 
+from rhizome.sentinel.decision.abandonment import retry_candidate, without_lost_writes
 from rhizome.sentinel.decision.candidates import (
     CandidateChoice,
     automatic_rules,
@@ -20,9 +24,13 @@ from rhizome.sentinel.decision.candidates import (
     forced_rules,
     named_candidate,
 )
-from rhizome.sentinel.decision.fencing import promotion_blockers
+from rhizome.sentinel.decision.fencing import (
+    instance_of,
+    other_instance_blocker,
+    promotion_blockers,
+)
 from rhizome.sentinel.decision.model import Progress
-from rhizome.sentinel.decision.promotion import FENCED, promote
+from rhizome.sentinel.decision.promotion import FENCED, promote, set_no_promotion_reason
 from rhizome.sentinel.decision.results import (
     command_timed_out,
     finish_operation_command,
@@ -75,12 +83,6 @@ def react_to_master_loss(progress: Progress, loss: str) -> bool:
     return True
 
 
-def set_no_promotion_reason(progress: Progress, reason: str) -> None:
-    if progress.state.no_promotion_reason != reason:
-        progress.change(no_promotion_reason=reason)
-    progress.note(f"no promotion: {reason}")
-
-
 def start_failover(
     progress: Progress,
     old_master: str | None,
@@ -99,6 +101,7 @@ def start_failover(
         phase="fencing",
         target=target,
         previous_master=old_master,
+        previous_master_instance=instance_of(progress, old_master),
         started_at=progress.now,
         phase_started_at=progress.now,
         command=command,
@@ -116,28 +119,48 @@ def start_failover(
 
 
 def advance_fencing(progress: Progress) -> None:
-    """Promote once fencing is complete."""
+    """Promote once fencing is complete (abandonment.py: after an abandoned promotion)."""
     operation = progress.state.operation
     assert operation is not None
     if command_timed_out(progress):
         abandon_failover_command(progress)
         return
-    blockers = promotion_blockers(progress, operation.previous_master)
-    if blockers:
-        progress.note("failover: waiting before promotion: " + "; ".join(blockers))
-        return
     previous = operation.previous_master
+    blockers = promotion_blockers(progress, previous)
+    if blockers:
+        wait_for_fencing(progress, blockers)
+        return
     if operation.target is not None:
         choice = named_candidate(progress, operation.target, previous, forced_rules(progress.spec))
     else:
         choice = choose_candidate(progress, previous, automatic_rules(progress.spec))
+        choice = without_lost_writes(progress, choice)
+    retry = retry_candidate(progress) if operation.target is None else None
     if choice.best is not None:
         promote(progress, choice.best)
-    elif operation.target is None and progress.keeper(previous) is not None:
+    elif operation.target is None and restorable(progress, previous):
         assert previous is not None
         promote(progress, previous, restore=True)
+    elif retry is not None:
+        progress.note(f"{operation.kind}: nobody else can be promoted; trying {retry} again")
+        promote(progress, retry)
     else:
         set_no_promotion_reason(progress, choice.describe())
+
+
+def wait_for_fencing(progress: Progress, blockers: list[str]) -> None:
+    """Note what fencing waits for; past the promotion deadline, say it in the state too.
+
+    Fencing is never skipped: its bound is the lease of whoever blocks it.
+    """
+    operation = progress.state.operation
+    assert operation is not None
+    waiting = "; ".join(blockers)
+    progress.note(f"{operation.kind}: waiting before promotion: {waiting}")
+    limit = progress.timing.promotion_deadline
+    if progress.now - operation.phase_started_at >= limit:
+        reason = f"fencing has lasted longer than {limit:g} s (timing.promotion_timeout): {waiting}"
+        set_no_promotion_reason(progress, reason)
 
 
 def abandon_failover_command(progress: Progress) -> None:
@@ -145,7 +168,8 @@ def abandon_failover_command(progress: Progress) -> None:
     operation = progress.state.operation
     assert operation is not None
     previous = operation.previous_master
-    if previous is not None and progress.keeper(previous) is not None:
+    if restorable(progress, previous):
+        assert previous is not None
         reason = f"timed out before promotion; {previous} is restored as master"
         finish_operation_command(progress, "abandoned", reason, new_master=previous)
         progress.change(operation=operation.with_changes(command=None))
@@ -154,6 +178,15 @@ def abandon_failover_command(progress: Progress) -> None:
     reason = "timed out before promotion; the sentinel goes on with an automatic failover"
     finish_operation_command(progress, "abandoned", reason, new_master=None)
     progress.change(operation=operation.with_changes(command=None, target=None))
+
+
+def restorable(progress: Progress, old_master: str | None) -> bool:
+    """The old master's keeper is live, and it is the instance that was master."""
+    return (
+        old_master is not None
+        and progress.keeper(old_master) is not None
+        and other_instance_blocker(progress, old_master) is None
+    )
 
 
 def take_over_lost_master(progress: Progress, loss: str) -> bool:

@@ -4,7 +4,12 @@ A new master is assigned only when every live proxy has acknowledged the
 proxy generation that routes nowhere, and no keeper of the cluster may still
 accept writes: the old master's keeper is gone (its lease expired, so it
 fenced itself) or it reports that it cannot accept writes with the fencing
-generation acknowledged.
+generation acknowledged. That report counts only from the instance that was
+master (KeeperInfo.instance_id, remembered in operation.previous_master_instance
+when fencing started): two hosts configured with one keeper name publish to
+one key, and the other one's "fenced" proves nothing. Keepers whose promotion
+was abandoned (operation.abandoned_targets) must be fenced the same way: told
+to promote, they may complete the promotion late.
 """
 
 from __future__ import annotations
@@ -22,12 +27,38 @@ def unacknowledged_proxies(progress: Progress) -> list[str]:
     )
 
 
+def instance_of(progress: Progress, name: str | None) -> str | None:
+    """The instance_id of keeper `name`'s live document, None when unknown."""
+    document = progress.keeper(name)
+    return document.instance_id if document is not None else None
+
+
+def other_instance_blocker(progress: Progress, old_master: str | None) -> str | None:
+    """Why the live document of the old master is not from the instance that was master."""
+    document = progress.keeper(old_master)
+    operation = progress.state.operation
+    if document is None or operation is None or old_master != operation.previous_master:
+        return None
+    expected = operation.previous_master_instance
+    if expected is None or document.instance_id == expected:
+        return None  # unknown when fencing started (older keeper or no document): as before
+    return (
+        f"keeper {old_master} is now reported by another instance "
+        f"({document.instance_id or 'without an instance id'}) than the one that was master "
+        f"({expected}); waiting for the instance that was master to report itself fenced "
+        "or for its lease to expire"
+    )
+
+
 def old_master_blocker(progress: Progress, old_master: str | None) -> str | None:
     """Why the old master may still accept writes; None once it cannot."""
     document = progress.keeper(old_master)
     operation = progress.state.operation
     if document is None or operation is None:
         return None
+    other_instance = other_instance_blocker(progress, old_master)
+    if other_instance is not None:
+        return other_instance
     fencing_generation = operation.phase_generation or progress.state.generation
     if document.acknowledged_state_generation < fencing_generation:
         return (
@@ -37,6 +68,27 @@ def old_master_blocker(progress: Progress, old_master: str | None) -> str | None
     if document.accepts_writes:
         return f"old master {old_master} still reports a primary that accepts writes"
     return None
+
+
+def abandoned_target_blockers(progress: Progress, old_master: str | None) -> list[str]:
+    """Keepers whose promotion was abandoned and that may still complete it."""
+    operation = progress.state.operation
+    if operation is None:
+        return []
+    generation = operation.phase_generation or progress.state.generation
+    blockers = []
+    for name in operation.abandoned_targets:
+        document = progress.keeper(name)
+        if name == old_master or document is None:
+            continue  # checked as the old master, or its lease expired (it fenced itself)
+        if document.acknowledged_state_generation < generation:
+            blockers.append(
+                f"{name}, whose promotion was abandoned, has not acknowledged generation "
+                f"{generation} (it is at {document.acknowledged_state_generation})"
+            )
+        elif document.accepts_writes:
+            blockers.append(f"{name}, whose promotion was abandoned, still accepts writes")
+    return blockers
 
 
 def other_writers(progress: Progress, old_master: str | None) -> list[str]:
@@ -61,6 +113,7 @@ def promotion_blockers(progress: Progress, old_master: str | None) -> list[str]:
     old_master_problem = old_master_blocker(progress, old_master)
     if old_master_problem is not None:
         blockers.append(old_master_problem)
+    blockers.extend(abandoned_target_blockers(progress, old_master))
     writers = other_writers(progress, old_master)
     if writers:
         blockers.append(f"{', '.join(writers)} report a primary that accepts writes")

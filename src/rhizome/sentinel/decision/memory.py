@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rhizome.sentinel.decision.candidates import record_step
 from rhizome.sentinel.decision.model import Progress
+from rhizome.store.state import ClusterState
 
 BOOKKEEPING_FIELDS = frozenset(
     {
@@ -23,12 +24,41 @@ BOOKKEEPING_FIELDS = frozenset(
 """State fields whose change alone does not increase the generation."""
 
 
+TIMER_FIELDS = frozenset({"started_at", "phase_started_at"})
+"""Operation fields that are timers: a change of them alone is no topology change."""
+
+
 def update_memory(progress: Progress) -> None:
     """Refresh every remembered observation from the current one."""
+    if progress.observation.rearm_timers:
+        rearm_timers(progress)
     track_missing_keepers(progress)
     track_master_health(progress)
     record_master_position(progress)
     record_system_identifier(progress)
+
+
+def rearm_timers(progress: Progress) -> None:
+    """Restart every timer of the state at `now` (a new leader: another host's clock)."""
+    state = progress.state
+    now = progress.now
+    changes: dict[str, object] = {
+        "missing_keepers_since": dict.fromkeys(state.missing_keepers_since, now),
+    }
+    if state.master_unhealthy_since is not None:
+        changes["master_unhealthy_since"] = now
+    if state.operation is not None:
+        changes["operation"] = state.operation.with_changes(started_at=now, phase_started_at=now)
+    progress.change(**changes)
+
+
+def without_timers(state: ClusterState) -> ClusterState:
+    """`state` with its operation's timers cleared, to compare topologies."""
+    if state.operation is None:
+        return state
+    return state.with_changes(
+        operation=state.operation.with_changes(**dict.fromkeys(TIMER_FIELDS, 0.0))
+    )
 
 
 def track_missing_keepers(progress: Progress) -> None:

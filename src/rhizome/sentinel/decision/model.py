@@ -31,7 +31,11 @@ class ClusterObservation:
     commands: Mapping[str, Stored[Command]]
     """Pending operator commands, by name."""
     now: float
-    """Unix time, sentinel clock."""
+    """Unix time on the leader's clock (it never steps during one leadership)."""
+    rearm_timers: bool = False
+    """The first decisions of a new leadership: the timers in `state` were
+    measured on another host's clock, so each restarts at `now` (a change of
+    leader delays a timer by at most its own length, never fires it early)."""
 
 
 @dataclass(frozen=True)

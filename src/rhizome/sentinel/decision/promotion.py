@@ -38,18 +38,28 @@ def promote(progress: Progress, candidate: str, *, restore: bool = False) -> Non
             assignments[name] = FENCED
         else:
             assignments[name] = assignment
+    promoting = operation.with_changes(
+        phase="promoting",
+        target=candidate,
+        phase_started_at=progress.now,
+        phase_generation=progress.next_generation,
+        abandoned_targets=tuple(name for name in operation.abandoned_targets if name != candidate),
+    )
     changes: dict[str, object] = {
         "master": candidate,
         "assignments": assignments,
         "no_promotion_reason": None,
-        "operation": operation.with_changes(
-            phase="promoting",
-            target=candidate,
-            phase_started_at=progress.now,
-            phase_generation=progress.next_generation,
-        ),
+        "operation": promoting,
     }
     if not restore:
+        if (
+            operation.synchronous_standbys_before is None
+            and progress.spec.synchronous_replication.enabled
+        ):
+            # kept for an abandoned promotion: the new set starts unconfirmed
+            changes["operation"] = promoting.with_changes(
+                synchronous_standbys_before=state.synchronous_standbys
+            )
         changes["synchronous_standbys"] = synchronous_set_for_new_master(
             progress, candidate, operation.previous_master
         )
@@ -57,6 +67,13 @@ def promote(progress: Progress, candidate: str, *, restore: bool = False) -> Non
     progress.change(**changes)
     action = "restoring old master" if restore else "promoting"
     progress.note(f"{operation.kind}: {action} {candidate}")
+
+
+def set_no_promotion_reason(progress: Progress, reason: str) -> None:
+    """Say in the state why nobody is promoted now."""
+    if progress.state.no_promotion_reason != reason:
+        progress.change(no_promotion_reason=reason)
+    progress.note(f"no promotion: {reason}")
 
 
 def advance_promoting(progress: Progress) -> None:

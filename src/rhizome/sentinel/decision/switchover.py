@@ -23,8 +23,11 @@ command's timeout, when a phase lasts longer than proxy_hold_timeout, or when
 the target fails: while blocking, routing goes back to the old master; while
 demoting, the old master gets its role back (also when it stopped without a
 clean shutdown); while draining, proxies simply stop holding. Once the
-target is assigned master nothing is undone. If the old master's keeper is
-lost meanwhile, the switchover becomes an automatic failover.
+target is assigned master, only timing.promotion_deadline undoes it
+(abandonment.py: the target is fenced, then a standby holding the old
+master's last record is promoted, or the old master gets its role back). If
+the old master's keeper is lost meanwhile, the switchover becomes an
+automatic failover.
 """
 
 from __future__ import annotations
@@ -36,9 +39,14 @@ from rhizome.sentinel.decision.candidates import (
     choose_candidate,
     named_candidate,
 )
-from rhizome.sentinel.decision.fencing import promotion_blockers, unacknowledged_proxies
+from rhizome.sentinel.decision.fencing import (
+    instance_of,
+    other_instance_blocker,
+    promotion_blockers,
+    unacknowledged_proxies,
+)
 from rhizome.sentinel.decision.model import Progress
-from rhizome.sentinel.decision.promotion import FENCED, promote
+from rhizome.sentinel.decision.promotion import FENCED, promote, set_no_promotion_reason
 from rhizome.sentinel.decision.results import (
     command_timed_out,
     finish_operation_command,
@@ -69,6 +77,7 @@ def start_switchover(progress: Progress, command: Command, master_loss: str | No
         phase=DRAINING_PHASE,
         target=choice.best,
         previous_master=master,
+        previous_master_instance=instance_of(progress, master),
         started_at=progress.now,
         phase_started_at=progress.now,
         command=command.name,
@@ -162,6 +171,10 @@ def advance_demoting(progress: Progress) -> None:
     old = progress.keeper(old_master)
     if old is None:
         become_failover(progress)
+        return
+    other_instance = other_instance_blocker(progress, old_master)
+    if other_instance is not None:  # neither promote nor restore: wait for the real one
+        set_no_promotion_reason(progress, other_instance)
         return
     overdue = overdue_reason(progress)
     if overdue is not None:
