@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from rhizome import clock
 from rhizome.etcd import EventKind, KeyValue, RangeResult, WatchEvent, WatchUpdate
 from rhizome.proxy.config import ListenAddress, ProxyConfig
 from rhizome.proxy.dispatcher import Dispatcher
@@ -85,3 +86,61 @@ def test_watch_updates_keep_the_keys_and_the_revision_they_are_complete_to():
     )
     assert apply_update(keys, WatchUpdate(revision=30, events=events), 20) == 22
     assert sorted(keys) == ["/b", "/c"]
+
+
+def test_a_report_run_after_a_missed_deadline_fences_even_before_the_timer_ran(monkeypatch):
+    """After a freeze the loop may run a store report before the deadline timer."""
+
+    async def scenario() -> None:
+        fence, _ = new_fence()
+        start = clock.monotonic()
+        fence.renewed(start, routes(5, PG1, 3))
+        assert not fence.fenced and fence.dispatcher.routes.master == PG1
+        resumed = start + 10 * TIMING.proxy_close_deadline
+        monkeypatch.setattr(clock, "monotonic", lambda: resumed)
+        fence.renewed(resumed, None)  # sent after the freeze: the lease lives, the view is stale
+        assert fence.fenced and fence.dispatcher.routes.master is None
+        fence.renewed(resumed, routes(6, PG2, 4))  # the next one reads the store again
+        assert not fence.fenced and fence.dispatcher.routes.master == PG2
+        fence.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_watch_report_after_a_missed_deadline_fences_first(monkeypatch):
+    async def scenario() -> None:
+        fence, _ = new_fence()
+        start = clock.monotonic()
+        fence.renewed(start, routes(5, PG1, 3))
+        monkeypatch.setattr(clock, "monotonic", lambda: start + 10 * TIMING.proxy_close_deadline)
+        fence.offer(routes(6, PG1, 3))
+        assert fence.fenced and fence.dispatcher.routes.master is None
+        fence.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_stale_renewal_never_extends_the_deadline_past_its_send_time_plus_the_deadline():
+    async def scenario() -> None:
+        fence, _ = new_fence()
+        start = clock.monotonic()
+        fence.renewed(start, routes(5, PG1, 3))
+        fence.renewed(start - 5, None)  # queued long ago, run now
+        assert fence.dispatcher.forward_until == start + TIMING.proxy_close_deadline
+        fence.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_halted_fence_forwards_nothing_again():
+    async def scenario() -> None:
+        fence, _ = new_fence()
+        fence.renewed(clock.monotonic(), routes(5, PG1, 3))
+        fence.halt()
+        assert not fence.dispatcher.may_forward() and not fence.dispatcher.accepting
+        fence.renewed(clock.monotonic(), routes(6, PG1, 3))
+        fence.offer(routes(7, PG2, 4))
+        assert fence.fenced and fence.dispatcher.routes.master is None
+        assert not fence.dispatcher.may_forward()
+
+    asyncio.run(scenario())

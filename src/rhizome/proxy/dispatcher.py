@@ -19,8 +19,9 @@ from typing import cast
 
 from rhizome import clock
 from rhizome.proxy.config import ProxyConfig
-from rhizome.proxy.forwarder import Session, SessionState, WaitingProtocol, set_keepalive
+from rhizome.proxy.forwarder import Session, SessionState, set_keepalive
 from rhizome.proxy.metrics import PortCounters
+from rhizome.proxy.pipes import WaitingProtocol
 from rhizome.proxy.refusal import Refusal
 from rhizome.proxy.routing import Backend, Routes, choose_backend
 from rhizome.proxy.wire import (
@@ -81,6 +82,8 @@ class Dispatcher:
         """(proxy generation, monotonic time) by which its drain ends."""
         self.acknowledged: Callable[[], None] = lambda: None
         """Called when a generation is applied later than `apply` (after a drain)."""
+        self.overdue: Callable[[], None] = lambda: None
+        """Called when the data path finds the close deadline passed (the fence acts at once)."""
 
     # -- new clients ---------------------------------------------------------
 
@@ -104,6 +107,10 @@ class Dispatcher:
             return
         set_keepalive(client, self.config.keepalive)
         self.dispatch(session)
+
+    def stop_forwarding(self) -> None:
+        """From now on nothing reaches a server; callable from any thread (one attribute store)."""
+        self.forward_until = 0.0
 
     def may_forward(self) -> bool:
         return clock.monotonic() < self.forward_until
@@ -178,6 +185,12 @@ class Dispatcher:
 
     def permits(self, session: Session, backend: Backend) -> bool:
         return self.may_forward() and self.routes.permits(session.read_only, backend)
+
+    def deadline_passed(self, session: Session) -> None:
+        """A client sent data for its server after the close deadline: nothing is written."""
+        log.warning("client data after the close deadline: closing its connection unforwarded")
+        session.abort()
+        self.overdue()
 
     def connect_failed(self, session: Session, error: str) -> None:
         port = self.ports[session.read_only]

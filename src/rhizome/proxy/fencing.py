@@ -7,6 +7,14 @@ routes nowhere (every connection closed, new ones held) because its lease may
 expire soon and the sentinel would then promote another master without
 waiting for it. It leaves the fence only after a renewal that came with a
 fresh read of the store, so it never routes by a view older than its outage.
+
+The deadline holds whatever order the event loop runs things in: the data
+path checks it on every chunk toward a server (pipes.py) and calls
+`fence_if_overdue`, and so does every report from the store threads before
+it is applied. A report queued before a freeze (or a renewal sent after the
+deadline passed) therefore finds the proxy fenced, and a renewal extends the
+deadline only to `started_at + proxy_close_deadline`, counted from when its
+request was sent.
 """
 
 from __future__ import annotations
@@ -32,7 +40,12 @@ class StoreFence:
         self.fenced = True
         """True until the first renewal with a fresh view, and after a missed deadline."""
         self.timer: asyncio.TimerHandle | None = None
+        self.deadline_callback: Callable[[], None] = self.check_deadline
+        """What the deadline timer runs (main.py guards it against unexpected errors)."""
+        self.halted = False
+        """True once the proxy is ending after a failure: nothing is routed again."""
         dispatcher.acknowledged = lambda: self.wake_publisher()  # a drain ended
+        dispatcher.overdue = self.fence_if_overdue
 
     @property
     def acknowledged_generation(self) -> int:
@@ -41,6 +54,9 @@ class StoreFence:
 
     def offer(self, routes: Routes) -> None:
         """Routes read from the store; older than those in hand: ignored."""
+        if self.halted:
+            return
+        self.fence_if_overdue()
         current = self.store_routes
         if current is not None and routes.revision < current.revision:
             return
@@ -56,6 +72,9 @@ class StoreFence:
 
     def renewed(self, started_at: float, fresh: Routes | None) -> None:
         """The lease was renewed by a request sent at `started_at` (monotonic)."""
+        if self.halted:
+            return
+        self.fence_if_overdue()  # a deadline missed before this report was run stays missed
         if fresh is not None:
             self.offer(fresh)
         timing = (self.store_routes or Routes()).timing
@@ -71,14 +90,18 @@ class StoreFence:
         if self.timer is not None:
             self.timer.cancel()
         delay = max(0.0, self.dispatcher.forward_until - clock.monotonic())
-        self.timer = asyncio.get_running_loop().call_later(delay, self.check_deadline)
+        self.timer = asyncio.get_running_loop().call_later(delay, self.deadline_callback)
 
     def check_deadline(self) -> None:
         self.timer = None
         if clock.monotonic() < self.dispatcher.forward_until:
             self.schedule_check()
             return
-        if not self.fenced:
+        self.fence_if_overdue()
+
+    def fence_if_overdue(self) -> None:
+        """Fence now if the close deadline passed, whether or not its timer ran yet."""
+        if not self.fenced and clock.monotonic() >= self.dispatcher.forward_until:
             self.fenced = True
             log.warning(
                 "lease not renewed for proxy_close_deadline: closing every connection and"
@@ -90,6 +113,15 @@ class StoreFence:
         routes = self.store_routes or Routes()
         self.dispatcher.apply(routes.nowhere() if self.fenced else routes)
         self.wake_publisher()
+
+    def halt(self) -> None:
+        """For good (the proxy is ending): forward nothing, close everything, accept nothing."""
+        self.halted = True
+        self.fenced = True
+        self.dispatcher.forward_until = 0.0
+        self.stop()
+        self.dispatcher.shutdown()  # closes every session at once, whatever failed in `apply`
+        self.dispatcher.routes = self.dispatcher.routes.nowhere()
 
     def stop(self) -> None:
         if self.timer is not None:

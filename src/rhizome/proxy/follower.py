@@ -7,8 +7,15 @@ matters changed. The lease thread renews the proxy's lease every
 loop has applied) on a new lease, whenever that generation changes and when
 the watch shows the key gone (not on every renewal: every put wakes every
 agent's watch), and tells the loop when each successful renewal was *sent*:
-the loop's close deadline counts from there. After any failure it reads the whole store again
-before reporting a renewal, so a fenced proxy resumes with a fresh view.
+the loop's close deadline counts from there. After any failure, and after any
+gap between renewals as long as the close deadline (a freeze, a stall), it
+reads the whole store again before reporting a renewal, so a fenced proxy
+resumes with a fresh view.
+
+Store errors are retried. Any other error in either thread, or in what they
+post to the loop, ends the proxy through `SafetyFailure` (failure.py): a
+watch that no longer follows the store, or a lease thread that is gone, must
+not leave a proxy forwarding by stale routes.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from rhizome.config import StoreConfig
 from rhizome.etcd import EtcdError, EtcdLeaseExpired, EventKind, KeyValue, Lease, WatchUpdate
 from rhizome.lease import renewal_deadline
 from rhizome.proxy.config import ProxyConfig
+from rhizome.proxy.failure import SafetyFailure
 from rhizome.proxy.fencing import StoreFence
 from rhizome.proxy.metrics import StoreCounters
 from rhizome.proxy.routing import Routes, RoutingSettings, compute_routes
@@ -51,8 +59,10 @@ class StoreFollower:
         config: ProxyConfig,
         fence: StoreFence,
         loop: asyncio.AbstractEventLoop,
+        failure: SafetyFailure,
     ) -> None:
         self.config = config
+        self.failure = failure
         self.fence = fence
         self.loop = loop
         self.settings = RoutingSettings(config.max_standby_lag_bytes, config.fallback_to_master)
@@ -70,8 +80,8 @@ class StoreFollower:
         self.last_renewal = 0.0
         self.reported_problems: frozenset[str] = frozenset()
         self.threads = [
-            threading.Thread(target=self.watch_loop, name="proxy-watch", daemon=True),
-            threading.Thread(target=self.lease_loop, name="proxy-lease", daemon=True),
+            threading.Thread(target=failure.thread_target(name, body), name=name, daemon=True)
+            for name, body in (("proxy-watch", self.watch_loop), ("proxy-lease", self.lease_loop))
         ]
 
     def start(self) -> None:
@@ -95,8 +105,10 @@ class StoreFollower:
         self.lease_store.client.close()
 
     def post(self, callback: Callable[..., None], *arguments: Any) -> None:
+        """Run `callback` on the loop; an unexpected error in it ends the proxy."""
+        guarded = self.failure.guarded(f"store report {callback.__name__}", callback)
         try:
-            self.loop.call_soon_threadsafe(callback, *arguments)
+            self.loop.call_soon_threadsafe(guarded, *arguments)
         except RuntimeError:  # the loop is closed: we are shutting down
             self.stopping.set()
 
@@ -119,10 +131,8 @@ class StoreFollower:
                 self.counters.watch_errors += 1
                 log.warning("watching the store failed: %s", error)
                 self.stopping.wait(RETRY_DELAY)
-            except Exception:  # never let the watch die silently
-                self.counters.watch_errors += 1
-                log.exception("unexpected error in the store watch")
-                self.stopping.wait(RETRY_DELAY)
+            # Any other error ends the thread, and SafetyFailure the proxy: retrying would
+            # keep a proxy that renews its lease but no longer follows the routes.
 
     def matters(self, update: WatchUpdate) -> bool:
         for event in update.events:
@@ -152,6 +162,8 @@ class StoreFollower:
             if clock.monotonic() >= next_renewal:
                 started = clock.monotonic()
                 next_renewal = started + self.timing_value("renew_interval")
+                if started - self.last_renewal >= self.timing_value("proxy_close_deadline"):
+                    needs_fresh_view = True  # the loop is, or will be, fenced
                 needs_fresh_view = not self.renew(started, needs_fresh_view)
             elif self.fence.acknowledged_generation != self.published_generation:
                 self.publish()

@@ -1,11 +1,9 @@
-"""Forwarding: one client connection and its server connection (uvloop protocols).
+"""Forwarding: one client connection and its server connection.
 
-A `Session` is one accepted client. It starts with a `WaitingProtocol` that
-buffers what the client sends while the session is held or connecting; once
-the server connection is up, both sockets get a `Pipe`, the hot path: each
-chunk read is written straight to the other socket, no coroutine, no copy,
-with flow control (a full write buffer pauses reading on the other side).
-The server side also reads the login's answers (login.py) until it ends.
+A `Session` is one accepted client, from accept to close: held, connecting,
+forwarding through the pipes of pipes.py (the hot path), closed. Every write
+toward a server (buffered first bytes, a half-close, each chunk) happens
+only before the proxy's close deadline (`SessionOwner.forward_until`).
 """
 
 from __future__ import annotations
@@ -15,11 +13,11 @@ import enum
 import logging
 import socket
 import struct
-from typing import Any, Protocol, cast
+from typing import Any, Protocol
 
 from rhizome import clock
 from rhizome.proxy.config import KeepaliveSettings
-from rhizome.proxy.login import LoginWatch
+from rhizome.proxy.pipes import ClientPipe, Pipe, ServerPipe
 from rhizome.proxy.routing import Backend
 from rhizome.proxy.wire import PacketKind, classify_first_packet
 
@@ -43,6 +41,11 @@ class SessionState(enum.Enum):
 class SessionOwner(Protocol):
     """What a session needs from the dispatcher that owns it."""
 
+    forward_until: float
+    """Monotonic time after which nothing may be written to a server."""
+
+    def deadline_passed(self, session: Session) -> None: ...
+
     def permits(self, session: Session, backend: Backend) -> bool: ...
 
     def connect_failed(self, session: Session, error: str) -> None: ...
@@ -54,86 +57,6 @@ class SessionOwner(Protocol):
     def closed(self, session: Session) -> None: ...
 
     def invalid_client(self, session: Session) -> None: ...
-
-
-class Pipe(asyncio.Protocol):
-    """Reads one socket and writes everything to `peer`, the other socket.
-
-    The hot path has no Python frame: `data_received` *is* the peer transport's
-    `write`, so uvloop hands each chunk straight from one socket to the other.
-    Byte counts come from the kernel (TCP_INFO) instead of being added up here.
-    """
-
-    def __init__(self, session: Session, peer: asyncio.Transport) -> None:
-        self.session = session
-        self.peer = peer
-        self.data_received = peer.write  # type: ignore[method-assign]
-
-    def eof_received(self) -> bool:
-        return self.session.end_of_data(self)
-
-    def pause_writing(self) -> None:
-        self.peer.pause_reading()  # our socket is full: stop reading the other one
-
-    def resume_writing(self) -> None:
-        self.peer.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.session.close()
-
-
-class ServerPipe(Pipe):
-    """The server side's pipe, one per connection attempt.
-
-    Only the attempt the session still waits for becomes its server side; a
-    stale one (its backend was retargeted away meanwhile) is closed unused
-    and never touches the session. Until the login ended, each chunk is also
-    read by a `LoginWatch`; then the pipe is set again as the transport's
-    protocol, because uvloop looks `data_received` up only when it is set.
-    """
-
-    def __init__(self, session: Session, peer: asyncio.Transport) -> None:
-        super().__init__(session, peer)
-        self.login: LoginWatch | None = LoginWatch()
-        self.data_received = self.watch_login  # type: ignore[method-assign]
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.session.server_connected(cast(asyncio.Transport, transport), self)
-
-    def watch_login(self, data: bytes) -> None:
-        self.peer.write(data)
-        if self.login is not None and self.login.feed(data):
-            self.login = None
-            self.data_received = self.peer.write  # type: ignore[method-assign]
-            self.session.login_finished(self)
-
-    def eof_received(self) -> bool:
-        if self.session.server_pipe is not self:
-            return False
-        return self.session.end_of_data(self)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.session.server_pipe is self:
-            self.session.close()
-
-
-class WaitingProtocol(asyncio.Protocol):
-    """A client's protocol until forwarding starts: buffers what it sends."""
-
-    __slots__ = ("session",)
-
-    def __init__(self, session: Session) -> None:
-        self.session = session
-
-    def data_received(self, data: bytes) -> None:
-        self.session.buffer_client_data(data)
-
-    def eof_received(self) -> bool:
-        self.session.close()  # a client that gives up before being served
-        return False
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.session.close()
 
 
 class Session:
@@ -183,7 +106,7 @@ class Session:
         self.client_eof = False
         self.connect_task: asyncio.Task[object] | None = None
         self.server: asyncio.Transport | None = None
-        self.client_pipe: Pipe | None = None
+        self.client_pipe: ClientPipe | None = None
         self.server_pipe: ServerPipe | None = None
         self.pending_pipe: ServerPipe | None = None
         self.last_error: str | None = None
@@ -260,9 +183,9 @@ class Session:
             pipe is not self.pending_pipe
             or self.state is not SessionState.CONNECTING
             or backend is None
-            or not self.owner.permits(self, backend)
+            or not self.owner.permits(self, backend)  # the routes, and the close deadline
         ):
-            server.abort()  # a stale attempt: never forward through it
+            server.abort()  # a stale or late attempt: never forward through it
             return
         self.pending_pipe = None
         self.server = server
@@ -273,7 +196,7 @@ class Session:
         if self.buffer:
             server.write(b"".join(self.buffer))
             self.buffer = []
-        self.client_pipe = Pipe(self, server)
+        self.client_pipe = ClientPipe(self, server, self.owner)
         self.client.set_protocol(self.client_pipe)
         if self.buffered_bytes > BUFFER_LIMIT:
             self.client.resume_reading()
@@ -300,11 +223,18 @@ class Session:
     def end_of_data(self, pipe: Pipe) -> bool:
         """One side finished sending: pass the half-close on, or finish."""
         if pipe is self.client_pipe and self.server is not None and not self.server.is_closing():
+            if clock.monotonic() >= self.owner.forward_until:
+                self.deadline_passed()
+                return False
             self.client_eof = True
             self.server.write_eof()
             return True  # keep reading the server's last answers
         self.close()
         return False
+
+    def deadline_passed(self) -> None:
+        """Client data for the server arrived after the deadline: drop it and the session."""
+        self.owner.deadline_passed(self)
 
     def cancel_hold_timer(self) -> None:
         if self.hold_timer is not None:

@@ -14,6 +14,7 @@ from rhizome import clock
 from rhizome.config import ConfigError, StoreConfig
 from rhizome.proxy.config import ListenAddress, ProxyConfig, load_proxy_config
 from rhizome.proxy.dispatcher import Arrival, Dispatcher
+from rhizome.proxy.failure import SafetyFailure
 from rhizome.proxy.fencing import StoreFence
 from rhizome.proxy.follower import StoreFollower
 from rhizome.proxy.forwarder import ignore_writes_to_closed_peers
@@ -53,11 +54,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def serve(store_config: StoreConfig, config: ProxyConfig) -> int:
+    """Run until SIGTERM / SIGINT (exit code 0) or a safety failure (EXIT_SAFETY_FAILURE)."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(ignore_writes_to_closed_peers)
     dispatcher = Dispatcher(config)
     fence = StoreFence(dispatcher, wake_publisher=lambda: None)
-    follower = StoreFollower(store_config, config, fence, loop)
+    stop = asyncio.Event()
+    failure = SafetyFailure(
+        loop, lambda: setattr(dispatcher, "forward_until", 0.0), fence.halt, stop
+    )
+    fence.deadline_callback = failure.guarded("the close deadline timer", fence.check_deadline)
+    dispatcher.overdue = failure.guarded("fencing at the deadline", fence.fence_if_overdue)
+    follower = StoreFollower(store_config, config, fence, loop, failure)
     fence.wake_publisher = follower.wake.set
     status = ProxyStatus(dispatcher, fence, follower.counters, clock.monotonic())
     try:
@@ -66,18 +74,20 @@ async def serve(store_config: StoreConfig, config: ProxyConfig) -> int:
         log.error("cannot listen: %s", error)
         return 1
     follower.start()
-    stop = asyncio.Event()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stop.set)
     log.info("proxy %s of cluster %s started", config.id, store_config.cluster)
     await stop.wait()
+    failure.stopped.set()  # a thread failing from now on need not end the process itself
     log.info("shutting down: closing every connection, then revoking the lease")
     for server in servers:
         server.close()
     dispatcher.shutdown()
     fence.stop()
     await loop.run_in_executor(None, follower.stop)
-    return 0
+    if failure.exit_code:
+        log.critical("exiting with code %d so that the service is restarted", failure.exit_code)
+    return failure.exit_code
 
 
 async def open_listeners(
