@@ -137,3 +137,15 @@ def test_the_new_fields_are_left_out_of_the_encoding_while_unused() -> None:
     assert b'"previous_master_instance":"data-a"' in encode_document(
         state(operation=used, master=None, standbys=())
     )
+
+
+def test_a_master_that_does_not_answer_its_keeper_blocks_the_promotion_until_killed() -> None:
+    """P1 hole 10: not running (no answer) but not fenced is no fencing acknowledgement."""
+    observation = fencing_unhealthy_master("data-a")
+    frozen = stopped("pg1", 100 * MIB, ack=FENCED_GENERATION, instance_id="data-a", fenced=False)
+    waiting = decide(
+        later(observation, 1.0, keepers=[frozen, *STANDBYS], proxies=[proxy("p1", NOWHERE)])
+    )
+    assert waiting.state.master is None
+    assert any("does not answer its keeper" in note for note in waiting.notes)
+    assert promoted_after(observation, "data-a").master == "pg2"  # once the keeper killed it

@@ -147,6 +147,19 @@ class KeeperInfo(StoreDocument):
         """Whether this PostgreSQL may currently accept writes."""
         return self.running and self.role == "primary" and not self.fenced
 
+    @property
+    def fencing_problem(self) -> str | None:
+        """Why this PostgreSQL may still accept writes; None once the keeper fenced it.
+
+        Fencing asks more than `accepts_writes`: a primary that stopped answering
+        its keeper is reported not running but unfenced until the keeper killed it.
+        """
+        if self.accepts_writes:
+            return "still reports a primary that accepts writes"
+        if not self.fenced:
+            return "reports a PostgreSQL that may accept writes and does not answer its keeper"
+        return None
+
 
 class SentinelInfo(StoreDocument):
     """A running sentinel, published on its lease."""

@@ -65,8 +65,8 @@ def old_master_blocker(progress: Progress, old_master: str | None) -> str | None
             f"old master {old_master} has not acknowledged generation {fencing_generation} "
             f"(it is at {document.acknowledged_state_generation})"
         )
-    if document.accepts_writes:
-        return f"old master {old_master} still reports a primary that accepts writes"
+    if document.fencing_problem is not None:
+        return f"old master {old_master} {document.fencing_problem}"
     return None
 
 
@@ -86,8 +86,8 @@ def abandoned_target_blockers(progress: Progress, old_master: str | None) -> lis
                 f"{name}, whose promotion was abandoned, has not acknowledged generation "
                 f"{generation} (it is at {document.acknowledged_state_generation})"
             )
-        elif document.accepts_writes:
-            blockers.append(f"{name}, whose promotion was abandoned, still accepts writes")
+        elif document.fencing_problem is not None:
+            blockers.append(f"{name}, whose promotion was abandoned, {document.fencing_problem}")
     return blockers
 
 
@@ -96,7 +96,7 @@ def other_writers(progress: Progress, old_master: str | None) -> list[str]:
     writers = []
     for name in sorted(progress.state.assignments):
         document = progress.keeper(name)
-        if name != old_master and document is not None and document.accepts_writes:
+        if name != old_master and document is not None and document.fencing_problem:
             writers.append(name)
     return writers
 
@@ -116,5 +116,5 @@ def promotion_blockers(progress: Progress, old_master: str | None) -> list[str]:
     blockers.extend(abandoned_target_blockers(progress, old_master))
     writers = other_writers(progress, old_master)
     if writers:
-        blockers.append(f"{', '.join(writers)} report a primary that accepts writes")
+        blockers.append(f"{', '.join(writers)} report a PostgreSQL that may accept writes")
     return blockers
