@@ -144,14 +144,17 @@ def lists_synchronous_standbys(cluster: Cluster) -> None:
     generation = cluster.sentinel.assign("k1", synchronous=("k2",), k1="master", k2="standby:k1")
     wait_reported(
         cluster.store, "k1", "synchronous standby in effect", synchronous_standby_names=("k2",),
-        acknowledged_state_generation=generation,
+        acknowledged_state_generation=generation, synchronous_streaming=("k2",),
     )  # fmt: skip
     assert cluster.first.execute("SHOW synchronous_standby_names") == [('FIRST 1 ("k2")',)]
     cluster.first.execute(
         "INSERT INTO events VALUES (5, 'acknowledged by k2')"
     )  # would hang otherwise
     generation = cluster.sentinel.assign("k1", k1="master", k2="standby:k1")
-    wait_reported(cluster.store, "k1", "no synchronous standby", synchronous_standby_names=())
+    wait_reported(
+        cluster.store, "k1", "no synchronous standby", synchronous_standby_names=(),
+        synchronous_streaming=(),
+    )  # fmt: skip
 
 
 def applies_parameters(cluster: Cluster) -> None:

@@ -28,10 +28,15 @@ def master(
     in_effect: tuple[str, ...] = (),
     streaming: tuple[str, ...] = ("pg2", "pg3"),
     position: int = 100 * MIB,
+    synchronous: tuple[str, ...] | None = None,
 ) -> KeeperInfo:
+    """pg1; its WAL senders count as synchronous the streaming names in effect by default."""
+    if synchronous is None:
+        synchronous = tuple(name for name in in_effect if name in streaming)
     return primary(
-        "pg1", position, synchronous_standby_names=in_effect, streaming_standbys=streaming
-    )
+        "pg1", position, synchronous_standby_names=in_effect, streaming_standbys=streaming,
+        synchronous_streaming=synchronous,
+    )  # fmt: skip
 
 
 def sets(cluster_state: ClusterState) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -70,6 +75,22 @@ CASES: dict[str, tuple[Any, ...]] = {
         (("pg2",), ()),
         [master(()), standby("pg2"), standby("pg3")],
         (("pg2",), ()),
+    ),
+    "not confirmed before the master's WAL sender counts the addition as synchronous": (
+        SYNC,
+        (("pg2",), ()),
+        [master(("pg2",), synchronous=()), standby("pg2"), standby("pg3")],
+        (("pg2",), ()),
+    ),
+    "confirmed at the names in effect from a keeper that reports no sync_state": (
+        SYNC,
+        (("pg2",), ()),
+        [
+            primary("pg1", synchronous_standby_names=("pg2",), streaming_standbys=("pg2", "pg3")),
+            standby("pg2"),
+            standby("pg3"),
+        ],
+        (("pg2",), ("pg2",)),
     ),
     "not confirmed before the added standby caught up": (
         SYNC,

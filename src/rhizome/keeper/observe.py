@@ -36,6 +36,8 @@ class SqlObservation:
     replay_lsn: int | None = None
     synchronous_standby_names: tuple[str, ...] = ()
     streaming_standbys: tuple[str, ...] = ()
+    synchronous_streaming: tuple[str, ...] = ()
+    """Standbys whose WAL senders count as synchronous (pg_stat_replication.sync_state)."""
     pending_restart: tuple[str, ...] = ()
     slots: tuple[str, ...] = ()
     roles_current: bool = True
@@ -134,16 +136,19 @@ def _primary_positions(cursor: Any) -> dict[str, Any]:
 
 def _primary_details(cursor: Any, keeper: KeeperConfig) -> dict[str, Any]:
     cursor.execute(
-        "SELECT application_name FROM pg_stat_replication"
+        "SELECT application_name, sync_state IN ('sync', 'quorum') FROM pg_stat_replication"
         " WHERE state = 'streaming' ORDER BY application_name"
     )
-    streaming = tuple(row[0] for row in cursor.fetchall())
+    rows = cursor.fetchall()
+    streaming = tuple(name for name, _ in rows)
+    synchronous = tuple(name for name, is_synchronous in rows if is_synchronous)
     cursor.execute(
         "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY 1"
     )
     slots = tuple(row[0] for row in cursor.fetchall())
     return {
         "streaming_standbys": streaming,
+        "synchronous_streaming": synchronous,
         "slots": slots,
         "roles_current": roles_current(cursor, keeper),
     }

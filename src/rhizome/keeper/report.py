@@ -49,6 +49,7 @@ def keeper_info(
         replay_lsn=sql.replay_lsn if sql else None,
         synchronous_standby_names=sql.synchronous_standby_names if primary and sql else (),
         streaming_standbys=sql.streaming_standbys if sql else (),
+        synchronous_streaming=sql.synchronous_streaming if primary and sql else None,
         pending_restart=sql.pending_restart if sql else (),
         last_error=last_error[:ERROR_LIMIT] if last_error else None,
         acknowledged_state_generation=acknowledged_generation,

@@ -120,6 +120,10 @@ class KeeperInfo(StoreDocument):
     """Primary only: the keepers named in the synchronous_standby_names in effect."""
     streaming_standbys: tuple[Text, ...] = ()
     """Primary only: application names of the standbys streaming from it now."""
+    synchronous_streaming: tuple[Text, ...] | None = None
+    """Primary only: the streaming standbys its WAL senders count as synchronous
+    now (pg_stat_replication.sync_state), which is what makes a commit wait for
+    them; None from keepers older than this field."""
     pending_restart: tuple[Text, ...] = ()
     """Parameters changed in the configuration that only apply after a restart."""
     last_error: Text | None = None

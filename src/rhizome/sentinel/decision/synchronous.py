@@ -5,9 +5,10 @@ max_standbys with healthy standbys streaming from the master, and keeps
 failed members while fewer than min_standbys healthy ones remain (commits
 wait rather than run unprotected). A change first adds (requested =
 confirmed + additions), is confirmed once the master reports the names in
-effect and every added standby has caught up with the master's flush
-position reported alongside, then removes (requested = confirmed -
-removals) and is confirmed again. Only members of both sets are promotable.
+effect, every added standby has caught up with the master's flush position
+reported alongside and the master's WAL sender counts it as synchronous
+(pg_stat_replication.sync_state, `synchronous_streaming`), then removes
+(requested = confirmed - removals) and is confirmed again. Only members of both sets are promotable.
 """
 
 from __future__ import annotations
@@ -115,13 +116,27 @@ def caught_up(progress: Progress, name: str, master: KeeperInfo) -> bool:
     )
 
 
+def synchronous_on_master(master: KeeperInfo, name: str) -> bool:
+    """The master's WAL sender for `name` counts it as synchronous (commits wait for it).
+
+    The names in effect come from the keeper's own session; only the WAL
+    senders' sync_state shows that the master really waits for the standby.
+    A keeper older than the report is taken at its names, as before.
+    """
+    return master.synchronous_streaming is None or name in master.synchronous_streaming
+
+
 def advance_change(progress: Progress, master: KeeperInfo) -> None:
     """Confirm the change in flight, or cancel additions no longer wanted."""
     standbys = progress.state.synchronous_standbys
     requested = set(standbys.requested)
     additions = requested - set(standbys.confirmed)
     in_effect = set(master.synchronous_standby_names) == requested
-    if in_effect and all(caught_up(progress, name, master) for name in additions):
+    if (
+        in_effect
+        and all(caught_up(progress, name, master) for name in additions)
+        and all(synchronous_on_master(master, name) for name in additions)
+    ):
         progress.change(synchronous_standbys=standbys.with_changes(confirmed=standbys.requested))
         progress.note(f"synchronous set confirmed: {', '.join(sorted(requested)) or 'none'}")
         return
@@ -134,7 +149,11 @@ def advance_change(progress: Progress, master: KeeperInfo) -> None:
     progress.note(
         f"synchronous set: waiting for master {progress.state.master} to apply "
         f"{', '.join(sorted(requested)) or 'none'}"
-        + (f" and {', '.join(sorted(additions))} to catch up" if additions else "")
+        + (
+            f" and {', '.join(sorted(additions))} to catch up and stream synchronously"
+            if additions
+            else ""
+        )
     )
 
 
