@@ -118,12 +118,25 @@ def test_validation_errors_name_every_field() -> None:
         "format_version": 1,
         "generation": "3",
         "assignments": {"pg1": {"role": "boss"}},
-        "surprise": 1,
     }
     message = _decode_error(json.dumps(data).encode(), ClusterState)
     assert "field 'generation': input should be a valid integer" in message
     assert "field 'assignments.pg1.role': input should be 'master', 'standby'" in message
+
+
+def test_operator_documents_refuse_unknown_fields_agent_documents_ignore_them() -> None:
+    """An unknown field in the spec is a typo; in the state, a newer sentinel's addition."""
+    spec = {"format_version": 1, "surprise": 1, "timing": {"surprise": 2}}
+    message = _decode_error(json.dumps(spec).encode(), ClusterSpec)
     assert "field 'surprise': is not a known field" in message
+    assert "field 'timing.surprise': is not a known field" in message
+    state = {
+        "format_version": 1, "surprise": 1, "generation": 3,
+        "assignments": {"pg1": {"role": "master", "surprise": 2}}, "master": "pg1",
+    }  # fmt: skip
+    decoded = decode_document("state", json.dumps(state).encode(), ClusterState)
+    assert decoded.generation == 3
+    assert decoded.assignments["pg1"].role == "master"
 
 
 def test_cross_field_errors_name_the_field() -> None:

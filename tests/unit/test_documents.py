@@ -65,12 +65,15 @@ def _change(number: int) -> RoleChange:
         {"receive_lsn": -1},
         {"system_identifier": "abc"},
         {"observed_at": "now"},
-        {"unknown_field": 1},
     ],
 )
 def test_keeper_info_rejects_wrong_types(changes: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         _keeper(**changes)
+
+
+def test_keeper_info_from_a_newer_keeper_is_read_without_its_new_fields() -> None:
+    assert _keeper(field_of_a_newer_version=1) == _keeper()
 
 
 def test_keeper_wal_position_and_writability() -> None:

@@ -29,6 +29,13 @@ class StoreModel(BaseModel):
         return type(self).model_validate(data)
 
 
+AGENT_WRITTEN = ConfigDict(extra="ignore")
+"""The config of models only agents write (their documents and the state): a field
+that a newer agent added is ignored, so that agents of two versions can work side by
+side during a rolling upgrade. What operators write (spec, commands) still refuses
+unknown fields: there they are typos."""
+
+
 class StoreDocument(StoreModel):
     """A top-level document, stored as the value of one key."""
 

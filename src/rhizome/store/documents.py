@@ -15,7 +15,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Strict, StrictBool
 
-from rhizome.store.codec import StoreDocument
+from rhizome.store.codec import AGENT_WRITTEN, StoreDocument
 from rhizome.store.fields import (
     Bytes,
     Generation,
@@ -85,6 +85,8 @@ SystemIdentifier = Annotated[str, Strict(), AfterValidator(_check_system_identif
 
 class KeeperInfo(StoreDocument):
     """What a keeper observed of its PostgreSQL, published on its lease."""
+
+    model_config = AGENT_WRITTEN
 
     name: KeeperName
     """The keeper's name (also the last segment of its key)."""
@@ -168,6 +170,8 @@ class KeeperInfo(StoreDocument):
 class SentinelInfo(StoreDocument):
     """A running sentinel, published on its lease."""
 
+    model_config = AGENT_WRITTEN
+
     id: Identifier
     """The sentinel's identifier (also the last segment of its key)."""
     host: HostAddress
@@ -181,6 +185,8 @@ class SentinelInfo(StoreDocument):
 class ProxyInfo(StoreDocument):
     """A running proxy and the proxy generation it has applied, on its lease."""
 
+    model_config = AGENT_WRITTEN
+
     id: Identifier
     """The proxy's identifier (also the last segment of its key)."""
     listen_addresses: tuple[ListenAddress, ...]
@@ -193,6 +199,8 @@ class ProxyInfo(StoreDocument):
 
 class LeaderInfo(StoreDocument):
     """The elected sentinel, stored in `sentinel-leader` on its lease."""
+
+    model_config = AGENT_WRITTEN
 
     sentinel_id: Identifier
     """Identifier of the sentinel that holds leadership."""

@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar, Literal, Self
 from pydantic import Field, Strict, StrictBool, model_validator
 
 from rhizome.store.additions import WithOptionalAdditions
-from rhizome.store.codec import StoreDocument, StoreModel
+from rhizome.store.codec import AGENT_WRITTEN, StoreDocument, StoreModel
 from rhizome.store.fields import (
     Generation,
     HostAddress,
@@ -47,6 +47,8 @@ CommandOutcome = Literal["done", "refused", "abandoned"]
 class KeeperAssignment(StoreModel):
     """What one keeper must make its PostgreSQL be."""
 
+    model_config = AGENT_WRITTEN
+
     role: KeeperRole
     """The role the keeper converges to."""
     follow: KeeperName | None = None
@@ -72,6 +74,8 @@ class SynchronousStandbys(StoreModel):
     every acknowledged commit.
     """
 
+    model_config = AGENT_WRITTEN
+
     requested: tuple[KeeperName, ...] = ()
     """Standbys the master should list in synchronous_standby_names now."""
     confirmed: tuple[KeeperName, ...] = ()
@@ -95,6 +99,8 @@ class SynchronousStandbys(StoreModel):
 
 class ProxyTarget(StoreModel):
     """Where proxies send read-write connections, with its own generation."""
+
+    model_config = AGENT_WRITTEN
 
     proxy_generation: Generation = 0
     """Increases on every change of the target; proxies acknowledge it."""
@@ -141,6 +147,8 @@ way have finished; the sessions to the master go on until the next phase."""
 class Operation(WithOptionalAdditions):
     """The operation the leader sentinel is carrying out, phase by phase."""
 
+    model_config = AGENT_WRITTEN
+
     OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset(
         {"previous_master_instance", "abandoned_targets", "synchronous_standbys_before"}
     )
@@ -183,6 +191,8 @@ class Operation(WithOptionalAdditions):
 class RoleChange(StoreModel):
     """One entry of the role change history."""
 
+    model_config = AGENT_WRITTEN
+
     at: UnixTime
     """When the new master was published."""
     generation: Generation
@@ -199,6 +209,8 @@ class RoleChange(StoreModel):
 
 class CommandResult(StoreModel):
     """How the leader sentinel finished an operator command (read by rhizomectl --wait)."""
+
+    model_config = AGENT_WRITTEN
 
     command: Identifier
     """Name of the command (its key was deleted when it finished)."""
@@ -222,6 +234,8 @@ class CommandResult(StoreModel):
 
 class ClusterState(StoreDocument):
     """The generation-numbered topology published by the leader sentinel."""
+
+    model_config = AGENT_WRITTEN
 
     generation: Generation = 0
     """Increases on every topology change; keepers acknowledge it."""
