@@ -12,7 +12,8 @@ import pytest
 
 from rhizome.cli.main import main as rhizomectl
 from rhizome.store.keys import KeyKind
-from tests.harness.cluster import LocalCluster, Writer, wait_for
+from tests.harness.cluster import LocalCluster, Writer, close_quietly, wait_for
+from tests.harness.processes import descendant_pids, is_alive
 
 pytestmark = pytest.mark.integration
 
@@ -260,3 +261,29 @@ def test_an_idle_keeper_writes_its_document_only_when_needed(make_cluster):
     assert client.delete(key)
     again = wait_for(lambda: client.get(key), 5, f"{standby}'s document again")
     assert again.lease == first.lease
+
+
+def test_a_frozen_master_keeper_alone_leaves_no_writable_old_master(make_cluster):
+    """SIGSTOP of the master's keeper only: PostgreSQL itself runs on, unfenced by its keeper.
+
+    The fencing guard kills it before the lease expires, so when the new master is
+    published the old one accepts no write, not even on a session opened before.
+    """
+    cluster, master = make_cluster()
+    old = cluster.keepers[master]
+    cluster.write("CREATE TABLE fenced (value text)")
+    session = old.connect()
+    session.autocommit = True
+    tree = {old.postgres_pid or 0} | descendant_pids(old.postgres_pid or 0)
+    os.kill(old.pid, signal.SIGSTOP)
+    try:
+        new_master = cluster.wait_for_master(FAILOVER_TIMEOUT, other_than=master)
+        assert not any(map(is_alive, tree)), "the old master still runs after the failover"
+        with pytest.raises(psycopg2.Error), session.cursor() as cursor:
+            cursor.execute("INSERT INTO fenced VALUES ('written to the old master')")
+        assert query(old, "SELECT 1") is None
+    finally:
+        os.kill(old.pid, signal.SIGCONT)
+        close_quietly(session)
+    wait_for_rejoin(cluster, master, new_master)
+    assert cluster.keepers[new_master].execute("SELECT count(*) FROM fenced") == [(0,)]
