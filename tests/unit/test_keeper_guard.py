@@ -6,6 +6,7 @@ The guard killing a real PostgreSQL is tested in tests/integration/test_keeper_f
 
 from __future__ import annotations
 
+import itertools
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.guard import GuardState
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import holder_problem
+from rhizome.keeper.lease import LeaseGuard
 from rhizome.keeper.postmaster import Postmaster
 from rhizome.store.documents import KeeperInfo
 
@@ -146,3 +148,39 @@ def keeper_config(tmp_path: Path) -> KeeperConfig:
         listen_addresses="127.0.0.1", bin_dir=tmp_path, superuser="postgres",
         replication_user="replicator", superuser_password="x", replication_password="y",
     )  # fmt: skip
+
+
+class FlakyHolder:
+    """A lease holder whose first renewals fail (etcd electing a leader)."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls: list[float] = []
+        self.lease_id: int | None = 1
+        self.renewed_at = time.monotonic()
+        self.granted_new = False
+
+    def renew(self, within: float | None = None) -> bool:
+        self.calls.append(time.monotonic())
+        if len(self.calls) <= self.failures:
+            return False
+        self.renewed_at = time.monotonic()
+        return True
+
+    def seconds_since_renewal(self) -> float:
+        return time.monotonic() - self.renewed_at
+
+
+def test_a_failed_renewal_is_retried_well_before_the_next_interval():
+    holder = FlakyHolder(failures=2)
+    guard = LeaseGuard(holder, 1.0, 3.5, lambda since, kill_at: None, lambda: None)  # type: ignore[arg-type]
+    guard.start()
+    try:
+        deadline = time.monotonic() + 3
+        while len(holder.calls) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        guard.stop(revoke=False)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(holder.calls)]
+    assert gaps[0] < 0.4 and gaps[1] < 0.4  # retries after failures
+    assert gaps[2] > 0.8  # back to the interval once renewed

@@ -31,6 +31,9 @@ STOP_BUDGET = 1.0
 """Seconds before fence_deadline at which the fast shutdown starts."""
 KILL_MARGIN = 0.2
 """Seconds before fence_deadline at which whatever still runs is SIGKILLed."""
+RETRY_INTERVAL = 0.25
+"""Seconds between renewal attempts after one failed (e.g. while etcd elects a new
+leader): several tries fit before the fencing point instead of one."""
 
 
 def fencing_point(fence_deadline: float) -> float:
@@ -100,7 +103,8 @@ class LeaseGuard:
             if self.holder.granted_new:
                 self._on_new_lease()
             elapsed = clock.monotonic() - started
-            self._stopped.wait(max(self.renew_interval - elapsed, 0.05))
+            interval = self.renew_interval if renewed else min(self.renew_interval, RETRY_INTERVAL)
+            self._stopped.wait(max(interval - elapsed, 0.05))
 
     def _watch_forever(self) -> None:
         threshold = fencing_point(self.fence_deadline)
