@@ -85,6 +85,7 @@ class KeeperProcess(ProcessOwner):
         self._write_secret("replication.pass", self.replication_password)
         self.write_config()
         self._process: ServerProcess | None = None
+        self.argv_override: list[str] | None = None
 
     # --- configuration -----------------------------------------------------------------------
 
@@ -128,6 +129,8 @@ class KeeperProcess(ProcessOwner):
 
     @property
     def argv(self) -> list[str]:
+        if self.argv_override is not None:  # e.g. a fault injector around the keeper
+            return self.argv_override
         return [PYTHON, "-m", "rhizome.keeper.main", "--config", str(self.config_path)]
 
     def start(self) -> None:

@@ -17,12 +17,20 @@ from pathlib import Path
 import pytest
 
 from rhizome.etcd import EtcdClient, EtcdSettings
+from rhizome.fatal import EXIT_THREAD_DIED
 from rhizome.keeper.plan import UNRESPONSIVE_LIMIT
 from rhizome.keeper.postmaster import UNRESPONSIVE_KILL_AFTER
 from rhizome.spec import ClusterSpec
 from rhizome.store.cluster_store import ClusterStore
 from tests.harness.etcd import EtcdServer
-from tests.harness.keeper import KeeperFactory, reported, wait_reported, wait_until
+from tests.harness.keeper import (
+    PYTHON,
+    KeeperFactory,
+    StateWriter,
+    reported,
+    wait_reported,
+    wait_until,
+)
 from tests.harness.processes import descendant_pids, is_alive
 from tests.integration.test_keeper_safety import start_master
 
@@ -130,3 +138,26 @@ def test_a_second_keeper_with_a_taken_name_is_refused(store, keeper_factory):
     assert after is not None, "the impostor changed the master's document"
     assert first.accepts_connections()
     assert not (impostor.data_dir / "PG_VERSION").exists()
+
+
+INJECTOR = Path(__file__).with_name("keeper_fault_injector.py")
+
+
+@pytest.mark.parametrize(("fault", "thread"), [("watchdog_error", "fence-watchdog"),
+                                               ("renewer_error", "lease-renewer")])  # fmt: skip
+def test_a_keeper_thread_that_dies_fences_and_ends_the_keeper(store, keeper_factory, fault, thread):
+    keeper = keeper_factory("k1")
+    faults = keeper.root_dir / "faults"
+    faults.mkdir(mode=0o755)
+    keeper.argv_override = [PYTHON, str(INJECTOR), str(faults), "--config", str(keeper.config_path)]
+    assert store.write_spec(ClusterSpec(), 0)
+    StateWriter(store).assign("k1", initialized=False, k1="master")
+    keeper.start()
+    wait_reported(store, "k1", "healthy primary", role="primary", running=True)
+    tree = postgres_tree(keeper.postgres_pid or 0)
+    (faults / fault).touch()
+    injected_at = time.monotonic()
+    assert keeper.wait_exit(10) == EXIT_THREAD_DIED
+    wait_until(lambda: not any(map(is_alive, tree)), 1.0, "PostgreSQL killed with its keeper")
+    assert time.monotonic() - injected_at < 1.5, "not at once: by a fence deadline instead"
+    assert f"thread {thread} ended on an unexpected error" in keeper.log_tail()

@@ -62,7 +62,7 @@ def logged_in_socket(port: int) -> socket.socket:
     return raw
 
 
-INJECTOR = Path(__file__).with_name("test_proxy_fault_injector.py")
+INJECTOR = Path(__file__).with_name("proxy_fault_injector.py")
 
 
 class FaultyProxy(ProxyProcess):

@@ -1,6 +1,6 @@
 """Runs the real rhizome-proxy with faults a test switches on by creating files (no tests here).
 
-    python tests/integration/test_proxy_fault_injector.py FAULT_DIRECTORY -c proxy.toml
+    python tests/integration/proxy_fault_injector.py FAULT_DIRECTORY -c proxy.toml
 
 - `FAULT_DIRECTORY/stall` (its text: seconds): once, a thread holds the GIL
   that long, so the whole proxy stalls while the kernel keeps receiving for
