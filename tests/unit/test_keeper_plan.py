@@ -304,13 +304,14 @@ WATCHDOG_PROBLEM = "the kernel watchdog is required but /dev/watchdog is unusabl
     "local",
     [
         LocalStatus(data="present", control=control(), fencing_problem=WATCHDOG_PROBLEM),
+        LocalStatus(data="missing", fencing_problem=WATCHDOG_PROBLEM),
         LocalStatus(
             data="present", process_running=True, sql=standby(), fencing_problem=WATCHDOG_PROBLEM
         ),
     ],
 )
 def test_a_missing_required_fence_blocks_start_and_promotion_as_master(local):
-    result = plan(local, facts(MASTER))
+    result = plan(local, ClusterFacts(MASTER, initialized=local.data != "missing"))
     assert not result.actions and result.waiting == WATCHDOG_PROBLEM
 
 

@@ -208,6 +208,8 @@ def may_be_primary(local: LocalStatus) -> bool:
 def plan_master(local: LocalStatus, facts: ClusterFacts) -> Plan:
     if local.data == "missing":
         if not facts.initialized and facts.init_mode == "new" and not local.process_running:
+            if local.fencing_problem is not None:
+                return waiting(local.fencing_problem)
             return Plan((Initdb(), WriteConfig(), Start(standby=False), EnsureRoles()))
         return waiting("assigned master but there is no data directory")
     if local.data == "incomplete" or local.removed:
