@@ -5,6 +5,8 @@ and the guard holding a device (a fake one: no real watchdog is ever opened here
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,8 +19,9 @@ from rhizome.keeper.fencing import (
     systemd_watchdog_problem,
 )
 from rhizome.keeper.guard import DeviceHolder, GuardState
-from rhizome.keeper.guard_link import GuardLink
+from rhizome.keeper.guard_link import GuardLink, SystemdWatchdog
 from rhizome.keeper.kernel_watchdog import KernelWatchdog, PingSchedule, WatchdogUnusable
+from rhizome.keeper.loop import Keeper
 from rhizome.spec import FENCE_MARGIN, TimingSettings
 
 DEFAULTS = TimingSettings()
@@ -207,3 +210,24 @@ def test_the_guard_process_tells_the_keeper_why_a_device_is_unusable(device, exp
     finally:
         link.stop()
     assert problem is not None and expected in problem and device in problem
+
+
+def test_systemd_is_pinged_before_the_fencing_thread_runs_and_not_after(tmp_path: Path):
+    """Start-up (waiting for etcd, the lease, a stray postmaster) can outlast WatchdogSec:
+    a start-up thread pings until the fencing watchdog thread takes over."""
+    path = tmp_path / "notify"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as notify:
+        notify.bind(str(path))
+        keeper = Keeper.__new__(Keeper)  # only the two attributes the start-up pinger uses
+        keeper.systemd_watchdog = SystemdWatchdog(
+            {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "200000"}
+        )
+        keeper.heartbeat_started = threading.Event()
+        pinger = threading.Thread(target=keeper._ping_systemd_until_heartbeat, daemon=True)
+        pinger.start()
+        notify.settimeout(1.0)
+        pings = [notify.recv(64) for _ in range(4)]  # 4 pings: 0.15 s or more, under 1 s each
+        assert pings == [b"WATCHDOG=1"] * 4
+        keeper.heartbeat_started.set()
+        pinger.join(1.0)
+        assert not pinger.is_alive()
