@@ -161,3 +161,49 @@ def test_a_keeper_thread_that_dies_fences_and_ends_the_keeper(store, keeper_fact
     wait_until(lambda: not any(map(is_alive, tree)), 1.0, "PostgreSQL killed with its keeper")
     assert time.monotonic() - injected_at < 1.5, "not at once: by a fence deadline instead"
     assert f"thread {thread} ended on an unexpected error" in keeper.log_tail()
+
+
+UNUSABLE_DEVICE = "/dev/null"
+"""Opens for writing, but every watchdog ioctl fails: a device that cannot be configured.
+No real watchdog device is ever opened by these tests."""
+
+
+def test_a_keeper_that_requires_an_unusable_kernel_watchdog_runs_no_primary(store, keeper_factory):
+    assert store.write_spec(ClusterSpec(), 0)
+    StateWriter(store).assign("k1", initialized=False, k1="master")
+    keeper = keeper_factory(
+        "k1", extra_settings={"watchdog": "required", "watchdog_device": UNUSABLE_DEVICE}
+    )
+    keeper.start()
+    document = wait_reported(store, "k1", "the missing fence reported", timeout=30, running=False)
+    wait_until(lambda: (reported(store, "k1") or document).last_error, 10, "last_error")
+    error = (reported(store, "k1") or document).last_error or ""
+    assert f'watchdog = "required") but {UNUSABLE_DEVICE} is unusable' in error
+    assert "not a usable watchdog device" in error and 'set watchdog = "automatic"' in error
+    time.sleep(2.0)  # several passes of the keeper's loop
+    assert keeper.is_running and keeper.postgres_pid is None
+    assert not (keeper.data_dir / "PG_VERSION").exists()
+    assert reported(store, "k1", running=False) is not None
+
+
+def test_automatic_runs_without_an_unusable_watchdog_and_required_still_runs_a_standby(
+    store, keeper_factory
+):
+    assert store.write_spec(ClusterSpec(), 0)
+    writer = StateWriter(store)
+    generation = writer.assign("k1", initialized=False, k1="master")
+    settings = {"watchdog_device": UNUSABLE_DEVICE}
+    master = keeper_factory("k1", extra_settings={**settings, "watchdog": "automatic"})
+    master.start()
+    wait_reported(
+        store, "k1", "healthy primary", role="primary", running=True,
+        acknowledged_state_generation=generation,
+    )  # fmt: skip
+    assert "running without it (watchdog = automatic)" in master.log_path.read_text()
+    generation = writer.assign("k1", k1="master", k2="standby:k1")
+    standby = keeper_factory("k2", extra_settings={**settings, "watchdog": "required"})
+    standby.start()
+    wait_reported(
+        store, "k2", "healthy standby", role="standby", running=True,
+        acknowledged_state_generation=generation, timeout=90,
+    )  # fmt: skip

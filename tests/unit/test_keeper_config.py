@@ -45,6 +45,13 @@ def test_defaults(tmp_path):
     assert keeper.superuser_password == "secret" and keeper.replication_password == "other"
     assert keeper.lock_file == tmp_path / "data.rhizome.lock"
     assert "secret" not in repr(keeper)
+    assert keeper.watchdog == "off" and keeper.watchdog_device == Path("/dev/watchdog")
+
+
+def test_watchdog_settings(tmp_path):
+    path = config_file(tmp_path, watchdog="required", watchdog_device="/dev/watchdog1")
+    keeper = load_configuration(path).keeper
+    assert keeper.watchdog == "required" and keeper.watchdog_device == Path("/dev/watchdog1")
 
 
 @pytest.mark.parametrize(
@@ -62,6 +69,8 @@ def test_defaults(tmp_path):
         ({"replication_password_file": None}, "[keeper] replication_password_file is required"),
         ({"log_level": "loud"}, "log_level must be one of"),
         ({"colour": "blue"}, "unknown [keeper] settings ['colour']"),
+        ({"watchdog": "on"}, '[keeper] watchdog must be "off", "automatic" or "required"'),
+        ({"watchdog_device": "watchdog"}, "[keeper] watchdog_device 'watchdog' must be an abs"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, overrides, message):

@@ -295,3 +295,35 @@ def test_a_writable_postgres_that_stopped_answering_is_killed_whatever_its_assig
 def test_no_kill_short_of_the_limit_or_for_a_postgres_that_cannot_accept_writes(local):
     result = plan(local, facts(MASTER))
     assert not any(isinstance(action, Stop) for action in result.actions)
+
+
+WATCHDOG_PROBLEM = "the kernel watchdog is required but /dev/watchdog is unusable"
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        LocalStatus(data="present", control=control(), fencing_problem=WATCHDOG_PROBLEM),
+        LocalStatus(data="missing", fencing_problem=WATCHDOG_PROBLEM),
+        LocalStatus(
+            data="present", process_running=True, sql=standby(), fencing_problem=WATCHDOG_PROBLEM
+        ),
+    ],
+)
+def test_a_missing_required_fence_blocks_start_and_promotion_as_master(local):
+    result = plan(local, ClusterFacts(MASTER, initialized=local.data != "missing"))
+    assert not result.actions and result.waiting == WATCHDOG_PROBLEM
+
+
+def test_a_running_primary_without_its_required_fence_stops():
+    local = LocalStatus(
+        data="present", process_running=True, sql=primary(), fencing_problem=WATCHDOG_PROBLEM
+    )
+    assert plan(local, facts(MASTER)).actions == (Stop(StopMode.FAST, WATCHDOG_PROBLEM),)
+
+
+def test_a_standby_runs_without_the_fence_a_primary_requires():
+    local = LocalStatus(
+        data="present", control=control("shut down in recovery"), fencing_problem=WATCHDOG_PROBLEM
+    )
+    assert plan(local, facts(STANDBY, upstream=upstream())).actions == (Start(standby=True),)

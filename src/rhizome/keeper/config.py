@@ -20,6 +20,8 @@
     replication_user = "replicator"                # default replicator
     replication_password_file = "/etc/rhizome/replication.pass"  # mode 0600, required
     log_level = "info"                             # debug, info, warning, error
+    watchdog = "off"                               # kernel watchdog: off, automatic, required
+    watchdog_device = "/dev/watchdog"              # the device the fencing guard holds
 
 Every problem raises `ConfigError` naming the setting and the fix; loading
 the configuration creates nothing on disk.
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from rhizome.config import ConfigError, StoreConfig, load_file, read_secret_file, store_config
+from rhizome.keeper.fencing import WATCHDOG_MODES, WatchdogMode
 from rhizome.store.fields import KEEPER_NAME_PATTERN
 
 DEFAULT_BIN_DIR = "/usr/lib/postgresql/15/bin"
@@ -54,7 +57,10 @@ KEEPER_KEYS = {
     "replication_user",
     "replication_password_file",
     "log_level",
+    "watchdog",
+    "watchdog_device",
 }
+DEFAULT_WATCHDOG_DEVICE = "/dev/watchdog"
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,9 @@ class KeeperConfig:
     superuser_password: str = field(repr=False)
     replication_password: str = field(repr=False)
     log_level: str = "info"
+    watchdog: WatchdogMode = "off"
+    """Kernel watchdog mode (docs/fencing.md): off, automatic or required."""
+    watchdog_device: Path = Path(DEFAULT_WATCHDOG_DEVICE)
 
     def program(self, name: str) -> str:
         """Absolute path of a PostgreSQL program."""
@@ -150,6 +159,12 @@ def keeper_config(section: dict[str, Any], source: str) -> KeeperConfig:
         superuser_password=_secret(section, "superuser_password_file", "superuser password"),
         replication_password=_secret(section, "replication_password_file", "replication password"),
         log_level=_log_level(_text(section, "log_level", source, "info"), source),
+        watchdog=_watchdog_mode(_text(section, "watchdog", source, "off"), source),
+        watchdog_device=_absolute(
+            Path(_text(section, "watchdog_device", source, DEFAULT_WATCHDOG_DEVICE)),
+            "watchdog_device",
+            source,
+        ),
     )
 
 
@@ -219,3 +234,14 @@ def _log_level(text: str, source: str) -> str:
     if text not in LOG_LEVELS:
         raise ConfigError(f"{source}: [keeper] log_level must be one of {', '.join(LOG_LEVELS)}")
     return text
+
+
+def _watchdog_mode(text: str, source: str) -> WatchdogMode:
+    for mode in WATCHDOG_MODES:
+        if text == mode:
+            return mode
+    raise ConfigError(
+        f'{source}: [keeper] watchdog must be "off", "automatic" or "required" (got {text!r}):'
+        ' "off" uses no kernel watchdog, "automatic" uses the device when it works,'
+        ' "required" runs no primary without it'
+    )

@@ -6,6 +6,10 @@ accept writes (only when it changed) and pings systemd's watchdog. If that
 thread stops — the keeper frozen, hung, or the thread dead — the guard kills
 PostgreSQL at the last deadline it got, and systemd (WatchdogSec=, the
 whole unit killed) restarts the keeper.
+
+With a kernel watchdog (``[keeper] watchdog``) the guard holds the device;
+`test_watchdog()` asks it whether the device works and the guard's answers
+(lines on its standard output) are read by a thread of their own.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from rhizome import clock
@@ -32,18 +37,60 @@ class GuardLost(RuntimeError):
 class GuardLink:
     """Starts the guard process and feeds it deadlines; thread-safe."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        watchdog_device: Path | None = None,
+        watchdog_required: bool = False,
+        on_report: Callable[[], None] = lambda: None,
+    ) -> None:
         self.data_dir = data_dir
+        self.watchdog_device = watchdog_device
+        self.watchdog_required = watchdog_required
+        self.on_report = on_report
+        self.watchdog_problem: str | None = None
+        """Why the kernel watchdog does not work (None: it works, or was not tested)."""
+        self._answered = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
         self._lock = threading.Lock()
         self._sent: float | None = None
 
     def start(self) -> None:
         argv = [sys.executable, "-m", MODULE, "--data-dir", str(self.data_dir)]
-        self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        if self.watchdog_device is not None:
+            argv += ["--watchdog-device", str(self.watchdog_device)]
+            argv += ["--watchdog-required"] if self.watchdog_required else []
+        self._process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         assert self._process.stdin is not None
         os.set_blocking(self._process.stdin.fileno(), False)
+        threading.Thread(
+            target=self._read_answers, args=(self._process,), name="guard-answers", daemon=True
+        ).start()
         log.info("fencing guard started (pid %d)", self._process.pid)
+
+    def test_watchdog(self, timeout: int, reset_offset: float, wait: float = 10.0) -> str | None:
+        """Have the guard test the kernel watchdog; None when it works, else why not."""
+        with self._lock:
+            self._answered.clear()
+            self._write(f"watchdog {timeout} {reset_offset:.6f}\n")
+        if not self._answered.wait(wait):
+            self.watchdog_problem = f"the fencing guard did not answer within {wait:g} s"
+        return self.watchdog_problem
+
+    def _read_answers(self, process: subprocess.Popen[bytes]) -> None:
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.decode(errors="replace").strip()
+            if line == "watchdog ready":
+                self.watchdog_problem = None
+            elif line.startswith("watchdog unusable "):
+                self.watchdog_problem = line.removeprefix("watchdog unusable ")
+                log.warning("kernel watchdog unusable: %s", self.watchdog_problem)
+            else:
+                log.warning("unexpected line from the fencing guard: %r", line)
+                continue
+            self._answered.set()
+            self.on_report()
 
     @property
     def alive(self) -> bool:

@@ -108,6 +108,7 @@ def observe_local(
     rewind_outcome: RewindOutcome | None,
     lease_fresh: bool,
     may_accept_writes: bool = False,
+    fencing_problem: str | None = None,
 ) -> LocalStatus:
     """Everything the keeper can see of its own PostgreSQL now."""
     data = data_state(keeper)
@@ -132,6 +133,7 @@ def observe_local(
         unresponsive_for=session.unresponsive_for() if sql is None else 0.0,
         may_accept_writes=may_accept_writes,
         fresh_copy=(keeper.data_dir / "backup_label").exists(),
+        fencing_problem=fencing_problem,
     )
 
 

@@ -16,7 +16,7 @@ import time
 from rhizome import clock
 from rhizome.etcd import EtcdError
 from rhizome.fatal import die_on_thread_errors
-from rhizome.keeper import actions, datadir, inputs
+from rhizome.keeper import actions, datadir, fencing, inputs
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.database import KeptSession
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
@@ -26,7 +26,7 @@ from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, RewindOutcome, St
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode, stop_stray_postmaster
 from rhizome.keeper.report import keeper_info, same_report
 from rhizome.lease import LeaseHolder
-from rhizome.spec import ClusterSpec
+from rhizome.spec import ClusterSpec, TimingSettings
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.documents import KeeperInfo
 from rhizome.store.follower import StoreFollower
@@ -51,8 +51,15 @@ class Keeper:
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.follower = StoreFollower(store)
-        self.guard = GuardLink(keeper.data_dir)
+        self.guard = GuardLink(
+            keeper.data_dir,
+            keeper.watchdog_device if keeper.watchdog != "off" else None,
+            watchdog_required=keeper.watchdog == "required",
+            on_report=self.wake.set,
+        )
         self.systemd_watchdog = SystemdWatchdog()
+        self.heartbeat_started = threading.Event()
+        """The fencing watchdog thread pings systemd from now on (before: a startup thread)."""
         self.postmaster = Postmaster(keeper, self._postmaster_exited, self._arm_guard)
         self.publisher: KeeperPublisher | None = None
         self.session = KeptSession(keeper)
@@ -76,6 +83,9 @@ class Keeper:
 
     def run(self) -> None:
         """Run until `request_stop()`; then stop PostgreSQL and revoke the lease."""
+        threading.Thread(
+            target=self._ping_systemd_until_heartbeat, name="systemd-startup-ping", daemon=True
+        ).start()
         datadir.prepare_state_dir(self.config)
         self.publisher = KeeperPublisher(self.store, self.config.name, instance_id(self.config))
         self.publisher.check_name()  # NameTaken: another host runs a keeper of this name
@@ -103,6 +113,7 @@ class Keeper:
                 return False
         self.spec = inputs.desired(self.config, self.follower.view()).spec
         timing = self.spec.timing
+        self._prepare_fencing(timing)
         holder = LeaseHolder(self.store.client, timing.keeper_lease_ttl)
         self.lease = LeaseGuard(
             holder, timing.keeper_publish_interval, timing.fence_deadline,
@@ -114,6 +125,38 @@ class Keeper:
                 return False
         log.info("keeper %s holds lease %x", self.config.name, self.lease.lease_id or 0)
         return True
+
+    def _prepare_fencing(self, timing: TimingSettings) -> None:
+        """Check systemd's watchdog against the timings; have the guard test the kernel's."""
+        problem = fencing.systemd_watchdog_problem(self.systemd_watchdog.timeout, timing)
+        if problem is not None:
+            log.warning("%s", problem)
+        if self.config.watchdog == "off":
+            return
+        kernel = fencing.kernel_watchdog_timing(timing)
+        if isinstance(kernel, str):
+            self.guard.watchdog_problem = kernel
+        elif self.guard.test_watchdog(kernel.timeout, kernel.reset_offset) is None:
+            log.info(
+                "kernel watchdog %s ready: timeout %d s while PostgreSQL may accept writes",
+                self.config.watchdog_device, kernel.timeout,
+            )  # fmt: skip
+            return
+        blocked = fencing.fencing_problem(
+            self.config.watchdog, self.config.watchdog_device, self.guard.watchdog_problem
+        )
+        if blocked is not None:
+            log.error("%s", blocked)
+        else:
+            log.warning(
+                "kernel watchdog %s unusable (%s): running without it (watchdog = automatic)",
+                self.config.watchdog_device, self.guard.watchdog_problem,
+            )  # fmt: skip
+
+    def _ping_systemd_until_heartbeat(self) -> None:
+        """Before the lease is held nothing is writable: keep systemd's watchdog content."""
+        while not self.heartbeat_started.wait(0.05):
+            self.systemd_watchdog.ping()
 
     def _loop(self) -> None:
         while not self.stopping.is_set():
@@ -139,6 +182,9 @@ class Keeper:
             recovering_since=self._recovering_since(), rewind_outcome=self._rewind_outcome(wish),
             lease_fresh=self.lease.fresh(),
             may_accept_writes=running and self.postmaster.may_accept_writes,
+            fencing_problem=fencing.fencing_problem(
+                self.config.watchdog, self.config.watchdog_device, self.guard.watchdog_problem
+            ),
         )  # fmt: skip
         now = clock.monotonic()
         decided = plan(local, inputs.cluster_facts(self.config, wish, local, now))
@@ -255,6 +301,7 @@ class Keeper:
 
     def _heartbeat(self, deadline: float) -> None:
         """From the watchdog, every tick: feed the guard and systemd's watchdog."""
+        self.heartbeat_started.set()
         self.systemd_watchdog.ping()
         if not self.guard.alive:
             raise GuardLost("the fencing guard process ended")

@@ -6,8 +6,9 @@ now. An empty plan without `waiting` means converged: the keeper then
 acknowledges the state generation. Rules (docs/protocol.md):
 
 - only an instance assigned master may run as a primary, and it is never
-  started or promoted while the lease is stale, nor restarted after a crash
-  before the sentinel had the chance to fail over;
+  started or promoted while the lease is stale or a required fence is missing
+  (fencing_problem), nor restarted after a crash before the sentinel had the
+  chance to fail over;
 - a standby whose data is missing, incomplete, removed or of another system
   is cloned again; a diverged one is rewound (or cloned) before it starts.
 """
@@ -52,6 +53,9 @@ class LocalStatus:
     """Started as a primary or promoted by this keeper, and still running."""
     fresh_copy: bool = False
     """backup_label is present: a base backup or rewind not started yet (not a primary's data)."""
+    fencing_problem: str | None = None
+    """Why a fence this keeper requires is missing (a required kernel watchdog that does
+    not work): no primary is started or promoted, and a running one is stopped."""
 
 
 @dataclass(frozen=True)
@@ -204,6 +208,8 @@ def may_be_primary(local: LocalStatus) -> bool:
 def plan_master(local: LocalStatus, facts: ClusterFacts) -> Plan:
     if local.data == "missing":
         if not facts.initialized and facts.init_mode == "new" and not local.process_running:
+            if local.fencing_problem is not None:
+                return waiting(local.fencing_problem)
             return Plan((Initdb(), WriteConfig(), Start(standby=False), EnsureRoles()))
         return waiting("assigned master but there is no data directory")
     if local.data == "incomplete" or local.removed:
@@ -215,7 +221,11 @@ def plan_master(local: LocalStatus, facts: ClusterFacts) -> Plan:
     if local.sql.role == "standby":
         if not local.lease_fresh:
             return waiting("the lease is not renewed: not promoting")
+        if local.fencing_problem is not None:
+            return waiting(local.fencing_problem)
         return Plan((Promote(),))
+    if local.fencing_problem is not None:
+        return Plan((Stop(StopMode.FAST, local.fencing_problem),))
     return primary_upkeep(local, facts)
 
 
@@ -229,6 +239,8 @@ def start_master(local: LocalStatus, facts: ClusterFacts) -> Plan:
             )
     if not local.lease_fresh:
         return waiting("the lease is not renewed: not starting a primary")
+    if local.fencing_problem is not None:
+        return waiting(local.fencing_problem)
     steps: tuple[Action, ...] = (Start(standby=False),)
     if local.config_differs:
         steps = (WriteConfig(), *steps)
