@@ -102,7 +102,7 @@ def _range_text(setting: Setting) -> str:
     if setting.minimum is None or setting.maximum is None:
         return ""
     if setting.unit_known:
-        base = f" {setting.unit}" if setting.unit else ""
+        base = f" (in units of {setting.unit})" if setting.unit else ""
     else:
         base = " in its base unit"
     return f" from {_number(setting.minimum)} to {_number(setting.maximum)}{base}"
