@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg2 import sql
 
+from rhizome import clock
 from rhizome.keeper import datadir
 from rhizome.keeper.conffiles import (
     ConfigRequest,
@@ -34,7 +35,9 @@ from rhizome.keeper.plan import (
     Stop,
     WriteConfig,
 )
+from rhizome.keeper.postgres_log import logged_since, start_reason
 from rhizome.keeper.postmaster import Postmaster
+from rhizome.keeper.start_backoff import StartRecord
 from rhizome.spec import ClusterSpec
 
 log = logging.getLogger(__name__)
@@ -56,6 +59,7 @@ class ActionContext:
     spec: ClusterSpec
     request: ConfigRequest
     record_rewind: Callable[[RewindOutcome], None]
+    starts: StartRecord = field(default_factory=StartRecord)
 
 
 def execute(action: Action, context: ActionContext) -> None:
@@ -80,11 +84,17 @@ def _write_config(action: Any, context: ActionContext) -> None:
 
 
 def _start(action: Start, context: ActionContext) -> None:
+    """Start; a failed start is recorded with PostgreSQL's reason, and backs off (plan)."""
     if not context.postmaster.start(primary=not action.standby):
         if context.postmaster.running:
             log.info("PostgreSQL is not accepting connections yet")
             return
-        raise ActionFailed("PostgreSQL exited while starting; see its log")
+        logged = logged_since(context.keeper, context.postmaster.log_offset)
+        reason = start_reason(logged)
+        context.starts.failed(clock.monotonic(), reason)
+        log.error("PostgreSQL exited while starting; it logged:\n%s", logged.rstrip())
+        raise ActionFailed(f"PostgreSQL exited while starting: {reason}")
+    context.starts.started()
 
 
 def _stop(action: Stop, context: ActionContext) -> None:

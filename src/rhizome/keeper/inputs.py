@@ -24,6 +24,7 @@ from rhizome.keeper.plan import (
     RewindOutcome,
     UpstreamStatus,
 )
+from rhizome.keeper.start_backoff import NO_FAILURES, StartFailures
 from rhizome.spec import ClusterSpec
 from rhizome.store.documents import ClusterState, KeeperAssignment, KeeperInfo
 from rhizome.store.view import ClusterView
@@ -108,6 +109,7 @@ def observe_local(
     rewind_outcome: RewindOutcome | None,
     lease_fresh: bool,
     may_accept_writes: bool = False,
+    start_failures: StartFailures = NO_FAILURES,
 ) -> LocalStatus:
     """Everything the keeper can see of its own PostgreSQL now."""
     data = data_state(keeper)
@@ -132,6 +134,7 @@ def observe_local(
         unresponsive_for=session.unresponsive_for() if sql is None else 0.0,
         may_accept_writes=may_accept_writes,
         fresh_copy=(keeper.data_dir / "backup_label").exists(),
+        start_failures=start_failures,
     )
 
 

@@ -25,6 +25,7 @@ from rhizome.keeper.lease import LeaseGuard
 from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, RewindOutcome, Stop, plan
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode, stop_stray_postmaster
 from rhizome.keeper.report import keeper_info, same_report
+from rhizome.keeper.start_backoff import StartRecord
 from rhizome.lease import LeaseHolder
 from rhizome.spec import ClusterSpec
 from rhizome.store.cluster_store import ClusterStore
@@ -69,6 +70,7 @@ class Keeper:
         self.published_at = 0.0
         self.next_observation = 0.0
         self.republish = False
+        self.starts = StartRecord()  # failed starts back off (plan)
 
     def request_stop(self) -> None:
         self.stopping.set()
@@ -139,6 +141,7 @@ class Keeper:
             recovering_since=self._recovering_since(), rewind_outcome=self._rewind_outcome(wish),
             lease_fresh=self.lease.fresh(),
             may_accept_writes=running and self.postmaster.may_accept_writes,
+            start_failures=self.starts.failures,
         )  # fmt: skip
         now = clock.monotonic()
         decided = plan(local, inputs.cluster_facts(self.config, wish, local, now))
@@ -151,7 +154,7 @@ class Keeper:
             return self._idle_pause(decided)
         return self._act(decided, actions.ActionContext(
             self.config, self.postmaster, wish.spec, wish.request,
-            lambda outcome: self._record_rewind(wish, outcome),
+            lambda outcome: self._record_rewind(wish, outcome), self.starts,
         ))  # fmt: skip
 
     def _act(self, decided: Plan, context: actions.ActionContext) -> float:
