@@ -18,7 +18,9 @@ from rhizome.keeper.conffiles import (
     write_configuration,
 )
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.config_gate import record_accepted
 from rhizome.keeper.database import DatabaseError, local_session, upstream_session
+from rhizome.keeper.observe import file_errors
 from rhizome.keeper.passwords import scram_verifier, verifier_matches
 from rhizome.keeper.plan import (
     Action,
@@ -78,9 +80,14 @@ def _write_config(action: Any, context: ActionContext) -> None:
     if changed and context.postmaster.running:
         with local_session(context.keeper) as cursor:
             cursor.execute("SELECT pg_reload_conf()")
+            errors = file_errors(cursor)
+        if errors:
+            listed = "; ".join(f"{name or 'the file'}: {error}" for name, error in errors)
+            raise ActionFailed(f"PostgreSQL refuses the configuration after a reload: {listed}")
         log.info("configuration changed: reloaded")
     elif changed:
         log.info("configuration written")
+    record_accepted(context.keeper, context.spec.pg_parameters)
 
 
 def _start(action: Start, context: ActionContext) -> None:

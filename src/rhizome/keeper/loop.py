@@ -18,6 +18,7 @@ from rhizome.etcd import EtcdError
 from rhizome.fatal import die_on_thread_errors
 from rhizome.keeper import actions, datadir, inputs
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.config_gate import ConfigGate
 from rhizome.keeper.database import KeptSession
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import KeeperPublisher, instance_id
@@ -71,6 +72,7 @@ class Keeper:
         self.next_observation = 0.0
         self.republish = False
         self.starts = StartRecord()  # failed starts back off (plan)
+        self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
 
     def request_stop(self) -> None:
         self.stopping.set()
@@ -128,7 +130,7 @@ class Keeper:
         """One observe-plan-publish-act pass; returns how long to wait before the next."""
         assert self.lease is not None
         view = self.follower.view()
-        wish = inputs.desired(self.config, view)
+        wish = self.config_gate.apply(inputs.desired(self.config, view))
         self.spec = wish.spec
         self.role = wish.role
         if wish.role != "master":
@@ -143,12 +145,13 @@ class Keeper:
             may_accept_writes=running and self.postmaster.may_accept_writes,
             start_failures=self.starts.failures,
         )  # fmt: skip
+        self.config_gate.observed(local.sql.file_errors if local.sql else ())
         now = clock.monotonic()
         decided = plan(local, inputs.cluster_facts(self.config, wish, local, now))
         if decided.converged and wish.state is not None:
             self.acknowledged_generation = wish.state.generation
         if not decided.actions:
-            self.last_error = decided.waiting
+            self.last_error = decided.waiting or self.config_gate.problem
         self._publish(local, stored=self.config.name in view.keepers)
         if not decided.actions:
             return self._idle_pause(decided)
