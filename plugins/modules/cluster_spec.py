@@ -17,6 +17,12 @@ description:
   - Creates the spec when the cluster has none yet, as C(rhizomectl init) does.
   - The new spec is validated before anything is written; an invalid spec fails the task with
     every problem named by its field, and the store is left untouched.
+  - Every new or changed C(pg_parameters) value is checked against the PostgreSQL version the
+    cluster runs (the versions its keepers report), with the PostgreSQL binaries installed on
+    the host the module runs on (C(postgres --describe-config) and C(postgres -C) over a
+    scratch file; no server or credentials needed). A value PostgreSQL refuses fails the task,
+    in check mode too, naming the parameter, the value and the accepted form. When the
+    binaries of that version are not installed there, the task warns that it could not check.
   - The spec is written with compare-and-swap; when somebody else changes it in between, the
     change is computed again from the new spec (a few times at most).
   - The rhizome library itself computes and validates the spec (see C(rhizomectl spec)).
@@ -116,7 +122,10 @@ problems:
   returned: failure because the spec is invalid
   type: list
   elements: str
-  sample: ["timing.failover_dealy: is not a known field; remove it or correct its spelling"]
+  sample:
+    - "timing.failover_dealy: is not a known field; remove it or correct its spelling"
+    - "pg_parameters.work_mem: 'banana' is not an integer; give an integer from 64 to 2147483647
+      in its base unit (a memory or time parameter also takes a unit, such as 64MB or 5s)"
 """
 
 import traceback
@@ -134,6 +143,7 @@ try:
     from rhizome.cli.errors import OperationFailed
     from rhizome.cli.spec_commands import WRITE_ATTEMPTS
     from rhizome.cli.spec_declaration import DeclarationMode, declared_spec
+    from rhizome.pgconfig.check import changed_parameters, check_values, raise_value_problems
     from rhizome.spec import ClusterSpec
     from rhizome.store.cluster_store import ClusterStore
 except ImportError:
@@ -155,6 +165,7 @@ def apply_spec(module: AnsibleModule, store: ClusterStore) -> Result:
         revision = stored.mod_revision if stored else 0
         if stored is not None and stored.document == new_spec:
             return outcome(new_spec, revision, changed=False, created=False)
+        check_parameter_values(module, store, stored.document if stored else None, new_spec)
         written = revision if module.check_mode else store.write_spec(new_spec, revision)
         if written is not None:
             result = outcome(new_spec, written, changed=True, created=stored is None)
@@ -166,6 +177,20 @@ def apply_spec(module: AnsibleModule, store: ClusterStore) -> Result:
     raise OperationFailed(
         f"the spec changed {WRITE_ATTEMPTS} times while writing; nothing was written, try again"
     )
+
+
+def check_parameter_values(
+    module: AnsibleModule, store: ClusterStore, before: ClusterSpec | None, after: ClusterSpec
+) -> None:
+    """Fail (SpecError) on pg_parameters values PostgreSQL would refuse, in check mode too."""
+    changed = changed_parameters(before, after)
+    if not changed:
+        return
+    keepers = [stored.document for stored in store.read_view().keepers.values()]
+    check = check_values(changed, keepers)
+    for reason in check.unchecked:
+        module.warn(f"pg_parameters values not checked: {reason}")
+    raise_value_problems(check)
 
 
 def outcome(spec: ClusterSpec, revision: int, *, changed: bool, created: bool) -> Result:

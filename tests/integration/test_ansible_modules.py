@@ -321,3 +321,35 @@ def test_cluster_info_of_a_new_and_of_a_running_cluster(etcd, store, tmp_path):
     assert info["proxies"] == {"proxy-a": 2} and info["proxy_generation"] == 2
     assert info["paused"] is False and info["state_generation"] == 3
     assert store.client.revision() == before
+
+
+def test_cluster_spec_refuses_a_value_postgresql_refuses_in_check_and_normal_mode(
+    etcd, store, tmp_path
+):
+    store.write_spec(parse_spec({}), 0)
+    store.publish_keeper(
+        keeper("pg1", role="primary", postgres_version=150018), store.client.grant_lease(60).id
+    )
+    before = store.client.revision()
+    url = etcd.client_url
+    banana = {"pg_parameters": {"shared_buffers": "banana"}}
+    bogus = {"pg_parameters": {"log_statement": "bogus"}}
+    results = run_play(
+        tmp_path,
+        {
+            "checked": cluster_spec(url, banana, check_mode=True),
+            "written": cluster_spec(url, banana),
+            "enum": cluster_spec(url, bogus),
+            "good": cluster_spec(url, {"pg_parameters": {"work_mem": "8MB"}}, check_mode=True),
+        },
+    )
+    for name in ("checked", "written"):
+        assert results[name]["failed"], results[name]
+        assert results[name]["problems"] == [
+            "pg_parameters.shared_buffers: 'banana' is not an integer; give an integer from 16 "
+            "to 1073741823 in its base unit (a memory or time parameter also takes a unit, such "
+            "as 64MB or 5s)"
+        ]
+    assert "Available values: none, ddl, mod, all" in results["enum"]["msg"]
+    assert results["good"]["changed"] and not results["good"].get("failed")
+    assert store.client.revision() == before  # nothing was written

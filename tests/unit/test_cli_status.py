@@ -249,3 +249,70 @@ def test_lag_is_computed_from_positions_when_keepers_do_not_report_it():
     assert lags == {"pg1": None, "pg2": 0, "pg3": 2 * 1024 * 1024}
     table = render_status(view, "main", now=NOW)
     assert "2.0 MiB" in table
+
+
+MIB = 1024 * 1024
+
+
+def master_down_view(master: KeeperInfo | None, **state_fields: object) -> ClusterView:
+    """The master's PostgreSQL down; the standbys stopped receiving at 3 MiB and 1 MiB."""
+    documents: list[StoreDocument] = [
+        ClusterSpec(),
+        running_state(master_flush_lsn=12 * MIB, **state_fields),
+        keeper("pg2", role="standby", replay_lsn=3 * MIB, receive_lsn=3 * MIB, lag_bytes=0),
+        keeper("pg3", role="standby", replay_lsn=1 * MIB),
+        proxy("proxy-a", acknowledged_generation=4),
+    ]
+    if master is not None:
+        documents.append(master)
+    return view_of(*documents)
+
+
+def test_with_the_master_down_lag_is_measured_from_its_last_known_position():
+    stopped = keeper("pg1", running=False, role="unknown", flush_lsn=10 * MIB,
+                     last_error="Start: PostgreSQL exited while starting")  # fmt: skip
+    for master in (stopped, None):
+        view = master_down_view(master)
+        lags = {status.name: status.lag_bytes for status in keeper_statuses(view)}
+        assert lags == {"pg1": None, "pg2": 9 * MIB, "pg3": 11 * MIB}
+        text = render_status(view, "main", NOW)
+        assert table_row(text, "pg2")[4] == "9.0 MiB"
+        assert table_row(text, "pg3")[4] == "11.0 MiB"
+        header = dict(line.split(": ", 1) for line in text.splitlines()[:10] if ": " in line)
+        assert header["lag against"].strip() == "0/C00000, the last position known of master pg1"
+
+
+def test_a_stopped_master_reports_its_final_position_when_it_is_newer():
+    stopped = keeper("pg1", running=False, role="unknown", flush_lsn=14 * MIB)
+    lags = {status.name: status.lag_bytes for status in keeper_statuses(master_down_view(stopped))}
+    assert lags["pg2"] == 11 * MIB
+
+
+def test_with_the_master_down_the_route_is_shown_held_with_the_reason():
+    stopped = keeper("pg1", running=False, role="unknown", last_error="Start: no space left")
+    text = render_status(master_down_view(stopped), "main", NOW)
+    header = dict(line.split(": ", 1) for line in text.splitlines()[:10] if ": " in line)
+    assert header["master down"].strip() == (
+        "PostgreSQL of pg1 is not running: Start: no space left"
+    )
+    assert (
+        header["proxies"]
+        .strip()
+        .startswith(
+            "route held: its target pg1 is not running (PostgreSQL of pg1 is not running: "
+            "Start: no space left); clients wait or time out, proxy generation 4"
+        )
+    )
+    gone = render_status(master_down_view(None), "main", NOW)
+    assert "route held: its target pg1 is not running (pg1's keeper does not report)" in gone
+    assert status_report(master_down_view(None), "main")["master_down"] == (
+        "pg1's keeper does not report"
+    )
+
+
+def test_with_the_master_running_nothing_is_said_about_it_being_down():
+    text = render_status(seeded_view(), "main", NOW)
+    assert "master down" not in text
+    assert "lag against" not in text
+    assert "route to pg1, proxy generation 4" in text
+    assert status_report(seeded_view(), "main")["master_down"] is None

@@ -75,13 +75,41 @@ def keeper_names(view: ClusterView) -> list[str]:
     return sorted(names)
 
 
+def master_down_reason(state: ClusterState | None, info: KeeperInfo | None) -> str | None:
+    """Why the assigned master does not run PostgreSQL; None when it runs (or there is none)."""
+    if state is None or state.master is None:
+        return None
+    if info is None:
+        return f"{state.master}'s keeper does not report"
+    if not info.running:
+        error = f": {info.last_error}" if info.last_error else ""
+        return f"PostgreSQL of {state.master} is not running{error}"
+    return None
+
+
+def lag_reference(state: ClusterState, observations: dict[str, KeeperInfo]) -> int | None:
+    """What standbys' lag is measured against: the running master's position; when the
+    master is down, the last position known of it (its final report, the state's
+    master_flush_lsn), never the standbys' own positions (that would show them caught up)."""
+    master = observations.get(state.master) if state.master is not None else None
+    if state.master is None or master_down_reason(state, master) is None:
+        return reference_position(state, observations)
+    known = [state.master_flush_lsn, master.flush_lsn if master else None]
+    positions = [position for position in known if position is not None]
+    if positions:
+        return max(positions)
+    return reference_position(state, observations)
+
+
 def keeper_statuses(view: ClusterView) -> list[KeeperStatus]:
     state = view.state.document if view.state else None
     spec = view.spec.document if view.spec else None
     observations = {name: stored.document for name, stored in view.keepers.items()}
-    reference = reference_position(state, observations) if state else None
+    reference = lag_reference(state, observations) if state else None
+    master = observations.get(state.master) if state and state.master else None
+    master_down = master_down_reason(state, master) is not None
     return [
-        keeper_status(name, state, spec, view.keepers.get(name), reference)
+        keeper_status(name, state, spec, view.keepers.get(name), reference, master_down)
         for name in keeper_names(view)
     ]
 
@@ -92,11 +120,15 @@ def keeper_status(
     spec: ClusterSpec | None,
     stored: Stored[KeeperInfo] | None,
     reference: int | None = None,
+    master_down: bool = False,
 ) -> KeeperStatus:
+    """One keeper; with the master down, a standby's own lag report (against an upstream
+    that is gone) gives way to the distance from the master's last known position."""
     observation = stored.document if stored else None
     lag = None
     if observation is not None and observation.role == "standby":
-        lag = standby_lag(observation, reference)
+        measured = observation.with_changes(lag_bytes=None) if master_down else observation
+        lag = standby_lag(measured, reference)
     assignment = state.assignment_of(name) if state else None
     converging = (
         state is not None

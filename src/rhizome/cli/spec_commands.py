@@ -26,6 +26,7 @@ from rhizome.cli.spec_edit import (
     spec_diff,
     spec_text,
 )
+from rhizome.pgconfig.check import changed_parameters, check_values, raise_value_problems
 from rhizome.spec import ClusterSpec, parse_spec
 from rhizome.store.view import Stored
 
@@ -47,6 +48,8 @@ class SpecChange:
     new_label: str
     dry_run: bool = False
     show_diff: bool = True
+    check_values: bool = False
+    """Check new pg_parameters values against the cluster's PostgreSQL first."""
 
 
 def require_spec(context: Context) -> Stored[ClusterSpec]:
@@ -85,6 +88,8 @@ def update_spec(context: Context, change: SpecChange) -> SpecUpdate:
     for attempt in range(WRITE_ATTEMPTS):
         stored = require_spec(context)
         new_spec = change.edit(stored.document)
+        if change.check_values:
+            check_parameter_values(context, stored.document, new_spec)
         if attempt > 0:
             context.say(
                 f"the spec was changed by somebody else (now revision {stored.mod_revision}); "
@@ -107,6 +112,23 @@ def update_spec(context: Context, change: SpecChange) -> SpecUpdate:
     )
 
 
+def check_parameter_values(
+    context: Context, before: ClusterSpec | None, after: ClusterSpec
+) -> None:
+    """Refuse (SpecError) pg_parameters values PostgreSQL would refuse; warn when unchecked."""
+    changed = changed_parameters(before, after)
+    if not changed:
+        return
+    keepers = [stored.document for stored in context.store.read_view().keepers.values()]
+    check = check_values(changed, keepers)
+    for reason in check.unchecked:
+        context.warn(
+            f"pg_parameters values not checked: {reason}; the keepers still refuse to write a "
+            "value their PostgreSQL rejects (see rhizomectl status)"
+        )
+    raise_value_problems(check)
+
+
 def report_spec_change(context: Context, outcome: SpecOutcome, revision: int) -> None:
     if outcome is SpecOutcome.UNCHANGED:
         context.say(f"no change: the stored spec (revision {revision}) already says so")
@@ -120,6 +142,7 @@ def run_init(context: Context, arguments: argparse.Namespace) -> int:
     """Create the first spec, from a file or the defaults; refuses when a spec exists."""
     source = arguments.file
     spec = parse_spec(load_spec_file(source, sys.stdin)) if source else ClusterSpec()
+    check_parameter_values(context, None, spec)
     written = context.store.write_spec(spec, expected_revision=0)
     if written is None:
         raise OperationRefused(
@@ -145,7 +168,9 @@ def run_spec_show(context: Context, arguments: argparse.Namespace) -> int:
 def run_spec_apply(context: Context, arguments: argparse.Namespace) -> int:
     """Replace the spec by a file's, after validating it and showing the diff."""
     new_spec = parse_spec(load_spec_file(arguments.file, sys.stdin))
-    change = SpecChange(lambda _: new_spec, arguments.file, dry_run=arguments.dry_run)
+    change = SpecChange(
+        lambda _: new_spec, arguments.file, dry_run=arguments.dry_run, check_values=True
+    )
     report_spec_change(context, *change_spec(context, change))
     return EXIT_OK
 
@@ -160,7 +185,10 @@ def run_spec_patch(context: Context, arguments: argparse.Namespace) -> int:
     if not patches:
         raise UsageError("nothing to patch: give FIELD.PATH=VALUE assignments or --merge")
     change = SpecChange(
-        lambda spec: patched_spec(spec, *patches), "patched spec", dry_run=arguments.dry_run
+        lambda spec: patched_spec(spec, *patches),
+        "patched spec",
+        dry_run=arguments.dry_run,
+        check_values=True,
     )
     report_spec_change(context, *change_spec(context, change))
     return EXIT_OK

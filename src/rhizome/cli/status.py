@@ -12,8 +12,14 @@ from rhizome.cli.formatting import (
     render_table,
     yes_no,
 )
-from rhizome.cli.keeper_status import KeeperStatus, keeper_statuses
-from rhizome.store.documents import ClusterState, Operation
+from rhizome.cli.keeper_status import (
+    KeeperStatus,
+    keeper_statuses,
+    lag_reference,
+    master_down_reason,
+)
+from rhizome.keeper.timelines import format_lsn
+from rhizome.store.documents import ClusterState, KeeperInfo, Operation
 from rhizome.store.view import ClusterView
 
 TABLE_HEADERS = ("KEEPER", "ROLE", "STATE", "TIMELINE", "LAG", "SYNC", "PENDING RESTART")
@@ -43,6 +49,7 @@ def header_lines(view: ClusterView, cluster: str, now: float) -> list[tuple[str,
     lines = [
         ("cluster", f"{cluster} (store revision {view.revision})"),
         ("master", master_text(view, state)),
+        *master_down_lines(view, state),
         ("proxies", proxies_text(view, state)),
         ("synchronous", synchronous_text(view, state)),
         ("paused", yes_no(spec.paused) if spec else NONE),
@@ -70,11 +77,47 @@ def master_text(view: ClusterView, state: ClusterState | None) -> str:
     return f"{state.master} ({timeline}state generation {state.generation})"
 
 
+def master_info(view: ClusterView, state: ClusterState | None) -> KeeperInfo | None:
+    if state is None or state.master is None:
+        return None
+    stored = view.keepers.get(state.master)
+    return stored.document if stored is not None else None
+
+
+def master_down_lines(view: ClusterView, state: ClusterState | None) -> list[tuple[str, str]]:
+    """With the master down: why, and what standbys' lag is measured against."""
+    reason = master_down_reason(state, master_info(view, state))
+    if state is None or reason is None:
+        return []
+    observations = {name: stored.document for name, stored in view.keepers.items()}
+    reference = lag_reference(state, observations)
+    where = f"{format_lsn(reference)}, " if reference is not None else ""
+    return [
+        ("master down", reason),
+        ("lag against", f"{where}the last position known of master {state.master}"),
+    ]
+
+
+def route_text(view: ClusterView, state: ClusterState) -> str:
+    """Where the read-write route goes; held when its target does not run PostgreSQL."""
+    target = state.proxy_target.master
+    if target is None:
+        return "route nowhere (holding clients)"
+    if target == state.master:
+        reason = master_down_reason(state, master_info(view, state))
+    else:
+        stored = view.keepers.get(target)
+        reason = None if stored is not None and stored.document.running else f"{target} is down"
+    if reason is None:
+        return f"route to {target}"
+    return f"route held: its target {target} is not running ({reason}); clients wait or time out"
+
+
 def proxies_text(view: ClusterView, state: ClusterState | None) -> str:
     if state is None:
         return f"{len(view.proxies)} running"
     target = state.proxy_target
-    route = f"route to {target.master}" if target.master else "route nowhere (holding clients)"
+    route = route_text(view, state)
     acknowledged = sum(
         1
         for proxy in view.proxies.values()
@@ -145,6 +188,7 @@ def status_report(view: ClusterView, cluster: str) -> dict[str, Any]:
         "spec_revision": view.spec.mod_revision if view.spec else None,
         "paused": spec.paused if spec else None,
         "state": state_report(state),
+        "master_down": master_down_reason(state, master_info(view, state)),
         "sentinel_leader": view.leader.document.sentinel_id if view.leader else None,
         "sentinels": sorted(view.sentinels),
         "proxies": {

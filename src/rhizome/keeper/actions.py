@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg2 import sql
 
+from rhizome import clock
 from rhizome.keeper import datadir
 from rhizome.keeper.conffiles import (
     ConfigRequest,
@@ -17,7 +18,9 @@ from rhizome.keeper.conffiles import (
     write_configuration,
 )
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.config_gate import record_accepted
 from rhizome.keeper.database import DatabaseError, local_session, upstream_session
+from rhizome.keeper.observe import file_errors
 from rhizome.keeper.passwords import scram_verifier, verifier_matches
 from rhizome.keeper.plan import (
     Action,
@@ -34,7 +37,9 @@ from rhizome.keeper.plan import (
     Stop,
     WriteConfig,
 )
+from rhizome.keeper.postgres_log import logged_since, start_reason
 from rhizome.keeper.postmaster import Postmaster
+from rhizome.keeper.start_backoff import StartRecord
 from rhizome.spec import ClusterSpec
 
 log = logging.getLogger(__name__)
@@ -56,6 +61,7 @@ class ActionContext:
     spec: ClusterSpec
     request: ConfigRequest
     record_rewind: Callable[[RewindOutcome], None]
+    starts: StartRecord = field(default_factory=StartRecord)
 
 
 def execute(action: Action, context: ActionContext) -> None:
@@ -74,17 +80,28 @@ def _write_config(action: Any, context: ActionContext) -> None:
     if changed and context.postmaster.running:
         with local_session(context.keeper) as cursor:
             cursor.execute("SELECT pg_reload_conf()")
+            errors = file_errors(cursor)
+        if errors:
+            listed = "; ".join(f"{name or 'the file'}: {error}" for name, error in errors)
+            raise ActionFailed(f"PostgreSQL refuses the configuration after a reload: {listed}")
         log.info("configuration changed: reloaded")
     elif changed:
         log.info("configuration written")
+    record_accepted(context.keeper, context.spec.pg_parameters)
 
 
 def _start(action: Start, context: ActionContext) -> None:
+    """Start; a failed start is recorded with PostgreSQL's reason, and backs off (plan)."""
     if not context.postmaster.start(primary=not action.standby):
         if context.postmaster.running:
             log.info("PostgreSQL is not accepting connections yet")
             return
-        raise ActionFailed("PostgreSQL exited while starting; see its log")
+        logged = logged_since(context.keeper, context.postmaster.log_offset)
+        reason = start_reason(logged)
+        context.starts.failed(clock.monotonic(), reason)
+        log.error("PostgreSQL exited while starting; it logged:\n%s", logged.rstrip())
+        raise ActionFailed(f"PostgreSQL exited while starting: {reason}")
+    context.starts.started()
 
 
 def _stop(action: Stop, context: ActionContext) -> None:

@@ -24,6 +24,7 @@ from rhizome.keeper.plan import (
     RewindOutcome,
     UpstreamStatus,
 )
+from rhizome.keeper.start_backoff import NO_FAILURES, StartFailures
 from rhizome.spec import ClusterSpec
 from rhizome.store.documents import ClusterState, KeeperAssignment, KeeperInfo
 from rhizome.store.view import ClusterView
@@ -109,6 +110,7 @@ def observe_local(
     lease_fresh: bool,
     may_accept_writes: bool = False,
     fencing_problem: str | None = None,
+    start_failures: StartFailures = NO_FAILURES,
 ) -> LocalStatus:
     """Everything the keeper can see of its own PostgreSQL now."""
     data = data_state(keeper)
@@ -134,6 +136,7 @@ def observe_local(
         may_accept_writes=may_accept_writes,
         fresh_copy=(keeper.data_dir / "backup_label").exists(),
         fencing_problem=fencing_problem,
+        start_failures=start_failures,
     )
 
 

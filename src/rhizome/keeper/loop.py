@@ -16,8 +16,9 @@ import time
 from rhizome import clock
 from rhizome.etcd import EtcdError
 from rhizome.fatal import die_on_thread_errors
-from rhizome.keeper import actions, datadir, fencing, inputs
+from rhizome.keeper import actions, datadir, fencing, inputs, postgres_log
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.config_gate import ConfigGate
 from rhizome.keeper.database import KeptSession
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import KeeperPublisher, instance_id
@@ -25,6 +26,7 @@ from rhizome.keeper.lease import LeaseGuard
 from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, RewindOutcome, Stop, plan
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode, stop_stray_postmaster
 from rhizome.keeper.report import keeper_info, same_report
+from rhizome.keeper.start_backoff import StartRecord
 from rhizome.lease import LeaseHolder
 from rhizome.spec import ClusterSpec, TimingSettings
 from rhizome.store.cluster_store import ClusterStore
@@ -76,6 +78,8 @@ class Keeper:
         self.published_at = 0.0
         self.next_observation = 0.0
         self.republish = False
+        self.starts = StartRecord()  # failed starts back off (plan)
+        self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
 
     def request_stop(self) -> None:
         self.stopping.set()
@@ -169,7 +173,7 @@ class Keeper:
         """One observe-plan-publish-act pass; returns how long to wait before the next."""
         assert self.lease is not None
         view = self.follower.view()
-        wish = inputs.desired(self.config, view)
+        wish = self.config_gate.apply(inputs.desired(self.config, view))
         self.spec = wish.spec
         self.role = wish.role
         if wish.role != "master":
@@ -185,19 +189,21 @@ class Keeper:
             fencing_problem=fencing.fencing_problem(
                 self.config.watchdog, self.config.watchdog_device, self.guard.watchdog_problem
             ),
+            start_failures=self.starts.failures,
         )  # fmt: skip
+        self.config_gate.observed(local.sql.file_errors if local.sql else ())
         now = clock.monotonic()
         decided = plan(local, inputs.cluster_facts(self.config, wish, local, now))
         if decided.converged and wish.state is not None:
             self.acknowledged_generation = wish.state.generation
         if not decided.actions:
-            self.last_error = decided.waiting
+            self.last_error = decided.waiting or self.config_gate.problem
         self._publish(local, stored=self.config.name in view.keepers)
         if not decided.actions:
             return self._idle_pause(decided)
         return self._act(decided, actions.ActionContext(
             self.config, self.postmaster, wish.spec, wish.request,
-            lambda outcome: self._record_rewind(wish, outcome),
+            lambda outcome: self._record_rewind(wish, outcome), self.starts,
         ))  # fmt: skip
 
     def _act(self, decided: Plan, context: actions.ActionContext) -> float:
@@ -224,6 +230,7 @@ class Keeper:
         now = clock.monotonic()
         if now >= self.next_observation:
             self.next_observation = now + interval
+            postgres_log.rotate_if_large(self.config)
         return max(0.01, self.next_observation - now)
 
     def _publish(self, local: LocalStatus, stored: bool) -> None:

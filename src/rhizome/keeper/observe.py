@@ -41,6 +41,8 @@ class SqlObservation:
     pending_restart: tuple[str, ...] = ()
     slots: tuple[str, ...] = ()
     roles_current: bool = True
+    file_errors: tuple[tuple[str, str], ...] = ()
+    """(parameter, error) PostgreSQL finds in its configuration files now (pg_file_settings)."""
 
     @property
     def position(self) -> int | None:
@@ -71,6 +73,7 @@ def _observe(cursor: Any, keeper: KeeperConfig) -> SqlObservation:
         "system_identifier": system_identifier,
         "version": version,
         "pending_restart": tuple(pending),
+        "file_errors": file_errors(cursor),
     }
     if in_recovery:
         return SqlObservation(role="standby", **common, **_standby_positions(cursor))
@@ -81,6 +84,19 @@ def _observe(cursor: Any, keeper: KeeperConfig) -> SqlObservation:
         synchronous_standby_names=parse_synchronous_names(synchronous_names),
         **_primary_details(cursor, keeper),
     )
+
+
+FILE_ERRORS_QUERY = (
+    "SELECT coalesce(name, ''), error FROM pg_file_settings"
+    " WHERE error IS NOT NULL AND error <> 'setting could not be applied' ORDER BY seqno"
+)
+"""Errors of the configuration files as PostgreSQL reads them now; a changed parameter
+that needs a restart ("setting could not be applied") is pending, not an error."""
+
+
+def file_errors(cursor: Any) -> tuple[tuple[str, str], ...]:
+    cursor.execute(FILE_ERRORS_QUERY)
+    return tuple((name, error) for name, error in cursor.fetchall())
 
 
 def _standby_positions(cursor: Any) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from rhizome.keeper.conffiles import Upstream
 from rhizome.keeper.controldata import ControlData
 from rhizome.keeper.observe import SqlObservation
 from rhizome.keeper.postmaster import StopMode
+from rhizome.keeper.start_backoff import NO_FAILURES, StartFailures
 from rhizome.keeper.timelines import LocalHistory, TimelineSwitch, diverged
 from rhizome.store.documents import KeeperAssignment
 
@@ -56,6 +57,8 @@ class LocalStatus:
     fencing_problem: str | None = None
     """Why a fence this keeper requires is missing (a required kernel watchdog that does
     not work): no primary is started or promoted, and a running one is stopped."""
+    start_failures: StartFailures = NO_FAILURES
+    """Consecutive failed starts: the next start waits for its back-off."""
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,15 @@ answer, the keeper reports it unfenced and no other keeper is promoted."""
 
 
 def plan(local: LocalStatus, facts: ClusterFacts) -> Plan:
+    """The actions that bring PostgreSQL to the assignment; a start waits for its back-off."""
+    decided = plan_actions(local, facts)
+    starting = bool(decided.actions) and isinstance(decided.actions[0], Start)
+    if starting and local.start_failures.next_start_in(facts.now) > 0:
+        return waiting(local.start_failures.waiting_text(facts.now))
+    return decided
+
+
+def plan_actions(local: LocalStatus, facts: ClusterFacts) -> Plan:
     """The actions that bring PostgreSQL to the assignment."""
     role = facts.assignment.role if facts.assignment is not None else None
     if unresponsive_writer(local):

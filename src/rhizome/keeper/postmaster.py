@@ -28,6 +28,7 @@ from enum import Enum
 from pathlib import Path
 
 from rhizome import clock
+from rhizome.keeper import postgres_log
 from rhizome.keeper.commands import find_pdeathsig_wrapper, postmaster_argv
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.database import accepts_connections
@@ -77,6 +78,8 @@ class Postmaster:
         self._lock = threading.Lock()
         self._process: subprocess.Popen[bytes] | None = None
         self._stopping = False
+        self.log_offset = 0
+        """Where the log of the latest start begins in postgres_log.log_path."""
 
     @property
     def pid(self) -> int | None:
@@ -100,7 +103,12 @@ class Postmaster:
             self._stopping = False
             argv = postmaster_argv(self.keeper, self.wrapper)
             log.info("starting PostgreSQL as a %s", "primary" if primary else "standby")
-            process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, cwd=self.keeper.state_dir)
+            log_file, self.log_offset = postgres_log.open_for_start(self.keeper)
+            with log_file:
+                process = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                    cwd=self.keeper.state_dir,
+                )  # fmt: skip
             self._process = process
         threading.Thread(
             target=self._watch, args=(process,), name="postmaster", daemon=True

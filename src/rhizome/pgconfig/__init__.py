@@ -1,0 +1,1 @@
+"""PostgreSQL parameter values: the rules PostgreSQL applies, its catalogue, its own verdict."""
