@@ -4,20 +4,26 @@
 
 - `FAULT_DIRECTORY/watchdog_error`: the fencing watchdog thread raises on its next tick.
 - `FAULT_DIRECTORY/renewer_error`: the lease renewer thread raises on its next renewal.
+- `FAULT_DIRECTORY/slow_guard_stop`: the keeper's shutdown pauses 0.3 s after the guard ended.
+- `FAULT_DIRECTORY/stop_error`: stopping PostgreSQL raises (the keeper's shutdown fails).
 """
 
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 
 def install(directory: Path) -> None:
+    from rhizome.keeper.guard_link import GuardLink
     from rhizome.keeper.loop import Keeper
+    from rhizome.keeper.postmaster import Postmaster
     from rhizome.lease import LeaseHolder
 
     heartbeat, renew = Keeper._heartbeat, LeaseHolder.renew
+    stop_guard, stop_postgres = GuardLink.stop, Postmaster.stop
 
     def failing_heartbeat(self: Keeper, *arguments: Any) -> None:
         if (directory / "watchdog_error").exists():
@@ -29,8 +35,20 @@ def install(directory: Path) -> None:
             raise RuntimeError("injected fault in the lease renewer")
         return renew(self, *arguments)
 
+    def slow_guard_stop(self: GuardLink) -> None:
+        stop_guard(self)
+        if (directory / "slow_guard_stop").exists():
+            time.sleep(0.3)
+
+    def failing_stop(self: Postmaster, *arguments: Any) -> None:
+        if (directory / "stop_error").exists():
+            raise RuntimeError("injected fault in stopping PostgreSQL")
+        stop_postgres(self, *arguments)
+
     Keeper._heartbeat = failing_heartbeat  # type: ignore[method-assign]
     LeaseHolder.renew = failing_renew  # type: ignore[method-assign]
+    GuardLink.stop = slow_guard_stop  # type: ignore[method-assign]
+    Postmaster.stop = failing_stop  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -143,9 +144,8 @@ def test_a_second_keeper_with_a_taken_name_is_refused(store, keeper_factory):
 INJECTOR = Path(__file__).with_name("keeper_fault_injector.py")
 
 
-@pytest.mark.parametrize(("fault", "thread"), [("watchdog_error", "fence-watchdog"),
-                                               ("renewer_error", "lease-renewer")])  # fmt: skip
-def test_a_keeper_thread_that_dies_fences_and_ends_the_keeper(store, keeper_factory, fault, thread):
+def injected_master(store: ClusterStore, keeper_factory: KeeperFactory) -> tuple[Any, Path]:
+    """A master keeper under the fault injector, and the directory that switches faults on."""
     keeper = keeper_factory("k1")
     faults = keeper.root_dir / "faults"
     faults.mkdir(mode=0o755)
@@ -154,6 +154,13 @@ def test_a_keeper_thread_that_dies_fences_and_ends_the_keeper(store, keeper_fact
     StateWriter(store).assign("k1", initialized=False, k1="master")
     keeper.start()
     wait_reported(store, "k1", "healthy primary", role="primary", running=True)
+    return keeper, faults
+
+
+@pytest.mark.parametrize(("fault", "thread"), [("watchdog_error", "fence-watchdog"),
+                                               ("renewer_error", "lease-renewer")])  # fmt: skip
+def test_a_keeper_thread_that_dies_fences_and_ends_the_keeper(store, keeper_factory, fault, thread):
+    keeper, faults = injected_master(store, keeper_factory)
     tree = postgres_tree(keeper.postgres_pid or 0)
     (faults / fault).touch()
     injected_at = time.monotonic()
@@ -161,6 +168,36 @@ def test_a_keeper_thread_that_dies_fences_and_ends_the_keeper(store, keeper_fact
     wait_until(lambda: not any(map(is_alive, tree)), 1.0, "PostgreSQL killed with its keeper")
     assert time.monotonic() - injected_at < 1.5, "not at once: by a fence deadline instead"
     assert f"thread {thread} ended on an unexpected error" in keeper.log_tail()
+
+
+def test_a_stopped_master_keeper_ends_cleanly_and_revokes_its_lease(store, keeper_factory):
+    """SIGTERM: PostgreSQL stopped, then the lease revoked, then the guard ended.
+
+    The guard ends last: a heartbeat that found it gone first would end the
+    keeper as if a thread had died (exit 70, lease left to expire).
+    """
+    keeper, faults = injected_master(store, keeper_factory)
+    tree = postgres_tree(keeper.postgres_pid or 0)
+    (faults / "slow_guard_stop").touch()
+    os.kill(keeper.pid, signal.SIGTERM)
+    assert keeper.wait_exit(30) == 0, keeper.log_tail()
+    assert not any(map(is_alive, tree))
+    assert reported(store, "k1") is None, "the lease was left to expire, not revoked"
+    assert "ended on an unexpected error" not in keeper.log_tail()
+
+
+def test_a_master_keeper_that_cannot_stop_postgres_keeps_its_lease(store, keeper_factory):
+    """A failed shutdown never revokes the lease of a PostgreSQL that may still be writable.
+
+    The guard kills that PostgreSQL once the keeper has ended; the lease expires by itself.
+    """
+    keeper, faults = injected_master(store, keeper_factory)
+    tree = postgres_tree(keeper.postgres_pid or 0)
+    (faults / "stop_error").touch()
+    os.kill(keeper.pid, signal.SIGTERM)
+    assert keeper.wait_exit(30) not in (0, None), keeper.log_tail()
+    assert reported(store, "k1") is not None, "the lease was revoked before PostgreSQL stopped"
+    wait_until(lambda: not any(map(is_alive, tree)), 1.0, "PostgreSQL killed by the guard")
 
 
 UNUSABLE_DEVICE = "/dev/null"

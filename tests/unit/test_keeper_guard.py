@@ -73,6 +73,12 @@ def test_systemd_watchdog_pings_the_notify_socket_at_most_every_quarter(tmp_path
             notify.recv(64)
 
 
+def test_systemd_watchdog_takes_its_settings_out_of_the_environment_children_inherit():
+    environment = {"NOTIFY_SOCKET": "/run/notify", "WATCHDOG_USEC": "2000000", "HOME": "/"}
+    assert SystemdWatchdog(environment).timeout == 2.0
+    assert environment == {"HOME": "/"}
+
+
 def test_systemd_watchdog_does_nothing_without_watchdog_settings():
     assert SystemdWatchdog({}).timeout is None
     assert SystemdWatchdog({"WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}).timeout is None

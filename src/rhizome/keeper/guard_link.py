@@ -138,9 +138,11 @@ class SystemdWatchdog:
 
     def __init__(self, environment: dict[str, str] | None = None) -> None:
         env = os.environ if environment is None else environment
-        address = env.get("NOTIFY_SOCKET", "")
-        microseconds = env.get("WATCHDOG_USEC", "")
-        for_us = env.get("WATCHDOG_PID", str(os.getpid())) == str(os.getpid())
+        # Taken out of the environment: PostgreSQL and the guard must not inherit them
+        # (systemd logs every notification a child sends to the unit's socket).
+        address = env.pop("NOTIFY_SOCKET", "")
+        microseconds = env.pop("WATCHDOG_USEC", "")
+        for_us = env.pop("WATCHDOG_PID", str(os.getpid())) == str(os.getpid())
         self.timeout = int(microseconds) / 1e6 if microseconds.isdigit() and for_us else None
         self.address = "\0" + address[1:] if address.startswith("@") else address
         self._next = 0.0

@@ -347,7 +347,12 @@ class Keeper:
         try:
             self.postmaster.stop(StopMode.FAST)
         finally:
-            self.guard.stop()
+            # The lease threads end first: their heartbeat must not find the guard gone.
+            # A PostgreSQL that could not be stopped keeps the lease and the guard,
+            # which kills it once this process has ended (end of its input while armed).
+            fenced = not (self.postmaster.running and self.postmaster.may_accept_writes)
             if self.lease is not None:
-                self.lease.stop(revoke=True)
+                self.lease.stop(revoke=fenced)
+            if fenced:
+                self.guard.stop()
             self.follower.stop()
