@@ -139,6 +139,11 @@ class KeeperInfo(StoreDocument):
     directory): two hosts configured with one keeper name differ here, so a
     fencing acknowledgement is taken only from the instance that was master.
     None from keepers older than this field."""
+    holding: StrictBool = False
+    """PostgreSQL runs under pause rules: were this keeper to die now, its guard
+    would leave PostgreSQL running (no fence) until a keeper comes back. Set
+    only while the cluster is paused and until the keeper re-armed its fencing
+    after the resume (docs/fencing.md, "Restarts and pause")."""
 
     @property
     def wal_position(self) -> int | None:
