@@ -94,6 +94,23 @@ def test_a_killed_keeper_leaves_no_postgres_running(store, keeper_factory, capsy
         print(f"\nkeeper killed: PostgreSQL gone {time.monotonic() - killed_at:.2f} s later")
 
 
+def guard_pid(keeper_pid: int) -> int:
+    for pid in descendant_pids(keeper_pid):
+        if b"rhizome.keeper.guard" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid
+    raise AssertionError("the keeper runs no fencing guard")
+
+
+def test_a_killed_guard_ends_the_keeper_and_its_writable_postgres(store, keeper_factory):
+    """Without its guard a frozen keeper would go unfenced: the keeper fences and exits 70."""
+    keeper = start_master(store, keeper_factory, ClusterSpec())
+    tree = postgres_tree(keeper.postgres_pid or 0)
+    os.kill(guard_pid(keeper.pid), signal.SIGKILL)
+    assert keeper.wait_exit(5) == EXIT_THREAD_DIED, keeper.log_tail()
+    wait_until(lambda: not any(map(is_alive, tree)), 1.0, "PostgreSQL killed with its keeper")
+    assert "the fencing guard process ended" in keeper.log_tail()
+
+
 def test_an_unresponsive_master_is_killed_within_its_bound(store, keeper_factory, capsys):
     """SIGSTOP of the PostgreSQL tree only: reported unfenced meanwhile, then killed."""
     keeper = start_master(store, keeper_factory, ClusterSpec())
