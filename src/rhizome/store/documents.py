@@ -11,9 +11,9 @@
 | `spec`             | ClusterSpec  | operator tools (rhizome.spec)   |
 """
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, Strict, StrictBool
+from pydantic import AfterValidator, Strict, StrictBool, model_validator
 
 from rhizome.store.additions import WithOptionalAdditions
 from rhizome.store.codec import AGENT_WRITTEN, StoreDocument
@@ -44,7 +44,7 @@ from rhizome.store.state import (
     RoleChange,
     SynchronousStandbys,
 )
-from rhizome.store.validation import field_error
+from rhizome.store.validation import FieldProblem, field_error, raise_problems
 
 __all__ = [
     "COMMAND_RESULTS_LIMIT",
@@ -236,3 +236,10 @@ class Command(WithOptionalAdditions, StoreDocument):
     stopped (e.g. its host is powered off). It ends the old master's pause hold
     (ClusterState.paused_holds), which otherwise forbids promoting anybody while
     its keeper is absent."""
+
+    @model_validator(mode="after")
+    def _old_master_stopped_only_for_a_failover(self) -> Self:
+        if self.old_master_stopped and self.kind != "failover":
+            problem = "applies to a failover only (a switchover needs a running master)"
+            raise_problems([FieldProblem("old_master_stopped", problem, "leave it false")])
+        return self

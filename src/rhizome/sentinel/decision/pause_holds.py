@@ -102,9 +102,7 @@ def with_pause_holds(
     return state.with_changes(paused_holds=holds)
 
 
-def hold_blocker(
-    state: ClusterState, keepers: Mapping[str, KeeperInfo], name: str
-) -> str | None:
+def hold_blocker(state: ClusterState, keepers: Mapping[str, KeeperInfo], name: str) -> str | None:
     """Why keeper `name`'s held PostgreSQL may still run unfenced; None when not held."""
     instance = state.paused_holds.get(name)
     if instance is None:
