@@ -26,12 +26,20 @@ from rhizome.sentinel.decision.candidates import (
     named_candidate,
 )
 from rhizome.sentinel.decision.model import ClusterObservation, Progress
+from rhizome.sentinel.decision.pause_holds import hold_blockers
 from rhizome.spec import ClusterSpec
 from rhizome.store.documents import ClusterState, Command, CommandKind
 from rhizome.store.view import ClusterView
 
 DEFAULT_COMMAND_TIMEOUT = 60.0
 """Seconds the sentinel may take to carry a command out before abandoning it."""
+
+OLD_MASTER_STOPPED_WARNING = (
+    "!!! --old-master-stopped: YOU ASSERT THAT THE OLD MASTER'S POSTGRESQL IS STOPPED "
+    "(e.g. its host is powered off). It was held while the cluster was paused: nothing "
+    "fences it, and if it still runs, two PostgreSQL instances accept writes after this "
+    "failover. Clients connected to it directly keep writing to it. !!!"
+)
 
 
 def command_name(kind: str, now: float) -> str:
@@ -50,7 +58,12 @@ def requester(tool: str = "rhizomectl") -> str:
 
 
 def command_refusal(
-    view: ClusterView, spec: ClusterSpec, kind: CommandKind, target: str | None
+    view: ClusterView,
+    spec: ClusterSpec,
+    kind: CommandKind,
+    target: str | None,
+    *,
+    old_master_stopped: bool = False,
 ) -> str | None:
     """Why the command cannot be carried out now, or None (pure)."""
     state = view.state.document if view.state else None
@@ -67,6 +80,10 @@ def command_refusal(
         name = min(view.commands)
         pending = view.commands[name].document
         return f"command {name} ({pending.kind}) is still pending; wait for it"
+    if kind == "failover" and not old_master_stopped:
+        held = hold_blockers(state, {name: item.document for name, item in view.keepers.items()})
+        if held:
+            return "; ".join(held)
     if target is None:
         if not state.keepers_with_role("standby"):
             return "there is no standby to switch over to"
@@ -125,11 +142,13 @@ def submit(
     target: str | None,
     timeout: float,
     requested_by: str | None = None,
+    *,
+    old_master_stopped: bool = False,
 ) -> Command:
     """Check, then create the command; raises OperationRefused with the reason."""
     spec = require_spec(context).document
     view = context.store.read_view()
-    refusal = command_refusal(view, spec, kind, target)
+    refusal = command_refusal(view, spec, kind, target, old_master_stopped=old_master_stopped)
     if refusal is not None:
         raise OperationRefused(f"{kind} refused: {refusal}")
     if view.leader is None:
@@ -142,6 +161,7 @@ def submit(
         requested_at=now,
         requested_by=requested_by or requester(),
         timeout=timeout,
+        old_master_stopped=old_master_stopped,
     )
     if not context.store.submit_command(command):
         raise OperationFailed(f"a command named {command.name} already exists; try again")
@@ -149,9 +169,14 @@ def submit(
 
 
 def run_command(context: Context, arguments: argparse.Namespace, kind: CommandKind) -> int:
-    command = submit(context, kind, arguments.to, arguments.timeout)
+    old_master_stopped = bool(getattr(arguments, "old_master_stopped", False))
+    command = submit(
+        context, kind, arguments.to, arguments.timeout, old_master_stopped=old_master_stopped
+    )
     target = command.target or "the best standby"
     context.say(f"submitted {kind} command {command.name} (to {target})")
+    if old_master_stopped:
+        context.warn(OLD_MASTER_STOPPED_WARNING)
     if kind == "failover":
         context.warn(
             f"a forced failover skips the lag and synchronous replication checks: commits "

@@ -102,6 +102,12 @@ def add_operation_commands(commands: CommandSet) -> None:
     switchover.add_argument("--to", metavar="KEEPER", help="standby to promote (default: best)")
     failover = commands.add("failover", "forced promotion of a named standby", run_failover)
     failover.add_argument("--to", metavar="KEEPER", required=True, help="standby to promote")
+    failover.add_argument(
+        "--old-master-stopped",
+        action="store_true",
+        help="you assert that the old master's PostgreSQL is stopped (host powered off...): "
+        "ends its pause hold, which otherwise forbids the failover while its keeper is gone",
+    )
     for parser in (switchover, failover):
         parser.add_argument("--wait", action="store_true", help="wait for the outcome")
         parser.add_argument(

@@ -18,6 +18,7 @@ from rhizome.cli.keeper_status import (
     lag_reference,
     master_down_reason,
 )
+from rhizome.cli.paused_holds import hold_lines, holds_report
 from rhizome.keeper.timelines import format_lsn
 from rhizome.store.documents import ClusterState, KeeperInfo, Operation
 from rhizome.store.view import ClusterView
@@ -53,6 +54,7 @@ def header_lines(view: ClusterView, cluster: str, now: float) -> list[tuple[str,
         ("proxies", proxies_text(view, state)),
         ("synchronous", synchronous_text(view, state)),
         ("paused", yes_no(spec.paused) if spec else NONE),
+        *hold_lines(view, state),
         ("operation", operation_text(state.operation, now) if state and state.operation else NONE),
     ]
     if state is not None and state.no_promotion_reason:
@@ -189,6 +191,7 @@ def status_report(view: ClusterView, cluster: str) -> dict[str, Any]:
         "paused": spec.paused if spec else None,
         "state": state_report(state),
         "master_down": master_down_reason(state, master_info(view, state)),
+        "paused_holds": holds_report(view, state),
         "sentinel_leader": view.leader.document.sentinel_id if view.leader else None,
         "sentinels": sorted(view.sentinels),
         "proxies": {

@@ -11,10 +11,11 @@
 | `spec`             | ClusterSpec  | operator tools (rhizome.spec)   |
 """
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal, Self
 
-from pydantic import AfterValidator, Strict, StrictBool
+from pydantic import AfterValidator, Strict, StrictBool, model_validator
 
+from rhizome.store.additions import WithOptionalAdditions
 from rhizome.store.codec import AGENT_WRITTEN, StoreDocument
 from rhizome.store.fields import (
     Bytes,
@@ -43,7 +44,7 @@ from rhizome.store.state import (
     RoleChange,
     SynchronousStandbys,
 )
-from rhizome.store.validation import field_error
+from rhizome.store.validation import FieldProblem, field_error, raise_problems
 
 __all__ = [
     "COMMAND_RESULTS_LIMIT",
@@ -213,8 +214,10 @@ class LeaderInfo(StoreDocument):
     """When it won the election."""
 
 
-class Command(StoreDocument):
+class Command(WithOptionalAdditions, StoreDocument):
     """An operator request; the leader sentinel records its progress in `state`."""
+
+    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"old_master_stopped"})
 
     name: Identifier
     """The command's name (also the last segment of its key)."""
@@ -228,3 +231,15 @@ class Command(StoreDocument):
     """Who asked for it, e.g. "rhizomectl alice@admin1"."""
     timeout: Seconds | None = None
     """How long the sentinel may try before abandoning it; None: no limit."""
+    old_master_stopped: StrictBool = False
+    """Failover only: the operator asserts that the old master's PostgreSQL is
+    stopped (e.g. its host is powered off). It ends the old master's pause hold
+    (ClusterState.paused_holds), which otherwise forbids promoting anybody while
+    its keeper is absent."""
+
+    @model_validator(mode="after")
+    def _old_master_stopped_only_for_a_failover(self) -> Self:
+        if self.old_master_stopped and self.kind != "failover":
+            problem = "applies to a failover only (a switchover needs a running master)"
+            raise_problems([FieldProblem("old_master_stopped", problem, "leave it false")])
+        return self

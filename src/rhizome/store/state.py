@@ -232,10 +232,12 @@ class CommandResult(StoreModel):
     """The command's requested_at: tells a finished command from a new one of the same name."""
 
 
-class ClusterState(StoreDocument):
+class ClusterState(WithOptionalAdditions, StoreDocument):
     """The generation-numbered topology published by the leader sentinel."""
 
     model_config = AGENT_WRITTEN
+
+    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"paused_holds"})
 
     generation: Generation = 0
     """Increases on every topology change; keepers acknowledge it."""
@@ -274,6 +276,14 @@ class ClusterState(StoreDocument):
     missing_keepers_since: dict[KeeperName, UnixTime] = Field(default_factory=dict)
     """When the sentinel first saw each assigned keeper without a live document
     (its lease expired), for failover_delay and dead_keeper_removal_after."""
+    paused_holds: dict[KeeperName, Identifier] = Field(default_factory=dict)
+    """Keepers whose PostgreSQL may run unfenced, by the instance_id their keeper
+    reported: the master while the cluster was paused (its keeper, were it to
+    die, leaves PostgreSQL running), and any keeper reporting `holding` with a
+    PostgreSQL that may accept writes. A hold ends when that instance reports
+    `holding: false` after the resume, or when a failover command confirms the
+    old master stopped (`Command.old_master_stopped`); until then its keeper's
+    absence is no reason to promote anybody (sentinel/decision/pause_holds.py)."""
 
     @model_validator(mode="after")
     def _topology_is_consistent(self) -> Self:

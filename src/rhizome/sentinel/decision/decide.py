@@ -34,6 +34,7 @@ from rhizome.sentinel.decision.initialisation import advance_initialisation
 from rhizome.sentinel.decision.membership import maintain_membership
 from rhizome.sentinel.decision.memory import BOOKKEEPING_FIELDS, update_memory, without_timers
 from rhizome.sentinel.decision.model import ClusterObservation, Decision, Progress
+from rhizome.sentinel.decision.pause_holds import with_pause_holds
 from rhizome.sentinel.decision.switchover import (
     advance_blocking,
     advance_demoting,
@@ -46,6 +47,7 @@ MAXIMUM_STEPS = 16
 """Steps of one decision; a handful suffice, the bound only guards against a loop."""
 
 PAUSED_NOTE = "the cluster is paused: no change is made and commands stay pending"
+HELD_NOTE = "held while paused (their PostgreSQL outlives their keeper): "
 
 PHASES: dict[str, Callable[[Progress], None]] = {
     "fencing": advance_fencing,
@@ -64,7 +66,7 @@ def decide(observation: ClusterObservation) -> Decision:
     """The next state, the commands to delete and notes on why."""
     initial = observation.state if observation.state is not None else ClusterState()
     if observation.spec.paused:
-        return Decision(state=initial, finished_commands=(), notes=(PAUSED_NOTE,))
+        return paused_decision(observation, initial)
     progress = Progress(observation, initial)
     for _ in range(MAXIMUM_STEPS):
         before = progress.state
@@ -78,6 +80,15 @@ def decide(observation: ClusterObservation) -> Decision:
         finished_commands=tuple(progress.finished.items()),
         notes=tuple(progress.notes),
     )
+
+
+def paused_decision(observation: ClusterObservation, initial: ClusterState) -> Decision:
+    """While paused, only the holds are recorded (pause_holds.py); nothing else changes."""
+    held = with_pause_holds(initial, observation.keepers, paused=True)
+    notes = [PAUSED_NOTE]
+    if held.paused_holds:
+        notes.append(HELD_NOTE + ", ".join(sorted(held.paused_holds)))
+    return Decision(state=held, finished_commands=(), notes=tuple(notes))
 
 
 def finalised(initial: ClusterState, decided: ClusterState) -> ClusterState:

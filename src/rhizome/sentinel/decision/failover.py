@@ -30,6 +30,11 @@ from rhizome.sentinel.decision.fencing import (
     promotion_blockers,
 )
 from rhizome.sentinel.decision.model import Progress
+from rhizome.sentinel.decision.pause_holds import (
+    command_hold_refusal,
+    progress_hold_blockers,
+    release_confirmed_holds,
+)
 from rhizome.sentinel.decision.promotion import FENCED, promote, set_no_promotion_reason
 from rhizome.sentinel.decision.results import (
     command_timed_out,
@@ -73,6 +78,10 @@ def react_to_master_loss(progress: Progress, loss: str) -> bool:
     if master is not None and progress.settings(master).maintenance:
         reason = f"{loss}, but it is in maintenance: no automatic failover"
         set_no_promotion_reason(progress, reason)
+        return False
+    held = progress_hold_blockers(progress)
+    if held:
+        set_no_promotion_reason(progress, f"{loss}, but no failover: {'; '.join(held)}")
         return False
     choice = choose_candidate(progress, master, automatic_rules(progress.spec))
     if choice.best is None:
@@ -224,8 +233,15 @@ def start_failover_command(progress: Progress, command: Command) -> None:
     if choice.best is None:
         refuse_command(progress, command, choice.describe())
         return
+    held = command_hold_refusal(progress, command)
+    if held is not None:
+        refuse_command(progress, command, held)
+        return
+    release_confirmed_holds(progress, command)
     target = f" to {command.target}" if command.target else ""
     reason = f"failover{target} requested by {command.requested_by}"
+    if command.old_master_stopped:
+        reason += ", who confirmed the old master's PostgreSQL stopped"
     start_failover(progress, master, reason, command=command.name, target=command.target)
 
 
@@ -247,6 +263,11 @@ def adopt_failover_command(progress: Progress, command: Command) -> bool:
         if choice.best is None:
             refuse_command(progress, command, choice.describe())
             return True
+    held = command_hold_refusal(progress, command)
+    if held is not None:
+        refuse_command(progress, command, held)
+        return True
+    release_confirmed_holds(progress, command)
     adopted = operation.with_changes(
         command=command.name, target=command.target, phase_started_at=progress.now
     )

@@ -9,12 +9,15 @@ master (KeeperInfo.instance_id, remembered in operation.previous_master_instance
 when fencing started): two hosts configured with one keeper name publish to
 one key, and the other one's "fenced" proves nothing. Keepers whose promotion
 was abandoned (operation.abandoned_targets) must be fenced the same way: told
-to promote, they may complete the promotion late.
+to promote, they may complete the promotion late. A keeper held while the
+cluster was paused (pause_holds.py) blocks every promotion until its hold
+ends: its lease expiring proves nothing, its PostgreSQL outlives it.
 """
 
 from __future__ import annotations
 
 from rhizome.sentinel.decision.model import Progress
+from rhizome.sentinel.decision.pause_holds import progress_hold_blockers
 
 
 def unacknowledged_proxies(progress: Progress) -> list[str]:
@@ -114,6 +117,7 @@ def promotion_blockers(progress: Progress, old_master: str | None) -> list[str]:
     if old_master_problem is not None:
         blockers.append(old_master_problem)
     blockers.extend(abandoned_target_blockers(progress, old_master))
+    blockers.extend(progress_hold_blockers(progress))
     writers = other_writers(progress, old_master)
     if writers:
         blockers.append(f"{', '.join(writers)} report a PostgreSQL that may accept writes")

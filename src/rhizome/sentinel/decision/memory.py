@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from rhizome.sentinel.decision.candidates import record_step
 from rhizome.sentinel.decision.model import Progress
+from rhizome.sentinel.decision.pause_holds import update_pause_holds
 from rhizome.store.state import ClusterState
 
 BOOKKEEPING_FIELDS = frozenset(
@@ -19,6 +20,7 @@ BOOKKEEPING_FIELDS = frozenset(
         "master_flush_lsn",
         "master_unhealthy_since",
         "missing_keepers_since",
+        "paused_holds",
     }
 )
 """State fields whose change alone does not increase the generation."""
@@ -36,6 +38,7 @@ def update_memory(progress: Progress) -> None:
     track_master_health(progress)
     record_master_position(progress)
     record_system_identifier(progress)
+    update_pause_holds(progress)
 
 
 def rearm_timers(progress: Progress) -> None:
