@@ -25,8 +25,8 @@ venv: $(STAMP)
 lint: lint-python lint-ansible
 
 lint-python: $(STAMP)
-	$(VENV)/bin/ruff check --no-cache src plugins tests bench molecule
-	$(VENV)/bin/ruff format --no-cache --check src plugins tests bench molecule
+	$(VENV)/bin/ruff check --no-cache src plugins tests bench chaos molecule
+	$(VENV)/bin/ruff format --no-cache --check src plugins tests bench chaos molecule
 	$(VENV)/bin/mypy src $(wildcard plugins/modules plugins/module_utils)
 
 lint-ansible: $(STAMP)
