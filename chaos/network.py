@@ -129,7 +129,7 @@ def in_namespace(namespace: str, argv: Sequence[str]) -> list[str]:
 
 def as_user(user: str, argv: Sequence[str]) -> list[str]:
     """argv run as an unprivileged user (setpriv execs in place: same PID)."""
-    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--init-groups", "--", *argv]
+    return ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--", *argv]
 
 
 @contextmanager
