@@ -14,7 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from chaos import network
-from chaos.convergence import convergence_problems
+from chaos.convergence import convergence_problems, live_problems
 from chaos.node import PROXY_PORT, Node
 from rhizome.etcd import EtcdClient, EtcdError, EtcdSettings
 from rhizome.spec import parse_spec
@@ -101,7 +101,9 @@ class ChaosCluster:
         if view is None:
             return ["the store cannot be read"]
         names = [node.name for node in self.nodes]
-        return convergence_problems(view, names, [node.proxy_id for node in self.nodes])
+        problems = convergence_problems(view, names, [node.proxy_id for node in self.nodes])
+        master = self.master_name()
+        return problems or live_problems(self, self.node(master or ""))
 
     def wait_converged(self, timeout: float) -> list[str]:
         """Seconds-bounded wait for convergence; the remaining problems (empty: converged)."""

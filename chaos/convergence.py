@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+import psycopg2
+
+from chaos.client import connect, query
 from rhizome.store.view import ClusterView
+from tests.harness.cluster import close_quietly
+
+STREAMING = (
+    "SELECT NOT pg_is_in_recovery(), count(*) FROM pg_stat_replication WHERE state = 'streaming'"
+)
 
 
 def convergence_problems(
@@ -40,3 +49,28 @@ def convergence_problems(
             problems.append(f"{proxy_id}: acknowledged {generation}, "
                             f"current {target.proxy_generation}")  # fmt: skip
     return problems
+
+
+def live_problems(cluster: Any, master: Any) -> list[str]:
+    """What the servers themselves say (store documents can be up to 10 s old): the master
+    is a primary with every standby streaming, and every proxy sends a write to it."""
+    problems = _ask(master.address, master.keeper.port, cluster.password, STREAMING,
+                    (True, len(cluster.nodes) - 1), f"master {master.name}")  # fmt: skip
+    for node in cluster.nodes:
+        problems += _ask(node.address, 6432, cluster.password,
+                         "SELECT host(inet_server_addr()), NOT pg_is_in_recovery()",
+                         (master.address, True), f"proxy {node.name}")  # fmt: skip
+    return problems
+
+
+def _ask(host: str, port: int, password: str, sql: str, expected: tuple[Any, ...],
+         what: str) -> list[str]:  # fmt: skip
+    connection = None
+    try:
+        connection = connect((host, port), password, 2.0)
+        answer = tuple(query(connection, sql, (), 2.0)[0])
+    except (psycopg2.Error, TimeoutError, OSError) as error:
+        return [f"{what}: {str(error).strip() or type(error).__name__}"]
+    finally:
+        close_quietly(connection)
+    return [] if answer == expected else [f"{what}: answered {answer}, expected {expected}"]
