@@ -45,7 +45,8 @@ def main() -> int:
     directory = Path(tempfile.mkdtemp(prefix="rhizome-chaos-"))
     result = run(directory, seed, plan(seed, count, kinds, scale), mode,
                  lambda line: print(line, flush=True))  # fmt: skip
-    command = f"CHAOS_SEED={seed} CHAOS_FAULTS={count} CHAOS_MODE={mode} make chaos"
+    command = f"CHAOS_SEED={seed} CHAOS_FAULTS={count} CHAOS_MODE={mode} "
+    command += f"CHAOS_DURATION_SCALE={scale} make chaos"
     if report_path:
         report.write(result, Path(report_path), command)
     failures = safety_failures(result)
