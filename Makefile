@@ -6,7 +6,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test deps venv lint lint-python lint-ansible unit integration molecule bench demo demo-down clean
+.PHONY: test deps venv lint lint-python lint-ansible unit integration molecule bench chaos demo demo-down clean
 
 test: lint unit integration molecule
 
@@ -25,8 +25,8 @@ venv: $(STAMP)
 lint: lint-python lint-ansible
 
 lint-python: $(STAMP)
-	$(VENV)/bin/ruff check --no-cache src plugins tests bench molecule
-	$(VENV)/bin/ruff format --no-cache --check src plugins tests bench molecule
+	$(VENV)/bin/ruff check --no-cache src plugins tests bench chaos molecule
+	$(VENV)/bin/ruff format --no-cache --check src plugins tests bench chaos molecule
 	$(VENV)/bin/mypy src $(wildcard plugins/modules plugins/module_utils)
 
 lint-ansible: $(STAMP)
@@ -57,6 +57,13 @@ bench: $(STAMP)
 	PYTHONPATH=. $(PYTHON) bench/proxy_work.py
 	PYTHONPATH=. $(PYTHON) bench/failover.py
 	PYTHONPATH=. $(PYTHON) bench/side_by_side.py
+
+# The fault-injection campaign (chaos/): three nodes in network namespaces (root).
+# Sizes: CHAOS_FAULTS (200), CHAOS_MODE (sync|async), CHAOS_SEED, CHAOS_KINDS,
+# CHAOS_DURATION_SCALE; writes docs/reliability.md.
+chaos: $(STAMP)
+	bash scripts/grant-postgres-access.sh
+	PYTHONPATH=$(CURDIR)/src:$(CURDIR) $(PYTHON) -m chaos
 
 demo: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh up

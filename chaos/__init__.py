@@ -1,0 +1,1 @@
+"""Randomized fault-injection campaign: three nodes in network namespaces (`make chaos`)."""

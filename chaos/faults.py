@@ -1,0 +1,122 @@
+"""Thin executors: apply one planned fault to the running cluster, return how to heal it."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
+
+from chaos.cluster import ChaosCluster
+from chaos.network import ETCD_CLIENT_PORT, ETCD_PEER_PORT, in_namespace, run
+from chaos.node import Node
+from chaos.plan import Fault
+
+Heal = Callable[[], None]
+KEEPER_FENCE_BOUND = 10.0
+
+
+def resolve_target(cluster: ChaosCluster, fault: Fault) -> Node:
+    """The master (as published now), or the first/second standby in name order."""
+    master = cluster.master_name() or cluster.nodes[0].name
+    if fault.target == "master":
+        return cluster.node(master)
+    standbys = sorted(node.name for node in cluster.nodes if node.name != master)
+    return cluster.node(standbys[int(fault.target.removeprefix("standby")) - 1])
+
+
+def iptables(node: Node, *rules: tuple[str, ...]) -> None:
+    for rule in rules:
+        run(in_namespace(node.namespace, ["iptables", "-w", "-A", *rule]))
+
+
+def flush(node: Node) -> Heal:
+    return lambda: run(in_namespace(node.namespace, ["iptables", "-w", "-F"]))
+
+
+def _tcp(chain: str, port: int) -> tuple[str, ...]:
+    return (chain, "-p", "tcp", "--dport", str(port), "-j", "DROP")
+
+
+def keeper_kill(node: Node) -> Heal:
+    node.keeper.kill_keeper_only()
+
+    def heal() -> None:
+        fenced = node.keeper.wait_postgres_gone(KEEPER_FENCE_BOUND)
+        node.keeper.reap()
+        node.keeper.start()
+        if not fenced:
+            raise FaultFinding(f"PostgreSQL of {node.name} outlived its killed keeper")
+
+    return heal
+
+
+def inject(cluster: ChaosCluster, fault: Fault, node: Node) -> Heal:
+    """Apply `fault` to `node` (or the whole cluster); the callable undoes it."""
+    kind = fault.kind
+    if kind == "node-kill":
+        node.kill()
+        return node.restart
+    if kind == "node-freeze":
+        node.freeze()
+        return node.thaw
+    if kind == "keeper-kill":
+        return keeper_kill(node)
+    if kind == "keeper-freeze":
+        node.keeper.signal_keeper_only(signal.SIGSTOP)
+        return lambda: node.keeper.signal_keeper_only(signal.SIGCONT)
+    if kind == "postgres-kill":
+        node.keeper.crash_postgres()
+        return lambda: None
+    if kind == "postgres-freeze":
+        node.keeper.postgres_tree_signal(signal.SIGSTOP)
+        return lambda: node.keeper.postgres_tree_signal(signal.SIGCONT)
+    if kind in ("proxy-kill", "etcd-kill"):
+        process = node.proxy if kind == "proxy-kill" else node.etcd
+        process.kill()
+        return process.start if kind == "proxy-kill" else node.etcd.launch
+    if kind in ("proxy-freeze", "etcd-freeze"):
+        process = node.proxy if kind == "proxy-freeze" else node.etcd
+        process.freeze()
+        return process.thaw
+    return inject_network(cluster, fault, node)
+
+
+def inject_network(cluster: ChaosCluster, fault: Fault, node: Node) -> Heal:
+    kind = fault.kind
+    if kind == "node-isolate":
+        iptables(
+            node, ("INPUT", "-i", "eth0", "-j", "DROP"), ("OUTPUT", "-o", "eth0", "-j", "DROP")
+        )
+    elif kind == "node-etcd-cut":  # its agents reach no etcd member; peers and clients still work
+        iptables(node, _tcp("OUTPUT", ETCD_CLIENT_PORT))
+    elif kind == "etcd-minority":  # its member is cut off from the other members
+        iptables(node, _tcp("INPUT", ETCD_PEER_PORT), _tcp("OUTPUT", ETCD_PEER_PORT))
+    elif kind == "etcd-blackhole":  # its member answers nobody, packets dropped
+        iptables(node, _tcp("INPUT", ETCD_CLIENT_PORT), _tcp("INPUT", ETCD_PEER_PORT),
+                 _tcp("OUTPUT", ETCD_PEER_PORT))  # fmt: skip
+    elif kind == "etcd-outage":  # no agent anywhere reaches any member; quorum intact
+        for each in cluster.nodes:
+            iptables(each, _tcp("INPUT", ETCD_CLIENT_PORT))
+        heals = [flush(each) for each in cluster.nodes]
+        return lambda: [heal() for heal in heals] and None
+    elif kind == "switchover":
+        switchover(cluster)
+        return lambda: None
+    else:
+        raise ValueError(f"no executor for fault kind {kind!r}")
+    return flush(node)
+
+
+def switchover(cluster: ChaosCluster, timeout: float = 60.0) -> str:
+    """`rhizomectl switchover --wait` from the client namespace; its outcome line."""
+    command = [sys.executable, "-m", "rhizome.cli.main", "--endpoints", ",".join(cluster.etcd_urls)]
+    command += ["--cluster", "main", "switchover", "--wait", "--timeout", str(int(timeout))]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 30,
+                            check=False)  # fmt: skip
+    text = (result.stdout + result.stderr).strip().splitlines()
+    return f"exit {result.returncode}: {text[-1] if text else ''}"
+
+
+class FaultFinding(RuntimeError):
+    """A fault's healing found a safety problem (reported, the campaign goes on)."""

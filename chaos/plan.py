@@ -1,0 +1,98 @@
+"""The fault schedule: a pure function of a seed (no I/O, no clock).
+
+`plan(seed, count, kinds)` returns the same faults for the same arguments.
+Kinds are drawn in shuffled rounds (every kind once per round) so that a short
+run still covers every kind; each fault gets a target (the master or one of the
+standbys, resolved when it runs), a duration within its kind's bounds, and
+sometimes a planned switchover issued while it lasts.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PROCESS_KINDS = (
+    "node-kill",
+    "node-freeze",
+    "keeper-kill",
+    "keeper-freeze",
+    "postgres-kill",
+    "postgres-freeze",
+    "proxy-kill",
+    "proxy-freeze",
+    "etcd-kill",
+    "etcd-freeze",
+)
+NETWORK_KINDS = (
+    "node-isolate",
+    "node-etcd-cut",
+    "etcd-minority",
+    "etcd-blackhole",
+    "etcd-outage",
+)
+OPERATION_KINDS = ("switchover",)
+ALL_KINDS = PROCESS_KINDS + NETWORK_KINDS + OPERATION_KINDS
+
+DURATION_BOUNDS: dict[str, tuple[float, float]] = {kind: (3.0, 15.0) for kind in ALL_KINDS}
+DURATION_BOUNDS["etcd-outage"] = (5.0, 60.0)
+DURATION_BOUNDS["switchover"] = (0.0, 0.0)
+SWITCHOVER_DURING_PROBABILITY = 0.2
+MASTER_PROBABILITY = 0.6
+STANDBY_COUNT = 2
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One fault: what, on whom, for how long, and whether a switchover runs meanwhile."""
+
+    number: int
+    kind: str
+    target: str
+    """"master", or "standby1" / "standby2" (the standbys in name order)."""
+    duration: float
+    switchover_during: bool = False
+
+    def describe(self) -> str:
+        extra = " + switchover" if self.switchover_during else ""
+        return f"#{self.number} {self.kind} on {self.target} for {self.duration:.1f} s{extra}"
+
+
+def plan(
+    seed: int,
+    count: int,
+    kinds: Sequence[str] = ALL_KINDS,
+    duration_scale: float = 1.0,
+) -> list[Fault]:
+    """`count` faults drawn from `kinds`, reproducible from `seed`.
+
+    `duration_scale` (0 < scale ≤ 1) shortens every duration toward its lower bound,
+    for quick runs; the lower bounds stay.
+    """
+    unknown = sorted(set(kinds) - set(ALL_KINDS))
+    if unknown or not kinds:
+        raise ValueError(f"kinds must be a non-empty subset of {ALL_KINDS}; unknown: {unknown}")
+    if count < 0 or not 0 < duration_scale <= 1:
+        raise ValueError("count must be ≥ 0 and duration_scale in (0, 1]")
+    generator = random.Random(seed)
+    order: list[str] = []
+    while len(order) < count:
+        round_of_kinds = sorted(set(kinds))
+        generator.shuffle(round_of_kinds)
+        order += round_of_kinds
+    return [_fault(generator, number, kind, duration_scale) for number, kind in
+            enumerate(order[:count], start=1)]  # fmt: skip
+
+
+def _fault(generator: random.Random, number: int, kind: str, scale: float) -> Fault:
+    low, high = DURATION_BOUNDS[kind]
+    duration = round(low + generator.random() * (high - low) * scale, 1)
+    if kind in ("etcd-outage", "switchover") or generator.random() < MASTER_PROBABILITY:
+        target = "master"
+    else:
+        target = f"standby{generator.randint(1, STANDBY_COUNT)}"
+    switchover = kind not in ("switchover", "etcd-outage") and (
+        generator.random() < SWITCHOVER_DURING_PROBABILITY
+    )
+    return Fault(number, kind, target, duration, switchover)
