@@ -9,6 +9,7 @@ first planned action; the next pass starts from a fresh observation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -16,15 +17,16 @@ import time
 from rhizome import clock
 from rhizome.etcd import EtcdError
 from rhizome.fatal import die_on_thread_errors
-from rhizome.keeper import actions, datadir, fencing, inputs, postgres_log
+from rhizome.keeper import actions, datadir, departure, fencing, handover, inputs, postgres_log
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.config_gate import ConfigGate
 from rhizome.keeper.database import KeptSession
+from rhizome.keeper.guard import Mode
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import KeeperPublisher, instance_id
-from rhizome.keeper.lease import LeaseGuard
+from rhizome.keeper.lease import LeaseGuard, fencing_point
 from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, RewindOutcome, Stop, plan
-from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode, stop_stray_postmaster
+from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode
 from rhizome.keeper.report import keeper_info, same_report
 from rhizome.keeper.start_backoff import StartRecord
 from rhizome.lease import LeaseHolder
@@ -55,6 +57,7 @@ class Keeper:
         self.follower = StoreFollower(store)
         self.guard = GuardLink(
             keeper.data_dir,
+            keeper.state_dir / handover.GUARD_SOCKET,
             keeper.watchdog_device if keeper.watchdog != "off" else None,
             watchdog_required=keeper.watchdog == "required",
             on_report=self.wake.set,
@@ -62,7 +65,13 @@ class Keeper:
         self.systemd_watchdog = SystemdWatchdog()
         self.heartbeat_started = threading.Event()
         """The fencing watchdog thread pings systemd from now on (before: a startup thread)."""
-        self.postmaster = Postmaster(keeper, self._postmaster_exited, self._arm_guard)
+        self.postmaster = Postmaster(
+            keeper, self._postmaster_exited, self._arm_guard,
+            spawn=self.guard.start_postmaster, exit_code=self.guard.exit_code,
+        )  # fmt: skip
+        self.restart_requested = False
+        """SIGUSR2: leave PostgreSQL to the guard and run again (docs/fencing.md)."""
+        self.handoff: handover.Handoff | None = None
         self.publisher: KeeperPublisher | None = None
         self.session = KeptSession(keeper)
         """The loop thread's observation session (closed while PostgreSQL is down)."""
@@ -81,7 +90,8 @@ class Keeper:
         self.starts = StartRecord()  # failed starts back off (plan)
         self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
 
-    def request_stop(self) -> None:
+    def request_stop(self, restart: bool = False) -> None:
+        self.restart_requested = self.restart_requested or restart
         self.stopping.set()
         self.wake.set()
 
@@ -93,10 +103,13 @@ class Keeper:
         datadir.prepare_state_dir(self.config)
         self.publisher = KeeperPublisher(self.store, self.config.name, instance_id(self.config))
         self.publisher.check_name()  # NameTaken: another host runs a keeper of this name
-        stop_stray_postmaster(self.config.data_dir)
         die_on_thread_errors(self._fence_now)
-        self.guard.start()
-        if (self.config.data_dir / "PG_VERSION").exists():
+        taken = handover.take_over(
+            self.config, self.guard, self.postmaster, self.publisher.own_instance
+        )
+        if taken is not None:
+            self._adopt_lease(taken.handoff)
+        elif (self.config.data_dir / "PG_VERSION").exists():
             # We may be a restarted master whose lease expired while we were
             # gone: hold a stopped master back exactly as after a crash.
             self.crashed_at = clock.monotonic()
@@ -118,17 +131,41 @@ class Keeper:
         self.spec = inputs.desired(self.config, self.follower.view()).spec
         timing = self.spec.timing
         self._prepare_fencing(timing)
-        holder = LeaseHolder(self.store.client, timing.keeper_lease_ttl)
-        self.lease = LeaseGuard(
-            holder, timing.keeper_publish_interval, timing.fence_deadline,
-            self._fence, self._new_lease, self._heartbeat,
-        )  # fmt: skip
-        self.lease.start()
+        if self.lease is None:
+            holder = LeaseHolder(self.store.client, timing.keeper_lease_ttl)
+            self._hold_lease(holder, timing.keeper_publish_interval, timing.fence_deadline)
+        assert self.lease is not None
         while not self.lease.wait_for_lease(STARTUP_RETRY):
             if self.stopping.is_set():
                 return False
         log.info("keeper %s holds lease %x", self.config.name, self.lease.lease_id or 0)
         return True
+
+    def _hold_lease(self, holder: LeaseHolder, renew_interval: float, deadline: float) -> None:
+        self.lease = LeaseGuard(
+            holder, renew_interval, deadline, self._fence, self._new_lease, self._heartbeat
+        )
+        self.lease.start()
+
+    def _adopt_lease(self, handoff: handover.Handoff) -> None:
+        """Keep the previous keeper's lease; without it, a writable PostgreSQL is a crashed
+        master (killed, held back) unless the guard holds it under pause rules."""
+        holder = LeaseHolder(self.store.client, handoff.lease_ttl)
+        if holder.adopt(handoff.lease_id, fencing_point(handoff.fence_deadline)):
+            log.info("kept lease %x of the previous keeper", handoff.lease_id)
+            if self.postmaster.may_accept_writes:
+                self.guard.arm(holder.renewed_at + handoff.fence_deadline)
+            self.guard.set_mode("hold" if self.guard.mode == "hold" else "normal")
+            self._hold_lease(holder, handoff.renew_interval, handoff.fence_deadline)
+            return
+        if self.guard.mode == "hold":
+            log.warning("the previous keeper's lease is gone; PostgreSQL runs on (paused)")
+            return
+        if self.postmaster.running and self.postmaster.may_accept_writes:
+            log.error("the previous keeper's lease is gone: killing its writable PostgreSQL")
+            self.postmaster.kill()
+        self.guard.set_mode("normal")
+        self.crashed_at = clock.monotonic()
 
     def _prepare_fencing(self, timing: TimingSettings) -> None:
         """Check systemd's watchdog against the timings; have the guard test the kernel's."""
@@ -175,6 +212,8 @@ class Keeper:
         view = self.follower.view()
         wish = self.config_gate.apply(inputs.desired(self.config, view))
         self.spec = wish.spec
+        with contextlib.suppress(GuardLost):  # the heartbeat ends the keeper on a lost guard
+            self.guard.set_mode("hold" if wish.spec.paused else "normal")
         self.role = wish.role
         if wish.role != "master":
             self.crashed_at = None
@@ -241,6 +280,7 @@ class Keeper:
             acknowledged_generation=self.acknowledged_generation,
             may_accept_writes=self.postmaster.may_accept_writes, last_error=self.last_error,
             instance_id=self.publisher.own_instance if self.publisher is not None else None,
+            holding=self.guard.mode == "hold",
         )  # fmt: skip
         interval = self.spec.timing.keeper_publish_interval
         due = clock.monotonic() >= self.published_at + interval * UNCHANGED_REPUBLISH_INTERVALS
@@ -262,6 +302,20 @@ class Keeper:
             log.debug("published %s", info)
         self.published = info
         self.published_at = clock.monotonic()
+        self._write_handoff()
+
+    def _write_handoff(self) -> None:
+        """Keep handoff.json current for the next keeper (a killed one cannot write it)."""
+        assert self.lease is not None and self.publisher is not None
+        handoff = handover.Handoff(
+            lease_id=self.lease.lease_id or 0, lease_ttl=self.lease.holder.ttl,
+            renew_interval=self.lease.renew_interval, fence_deadline=self.lease.fence_deadline,
+            instance_id=self.publisher.own_instance, data_dir=str(self.config.data_dir),
+            guard_pid=self.guard.pid or 0, postmaster_pid=self.postmaster.pid,
+        )  # fmt: skip
+        if handoff != self.handoff:
+            handover.write_handoff(self.config.state_dir / handover.HANDOFF_FILE, handoff)
+            self.handoff = handoff
 
     def _recovering_since(self) -> float | None:
         """Since when the cluster may be failing over from this (master) keeper."""
@@ -342,6 +396,15 @@ class Keeper:
                 self.wake.set()
 
     def _shut_down(self) -> None:
+        way = departure.departure(
+            restart_requested=self.restart_requested,
+            systemd_restarting=not self.restart_requested and departure.systemd_restarting(),
+            paused=self.spec.paused,
+        )  # fmt: skip
+        if way in ("detach", "hold") and self.lease is not None and self.guard.alive:
+            self._leave_running(way)
+            return
+        self.restart_requested = False
         log.info("keeper %s stopping", self.config.name)
         self.session.close()
         try:
@@ -356,3 +419,21 @@ class Keeper:
             if fenced:
                 self.guard.stop()
             self.follower.stop()
+
+    def _leave_running(self, way: Mode) -> None:
+        """Leave PostgreSQL and the lease to the guard and the next keeper (detach, hold).
+
+        One last renewal first: the next keeper's window (the fence deadline) starts now.
+        """
+        assert self.lease is not None
+        log.info("keeper %s leaving PostgreSQL running (%s)", self.config.name, way)
+        self.session.close()
+        self.lease.stop(revoke=False)
+        holder = self.lease.holder
+        renewed = holder.renew(fencing_point(self.lease.fence_deadline))
+        if renewed and self.postmaster.may_accept_writes:
+            self.guard.arm(holder.renewed_at + self.lease.fence_deadline)
+        self.handoff = None
+        self._write_handoff()
+        self.guard.leave(way)
+        self.follower.stop()
