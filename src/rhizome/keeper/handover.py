@@ -17,11 +17,14 @@ import logging
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.guard_link import GuardLink, GuardStatus
+from rhizome.keeper.lease import LeaseGuard, fencing_point
 from rhizome.keeper.postmaster import Postmaster, stop_stray_postmaster
 from rhizome.keeper.process_tree import postmaster_of
+from rhizome.lease import LeaseHolder
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,18 @@ def handoff_problem(
     return None
 
 
+def handoff_of(
+    lease: LeaseGuard, instance_id: str, data_dir: Path, guard_pid: int | None,
+    postmaster_pid: int | None,
+) -> Handoff:  # fmt: skip
+    return Handoff(
+        lease_id=lease.lease_id or 0, lease_ttl=lease.holder.ttl,
+        renew_interval=lease.renew_interval, fence_deadline=lease.fence_deadline,
+        instance_id=instance_id, data_dir=str(data_dir), guard_pid=guard_pid or 0,
+        postmaster_pid=postmaster_pid,
+    )  # fmt: skip
+
+
 def write_handoff(path: Path, handoff: Handoff) -> None:
     """Replace the handoff file atomically (0600)."""
     temporary = path.with_name(path.name + ".new")
@@ -144,3 +159,25 @@ def start_afresh(keeper: KeeperConfig, guard: GuardLink) -> None:
     """Today's path: stop any postmaster left running, start a guard of our own."""
     stop_stray_postmaster(keeper.data_dir)
     guard.start()
+
+
+def adopt_lease(
+    handoff: Handoff, holder: LeaseHolder, guard: GuardLink, postmaster: Postmaster
+) -> Literal["kept", "held", "crashed"]:
+    """Keep the previous keeper's lease (kept). Without it, a writable PostgreSQL is a
+    crashed master, killed and held back (crashed), unless the guard holds it under
+    pause rules (held: it runs on, a new lease is granted)."""
+    if holder.adopt(handoff.lease_id, fencing_point(handoff.fence_deadline)):
+        log.info("kept lease %x of the previous keeper", handoff.lease_id)
+        if postmaster.may_accept_writes:
+            guard.arm(holder.renewed_at + handoff.fence_deadline)
+        guard.set_mode("hold" if guard.mode == "hold" else "normal")
+        return "kept"
+    if guard.mode == "hold":
+        log.warning("the previous keeper's lease is gone; PostgreSQL runs on (paused)")
+        return "held"
+    if postmaster.running and postmaster.may_accept_writes:
+        log.error("the previous keeper's lease is gone: killing its writable PostgreSQL")
+        postmaster.kill()
+    guard.set_mode("normal")
+    return "crashed"

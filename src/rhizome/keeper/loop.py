@@ -17,7 +17,16 @@ import time
 from rhizome import clock
 from rhizome.etcd import EtcdError
 from rhizome.fatal import die_on_thread_errors
-from rhizome.keeper import actions, datadir, departure, fencing, handover, inputs, postgres_log
+from rhizome.keeper import (
+    actions,
+    datadir,
+    departure,
+    fencing,
+    fencing_setup,
+    handover,
+    inputs,
+    postgres_log,
+)
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.config_gate import ConfigGate
 from rhizome.keeper.database import KeptSession
@@ -30,7 +39,7 @@ from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode
 from rhizome.keeper.report import keeper_info, same_report
 from rhizome.keeper.start_backoff import StartRecord
 from rhizome.lease import LeaseHolder
-from rhizome.spec import ClusterSpec, TimingSettings
+from rhizome.spec import ClusterSpec
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.documents import KeeperInfo
 from rhizome.store.follower import StoreFollower
@@ -130,7 +139,7 @@ class Keeper:
                 return False
         self.spec = inputs.desired(self.config, self.follower.view()).spec
         timing = self.spec.timing
-        self._prepare_fencing(timing)
+        fencing_setup.prepare_fencing(self.config, self.guard, self.systemd_watchdog, timing)
         if self.lease is None:
             holder = LeaseHolder(self.store.client, timing.keeper_lease_ttl)
             self._hold_lease(holder, timing.keeper_publish_interval, timing.fence_deadline)
@@ -148,51 +157,12 @@ class Keeper:
         self.lease.start()
 
     def _adopt_lease(self, handoff: handover.Handoff) -> None:
-        """Keep the previous keeper's lease; without it, a writable PostgreSQL is a crashed
-        master (killed, held back) unless the guard holds it under pause rules."""
         holder = LeaseHolder(self.store.client, handoff.lease_ttl)
-        if holder.adopt(handoff.lease_id, fencing_point(handoff.fence_deadline)):
-            log.info("kept lease %x of the previous keeper", handoff.lease_id)
-            if self.postmaster.may_accept_writes:
-                self.guard.arm(holder.renewed_at + handoff.fence_deadline)
-            self.guard.set_mode("hold" if self.guard.mode == "hold" else "normal")
+        outcome = handover.adopt_lease(handoff, holder, self.guard, self.postmaster)
+        if outcome == "kept":
             self._hold_lease(holder, handoff.renew_interval, handoff.fence_deadline)
-            return
-        if self.guard.mode == "hold":
-            log.warning("the previous keeper's lease is gone; PostgreSQL runs on (paused)")
-            return
-        if self.postmaster.running and self.postmaster.may_accept_writes:
-            log.error("the previous keeper's lease is gone: killing its writable PostgreSQL")
-            self.postmaster.kill()
-        self.guard.set_mode("normal")
-        self.crashed_at = clock.monotonic()
-
-    def _prepare_fencing(self, timing: TimingSettings) -> None:
-        """Check systemd's watchdog against the timings; have the guard test the kernel's."""
-        problem = fencing.systemd_watchdog_problem(self.systemd_watchdog.timeout, timing)
-        if problem is not None:
-            log.warning("%s", problem)
-        if self.config.watchdog == "off":
-            return
-        kernel = fencing.kernel_watchdog_timing(timing)
-        if isinstance(kernel, str):
-            self.guard.watchdog_problem = kernel
-        elif self.guard.test_watchdog(kernel.timeout, kernel.reset_offset) is None:
-            log.info(
-                "kernel watchdog %s ready: timeout %d s while PostgreSQL may accept writes",
-                self.config.watchdog_device, kernel.timeout,
-            )  # fmt: skip
-            return
-        blocked = fencing.fencing_problem(
-            self.config.watchdog, self.config.watchdog_device, self.guard.watchdog_problem
-        )
-        if blocked is not None:
-            log.error("%s", blocked)
-        else:
-            log.warning(
-                "kernel watchdog %s unusable (%s): running without it (watchdog = automatic)",
-                self.config.watchdog_device, self.guard.watchdog_problem,
-            )  # fmt: skip
+        elif outcome == "crashed":
+            self.crashed_at = clock.monotonic()
 
     def _ping_systemd_until_heartbeat(self) -> None:
         """Before the lease is held nothing is writable: keep systemd's watchdog content."""
@@ -307,11 +277,9 @@ class Keeper:
     def _write_handoff(self) -> None:
         """Keep handoff.json current for the next keeper (a killed one cannot write it)."""
         assert self.lease is not None and self.publisher is not None
-        handoff = handover.Handoff(
-            lease_id=self.lease.lease_id or 0, lease_ttl=self.lease.holder.ttl,
-            renew_interval=self.lease.renew_interval, fence_deadline=self.lease.fence_deadline,
-            instance_id=self.publisher.own_instance, data_dir=str(self.config.data_dir),
-            guard_pid=self.guard.pid or 0, postmaster_pid=self.postmaster.pid,
+        handoff = handover.handoff_of(
+            self.lease, self.publisher.own_instance, self.config.data_dir,
+            self.guard.pid, self.postmaster.pid,
         )  # fmt: skip
         if handoff != self.handoff:
             handover.write_handoff(self.config.state_dir / handover.HANDOFF_FILE, handoff)
