@@ -49,21 +49,21 @@ def store(etcd: EtcdServer) -> Iterator[ClusterStore]:
 def keeper_factory(etcd: EtcdServer, tmp_path: Path) -> Iterator[KeeperFactory]:
     factory = KeeperFactory([etcd.client_url], tmp_path / "keepers")
     yield factory
+    leftovers = [pid for keeper in factory.created for pid in guard_and_postgres(keeper)]
     try:
         factory.cleanup()
     finally:
-        for keeper in factory.created:  # a guard left holding PostgreSQL (a failed test)
-            kill_guard_and_postgres(keeper)
+        for pid in leftovers:  # a guard left holding PostgreSQL (a failed test)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
 
-def kill_guard_and_postgres(keeper: KeeperProcess) -> None:
-    handoff = keeper.state_dir / "handoff.json"
-    with contextlib.suppress(OSError, ValueError, KeyError, ProcessLookupError):
-        os.kill(json.loads(handoff.read_text())["guard_pid"], signal.SIGKILL)
-    postmaster = keeper.postgres_pid
-    if postmaster is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(postmaster, signal.SIGKILL)
+def guard_and_postgres(keeper: KeeperProcess) -> list[int]:
+    """The PIDs of the keeper's guard and postmaster, read before its files are removed."""
+    pids = [keeper.postgres_pid or 0]
+    with contextlib.suppress(OSError, ValueError, KeyError):
+        pids.append(int(json.loads((keeper.state_dir / "handoff.json").read_text())["guard_pid"]))
+    return [pid for pid in pids if pid > 0]
 
 
 def lease_of(store: ClusterStore, name: str) -> int | None:
