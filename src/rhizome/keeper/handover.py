@@ -123,7 +123,7 @@ def take_over(
 ) -> TakenOver | None:
     """Attach to the guard and adopt its postmaster, or start afresh (None)."""
     path = keeper.state_dir / HANDOFF_FILE
-    if not path.exists() and not guard.socket_path.exists():
+    if not guard.socket_path.exists():  # no guard left running (it removes its socket)
         start_afresh(keeper, guard)
         return None
     try:
