@@ -81,6 +81,15 @@ class LeaseHolder:
         self.renewed_at = sent_at
         return True
 
+    def adopt(self, lease_id: int, within: float | None = None) -> bool:
+        """Take over `lease_id` (a previous process of ours held it): True when
+        etcd's keepalive still succeeds; otherwise no lease is held."""
+        self.lease_id = lease_id
+        if self.renew(within) and not self.granted_new:
+            return True
+        self.lease_id = None
+        return False
+
     def revoke(self) -> None:
         """Give the lease up at once (clean shutdown); errors are only logged."""
         if self.lease_id is None:

@@ -172,6 +172,11 @@ class KeeperProcess(ProcessOwner):
             self._process.stop()  # reaps
         return self.exit_code
 
+    def wait_exit_leaving_guard(self, timeout: float = 30.0) -> int | None:
+        """Wait for the keeper process alone to exit: its fencing guard and PostgreSQL
+        (same process group) keep running, as under systemd's KillMode=process."""
+        return None if self._process is None else self._process.wait_leader(timeout)
+
     def stop(self, timeout: float = 60.0) -> None:
         """SIGTERM: the keeper stops PostgreSQL (fast shutdown) and revokes its lease."""
         if self._process is not None:

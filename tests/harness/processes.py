@@ -191,6 +191,18 @@ class ServerProcess:
                 self.kill()
         self._reap()
 
+    def wait_leader(self, timeout: float) -> int | None:
+        """Wait for the leader alone to exit and collect its status, leaving the rest of
+        its group running (systemd's KillMode=process); its exit code (None: still running)."""
+        if self._popen is None:
+            return None
+        try:
+            code = self._popen.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        _live_processes.discard(self)
+        return code
+
     def _reap(self) -> None:
         """SIGKILL what is left of the group, then collect the leader's exit status.
 

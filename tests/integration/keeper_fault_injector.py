@@ -6,6 +6,7 @@
 - `FAULT_DIRECTORY/renewer_error`: the lease renewer thread raises on its next renewal.
 - `FAULT_DIRECTORY/slow_guard_stop`: the keeper's shutdown pauses 0.3 s after the guard ended.
 - `FAULT_DIRECTORY/stop_error`: stopping PostgreSQL raises (the keeper's shutdown fails).
+- `FAULT_DIRECTORY/systemd_restart`: a SIGTERM finds systemd restarting the keeper's unit.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 
 def install(directory: Path) -> None:
+    from rhizome.keeper import departure
     from rhizome.keeper.guard_link import GuardLink
     from rhizome.keeper.loop import Keeper
     from rhizome.keeper.postmaster import Postmaster
@@ -45,6 +47,10 @@ def install(directory: Path) -> None:
             raise RuntimeError("injected fault in stopping PostgreSQL")
         stop_postgres(self, *arguments)
 
+    def systemd_restarting(*arguments: Any) -> bool:
+        return (directory / "systemd_restart").exists()
+
+    departure.systemd_restarting = systemd_restarting
     Keeper._heartbeat = failing_heartbeat  # type: ignore[method-assign]
     LeaseHolder.renew = failing_renew  # type: ignore[method-assign]
     GuardLink.stop = slow_guard_stop  # type: ignore[method-assign]

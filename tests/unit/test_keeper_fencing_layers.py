@@ -18,7 +18,8 @@ from rhizome.keeper.fencing import (
     systemd_watchdog_limit,
     systemd_watchdog_problem,
 )
-from rhizome.keeper.guard import DeviceHolder, GuardState
+from rhizome.keeper.guard import GuardState
+from rhizome.keeper.guard_device import DeviceHolder
 from rhizome.keeper.guard_link import GuardLink, SystemdWatchdog
 from rhizome.keeper.kernel_watchdog import KernelWatchdog, PingSchedule, WatchdogUnusable
 from rhizome.keeper.loop import Keeper
@@ -164,12 +165,13 @@ def armed(deadline: float) -> GuardState:
     return state
 
 
-def test_the_guard_holds_the_device_only_while_armed(capfd):
+def test_the_guard_holds_the_device_only_while_armed():
     device = FakeDevice()
-    holder = DeviceHolder(device)
+    answers: list[str] = []
+    holder = DeviceHolder(device, answer=answers.append)
     state = armed(deadline=3.5)
     holder.test(PingSchedule(2, 1.0))
-    assert capfd.readouterr().out == "watchdog ready\n"
+    assert answers == ["watchdog ready"]
     assert device.events == ["open 2", "close"]  # tested, then disabled
     assert holder.tend(0.0, state) is None
     assert holder.wait_time(0.0, state) == 0.5  # a quarter of the timeout
@@ -181,20 +183,22 @@ def test_the_guard_holds_the_device_only_while_armed(capfd):
     assert device.events == ["open 2", "close", "open 2", "ping", "close"]
 
 
-def test_a_required_device_that_fails_while_armed_makes_the_guard_fire(capfd):
+def test_a_required_device_that_fails_while_armed_makes_the_guard_fire():
     device = FakeDevice(fail=True)
-    holder = DeviceHolder(device, required=True)
+    answers: list[str] = []
+    holder = DeviceHolder(device, required=True, answer=answers.append)
     holder.usable = True  # it worked when tested
     reason = holder.tend(0.0, armed(deadline=3.5))
     assert reason is not None and "the kernel watchdog failed" in reason
-    assert "watchdog unusable cannot open /fake/watchdog" in capfd.readouterr().out
+    assert any("watchdog unusable cannot open /fake/watchdog" in line for line in answers)
     assert holder.tend(0.1, armed(deadline=3.6)) is not None  # and at every later arm
 
 
-def test_an_automatic_device_that_fails_lets_the_guard_run_without_it(capfd):
-    holder = DeviceHolder(FakeDevice(fail=True))
+def test_an_automatic_device_that_fails_lets_the_guard_run_without_it():
+    answers: list[str] = []
+    holder = DeviceHolder(FakeDevice(fail=True), answer=answers.append)
     holder.test(PingSchedule(2, 1.0))
-    assert "watchdog unusable" in capfd.readouterr().out
+    assert any("watchdog unusable" in line for line in answers)
     assert holder.tend(0.0, armed(deadline=3.5)) is None
 
 
@@ -203,7 +207,7 @@ def test_an_automatic_device_that_fails_lets_the_guard_run_without_it(capfd):
     [("/dev/null", "is not a usable watchdog device"), ("/nonexistent", "cannot open")],
 )
 def test_the_guard_process_tells_the_keeper_why_a_device_is_unusable(device, expected, tmp_path):
-    link = GuardLink(tmp_path, Path(device), watchdog_required=True)
+    link = GuardLink(tmp_path, tmp_path / "guard.sock", Path(device), watchdog_required=True)
     link.start()
     try:
         problem = link.test_watchdog(2, 1.0)

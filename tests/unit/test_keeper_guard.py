@@ -21,7 +21,7 @@ from rhizome.keeper.guard import GuardState
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import holder_problem
 from rhizome.keeper.lease import LeaseGuard
-from rhizome.keeper.postmaster import Postmaster
+from rhizome.keeper.postmaster import Postmaster, TrackedProcess
 from rhizome.store.documents import KeeperInfo
 
 
@@ -44,7 +44,7 @@ def test_guard_state_refuses_a_malformed_line(line):
 
 
 def test_guard_link_sends_only_changes_and_ends_the_guard(tmp_path: Path):
-    link = GuardLink(tmp_path)
+    link = GuardLink(tmp_path, tmp_path / "guard.sock")
     link.start()
     try:
         assert link.alive
@@ -133,18 +133,20 @@ def test_the_exit_of_an_old_postmaster_leaves_the_new_ones_write_flag_alone(tmp_
     """Hole 5: the old postmaster's exit watcher ran after a new primary was started."""
     exits = []
     postmaster = Postmaster(keeper_config(tmp_path), exits.append)
-    old = subprocess.Popen(["true"])
-    old.wait()
-    new = subprocess.Popen(["sleep", "30"])
+    old_process = subprocess.Popen(["sleep", "30"])
+    new_process = subprocess.Popen(["sleep", "30"])
     try:
-        postmaster._process = new
+        old = TrackedProcess(old_process.pid)
+        old_process.kill()
+        old_process.wait()
+        postmaster._process = TrackedProcess(new_process.pid)
         postmaster.may_accept_writes = True
         postmaster._watch(old)  # late: the old one ended before the new one started
         assert postmaster.may_accept_writes
         assert exits == []
     finally:
-        new.kill()
-        new.wait()
+        new_process.kill()
+        new_process.wait()
 
 
 def keeper_config(tmp_path: Path) -> KeeperConfig:

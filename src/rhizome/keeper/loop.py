@@ -9,6 +9,7 @@ first planned action; the next pass starts from a fresh observation.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -16,19 +17,29 @@ import time
 from rhizome import clock
 from rhizome.etcd import EtcdError
 from rhizome.fatal import die_on_thread_errors
-from rhizome.keeper import actions, datadir, fencing, inputs, postgres_log
+from rhizome.keeper import (
+    actions,
+    datadir,
+    departure,
+    fencing,
+    fencing_setup,
+    handover,
+    inputs,
+    postgres_log,
+)
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.config_gate import ConfigGate
 from rhizome.keeper.database import KeptSession
+from rhizome.keeper.guard import Mode
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import KeeperPublisher, instance_id
-from rhizome.keeper.lease import LeaseGuard
+from rhizome.keeper.lease import LeaseGuard, fencing_point
 from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, RewindOutcome, Stop, plan
-from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode, stop_stray_postmaster
+from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode
 from rhizome.keeper.report import keeper_info, same_report
 from rhizome.keeper.start_backoff import StartRecord
 from rhizome.lease import LeaseHolder
-from rhizome.spec import ClusterSpec, TimingSettings
+from rhizome.spec import ClusterSpec
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.documents import KeeperInfo
 from rhizome.store.follower import StoreFollower
@@ -55,6 +66,7 @@ class Keeper:
         self.follower = StoreFollower(store)
         self.guard = GuardLink(
             keeper.data_dir,
+            keeper.state_dir / handover.GUARD_SOCKET,
             keeper.watchdog_device if keeper.watchdog != "off" else None,
             watchdog_required=keeper.watchdog == "required",
             on_report=self.wake.set,
@@ -62,7 +74,13 @@ class Keeper:
         self.systemd_watchdog = SystemdWatchdog()
         self.heartbeat_started = threading.Event()
         """The fencing watchdog thread pings systemd from now on (before: a startup thread)."""
-        self.postmaster = Postmaster(keeper, self._postmaster_exited, self._arm_guard)
+        self.postmaster = Postmaster(
+            keeper, self._postmaster_exited, self._arm_guard,
+            spawn=self.guard.start_postmaster, exit_code=self.guard.exit_code,
+        )  # fmt: skip
+        self.restart_requested = False
+        """SIGUSR2: leave PostgreSQL to the guard and run again (docs/fencing.md)."""
+        self.handoff: handover.Handoff | None = None
         self.publisher: KeeperPublisher | None = None
         self.session = KeptSession(keeper)
         """The loop thread's observation session (closed while PostgreSQL is down)."""
@@ -81,7 +99,8 @@ class Keeper:
         self.starts = StartRecord()  # failed starts back off (plan)
         self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
 
-    def request_stop(self) -> None:
+    def request_stop(self, restart: bool = False) -> None:
+        self.restart_requested = self.restart_requested or restart
         self.stopping.set()
         self.wake.set()
 
@@ -93,10 +112,13 @@ class Keeper:
         datadir.prepare_state_dir(self.config)
         self.publisher = KeeperPublisher(self.store, self.config.name, instance_id(self.config))
         self.publisher.check_name()  # NameTaken: another host runs a keeper of this name
-        stop_stray_postmaster(self.config.data_dir)
         die_on_thread_errors(self._fence_now)
-        self.guard.start()
-        if (self.config.data_dir / "PG_VERSION").exists():
+        taken = handover.take_over(
+            self.config, self.guard, self.postmaster, self.publisher.own_instance
+        )
+        if taken is not None:
+            self._adopt_lease(taken.handoff)
+        elif (self.config.data_dir / "PG_VERSION").exists():
             # We may be a restarted master whose lease expired while we were
             # gone: hold a stopped master back exactly as after a crash.
             self.crashed_at = clock.monotonic()
@@ -117,45 +139,30 @@ class Keeper:
                 return False
         self.spec = inputs.desired(self.config, self.follower.view()).spec
         timing = self.spec.timing
-        self._prepare_fencing(timing)
-        holder = LeaseHolder(self.store.client, timing.keeper_lease_ttl)
-        self.lease = LeaseGuard(
-            holder, timing.keeper_publish_interval, timing.fence_deadline,
-            self._fence, self._new_lease, self._heartbeat,
-        )  # fmt: skip
-        self.lease.start()
+        fencing_setup.prepare_fencing(self.config, self.guard, self.systemd_watchdog, timing)
+        if self.lease is None:
+            holder = LeaseHolder(self.store.client, timing.keeper_lease_ttl)
+            self._hold_lease(holder, timing.keeper_publish_interval, timing.fence_deadline)
+        assert self.lease is not None
         while not self.lease.wait_for_lease(STARTUP_RETRY):
             if self.stopping.is_set():
                 return False
         log.info("keeper %s holds lease %x", self.config.name, self.lease.lease_id or 0)
         return True
 
-    def _prepare_fencing(self, timing: TimingSettings) -> None:
-        """Check systemd's watchdog against the timings; have the guard test the kernel's."""
-        problem = fencing.systemd_watchdog_problem(self.systemd_watchdog.timeout, timing)
-        if problem is not None:
-            log.warning("%s", problem)
-        if self.config.watchdog == "off":
-            return
-        kernel = fencing.kernel_watchdog_timing(timing)
-        if isinstance(kernel, str):
-            self.guard.watchdog_problem = kernel
-        elif self.guard.test_watchdog(kernel.timeout, kernel.reset_offset) is None:
-            log.info(
-                "kernel watchdog %s ready: timeout %d s while PostgreSQL may accept writes",
-                self.config.watchdog_device, kernel.timeout,
-            )  # fmt: skip
-            return
-        blocked = fencing.fencing_problem(
-            self.config.watchdog, self.config.watchdog_device, self.guard.watchdog_problem
+    def _hold_lease(self, holder: LeaseHolder, renew_interval: float, deadline: float) -> None:
+        self.lease = LeaseGuard(
+            holder, renew_interval, deadline, self._fence, self._new_lease, self._heartbeat
         )
-        if blocked is not None:
-            log.error("%s", blocked)
-        else:
-            log.warning(
-                "kernel watchdog %s unusable (%s): running without it (watchdog = automatic)",
-                self.config.watchdog_device, self.guard.watchdog_problem,
-            )  # fmt: skip
+        self.lease.start()
+
+    def _adopt_lease(self, handoff: handover.Handoff) -> None:
+        holder = LeaseHolder(self.store.client, handoff.lease_ttl)
+        outcome = handover.adopt_lease(handoff, holder, self.guard, self.postmaster)
+        if outcome == "kept":
+            self._hold_lease(holder, handoff.renew_interval, handoff.fence_deadline)
+        elif outcome == "crashed":
+            self.crashed_at = clock.monotonic()
 
     def _ping_systemd_until_heartbeat(self) -> None:
         """Before the lease is held nothing is writable: keep systemd's watchdog content."""
@@ -175,6 +182,8 @@ class Keeper:
         view = self.follower.view()
         wish = self.config_gate.apply(inputs.desired(self.config, view))
         self.spec = wish.spec
+        with contextlib.suppress(GuardLost):  # the heartbeat ends the keeper on a lost guard
+            self.guard.set_mode("hold" if wish.spec.paused else "normal")
         self.role = wish.role
         if wish.role != "master":
             self.crashed_at = None
@@ -241,6 +250,7 @@ class Keeper:
             acknowledged_generation=self.acknowledged_generation,
             may_accept_writes=self.postmaster.may_accept_writes, last_error=self.last_error,
             instance_id=self.publisher.own_instance if self.publisher is not None else None,
+            holding=self.guard.mode == "hold",
         )  # fmt: skip
         interval = self.spec.timing.keeper_publish_interval
         due = clock.monotonic() >= self.published_at + interval * UNCHANGED_REPUBLISH_INTERVALS
@@ -262,6 +272,18 @@ class Keeper:
             log.debug("published %s", info)
         self.published = info
         self.published_at = clock.monotonic()
+        self._write_handoff()
+
+    def _write_handoff(self) -> None:
+        """Keep handoff.json current for the next keeper (a killed one cannot write it)."""
+        assert self.lease is not None and self.publisher is not None
+        handoff = handover.handoff_of(
+            self.lease, self.publisher.own_instance, self.config.data_dir,
+            self.guard.pid, self.postmaster.pid,
+        )  # fmt: skip
+        if handoff != self.handoff:
+            handover.write_handoff(self.config.state_dir / handover.HANDOFF_FILE, handoff)
+            self.handoff = handoff
 
     def _recovering_since(self) -> float | None:
         """Since when the cluster may be failing over from this (master) keeper."""
@@ -342,6 +364,15 @@ class Keeper:
                 self.wake.set()
 
     def _shut_down(self) -> None:
+        way = departure.departure(
+            restart_requested=self.restart_requested,
+            systemd_restarting=not self.restart_requested and departure.systemd_restarting(),
+            paused=self.spec.paused,
+        )  # fmt: skip
+        if way in ("detach", "hold") and self.lease is not None and self.guard.alive:
+            self._leave_running(way)
+            return
+        self.restart_requested = False
         log.info("keeper %s stopping", self.config.name)
         self.session.close()
         try:
@@ -356,3 +387,21 @@ class Keeper:
             if fenced:
                 self.guard.stop()
             self.follower.stop()
+
+    def _leave_running(self, way: Mode) -> None:
+        """Leave PostgreSQL and the lease to the guard and the next keeper (detach, hold).
+
+        One last renewal first: the next keeper's window (the fence deadline) starts now.
+        """
+        assert self.lease is not None
+        log.info("keeper %s leaving PostgreSQL running (%s)", self.config.name, way)
+        self.session.close()
+        self.lease.stop(revoke=False)
+        holder = self.lease.holder
+        renewed = holder.renew(fencing_point(self.lease.fence_deadline))
+        if renewed and self.postmaster.may_accept_writes:
+            self.guard.arm(holder.renewed_at + self.lease.fence_deadline)
+        self.handoff = None
+        self._write_handoff()
+        self.guard.leave(way)
+        self.follower.stop()

@@ -1,5 +1,11 @@
 """Entry point of `rhizome-keeper --config FILE`.
 
+SIGTERM or SIGINT stops the keeper (and PostgreSQL, unless the cluster is
+paused or systemd restarts the unit); SIGUSR2 restarts it in place: PostgreSQL
+is left to the fencing guard, the process runs its program again (a new
+version, after an upgrade) and takes PostgreSQL and its lease back
+(docs/fencing.md, "Restarts and pause").
+
 Exit codes: 0 after a requested stop, 2 when the configuration is unusable,
 another keeper owns the data directory or the keeper's name, or a fencing
 tool is missing (one line on stderr says what to fix), 70 when a thread died
@@ -25,6 +31,7 @@ from rhizome.keeper.loop import Keeper
 log = logging.getLogger("rhizome.keeper")
 
 EXIT_UNUSABLE = 2
+MODULE = "rhizome.keeper.main"
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -69,27 +76,38 @@ def main(argv: list[str] | None = None) -> int:
         lock.acquire()
     except (DataDirectoryLocked, OSError) as error:
         return fail(str(error))
+    restart: dict[str, str] | None = None
     try:
-        return run(configuration)
+        code, restart = run(configuration)
     finally:
         lock.release()
+    if restart is not None:
+        log.info("running again (SIGUSR2): PostgreSQL was left to the fencing guard")
+        logging.shutdown()
+        argv = [sys.executable, "-m", MODULE, *sys.argv[1:]]
+        os.execve(sys.executable, argv, restart)  # noqa: S606 - our own program, same arguments
+    return code
 
 
-def run(configuration: Configuration) -> int:
+def run(configuration: Configuration) -> tuple[int, dict[str, str] | None]:
+    """Run the keeper; its exit code, and the environment to run again in after SIGUSR2."""
     keeper = Keeper(configuration.keeper, configuration.store.open())
 
     def stop(signal_number: int, frame: FrameType | None) -> None:
         log.info("received %s", signal.Signals(signal_number).name)
-        keeper.request_stop()
+        keeper.request_stop(restart=signal_number == signal.SIGUSR2)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGUSR2, stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         keeper.run()
     except NameTaken as error:
-        return fail(str(error))
-    return 0
+        return fail(str(error)), None
+    if keeper.restart_requested:
+        return 0, {**os.environ, **keeper.systemd_watchdog.inherited}
+    return 0, None
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
-"""The postmaster as the keeper's child process.
+"""The postmaster, started by the keeper's fencing guard and followed by PID.
 
-The keeper starts PostgreSQL itself (not through pg_ctl) so that it holds the
-postmaster's PID and learns of its exit at once: a thread waits for the
-child and calls `on_exit`. The postmaster runs under `setpriv --pdeathsig`:
-if the keeper dies, PostgreSQL gets a fast shutdown instead of running on,
-unfenced, while the sentinel fails over (the fencing guard kills it too).
+The keeper has the guard start PostgreSQL (not pg_ctl) so that it holds the
+postmaster's PID and learns of its exit at once: a thread waits on a pidfd
+and calls `on_exit`. The postmaster runs under `setpriv --pdeathsig` as the
+guard's child: if the guard ends, PostgreSQL gets a fast shutdown. A keeper
+that restarts leaves it running under the guard; the next keeper `adopt`s
+it (handover.py, docs/fencing.md "Restarts and pause").
 
 `allow_writes()` is called before PostgreSQL may accept writes (started as
 a primary, or promoted): its `on_writable` hook arms the fencing guard first.
@@ -18,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -42,6 +44,11 @@ STOP_TIMEOUT = 30.0
 IMMEDIATE_TIMEOUT = 5.0
 UNRESPONSIVE_KILL_AFTER = 1.0
 """Seconds an unresponsive PostgreSQL gets for an immediate shutdown before SIGKILL."""
+KILL_WAIT = 10.0
+EXIT_CODE_WAIT = 0.5
+"""Seconds the watcher waits for the guard's report of the exit code after the exit."""
+
+Spawn = Callable[[list[str], Path, Path], int]
 
 
 class StopMode(Enum):
@@ -61,22 +68,28 @@ class PostmasterExit:
 
 
 class Postmaster:
-    """Start, watch and stop one PostgreSQL postmaster."""
+    """Start (through the guard), adopt, watch and stop one PostgreSQL postmaster."""
 
     def __init__(
         self,
         keeper: KeeperConfig,
         on_exit: Callable[[PostmasterExit], None],
         on_writable: Callable[[], None] = lambda: None,
+        spawn: Spawn | None = None,
+        exit_code: Callable[[int, float], int | None] = lambda pid, wait: None,
     ) -> None:
+        """`spawn(argv, log, cwd)` starts the postmaster and returns its PID (the guard
+        does: GuardLink.start_postmaster); `exit_code(pid, wait)` is what it exited with."""
         self.keeper = keeper
         self.on_exit = on_exit
         self.on_writable = on_writable
+        self.spawn = spawn or spawn_here
+        self.exit_code = exit_code
         self.wrapper = find_pdeathsig_wrapper()
         self.may_accept_writes = False
         """Started as a primary or being promoted (cleared when it exits)."""
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: TrackedProcess | None = None
         self._stopping = False
         self.log_offset = 0
         """Where the log of the latest start begins in postgres_log.log_path."""
@@ -84,12 +97,12 @@ class Postmaster:
     @property
     def pid(self) -> int | None:
         process = self._process
-        return process.pid if process is not None and process.returncode is None else None
+        return process.pid if process is not None and process.alive() else None
 
     @property
     def running(self) -> bool:
         process = self._process
-        return process is not None and process.poll() is None
+        return process is not None and process.alive()
 
     def start(self, *, primary: bool) -> bool:
         """Start the postmaster; True once it accepts connections (False: exited or slow)."""
@@ -104,16 +117,34 @@ class Postmaster:
             argv = postmaster_argv(self.keeper, self.wrapper)
             log.info("starting PostgreSQL as a %s", "primary" if primary else "standby")
             log_file, self.log_offset = postgres_log.open_for_start(self.keeper)
-            with log_file:
-                process = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                    cwd=self.keeper.state_dir,
-                )  # fmt: skip
-            self._process = process
+            log_file.close()
+            pid = self.spawn(argv, postgres_log.log_path(self.keeper), self.keeper.state_dir)
+            process = self._track(pid)
+        if process is None:
+            return False
+        return self.wait_until_ready(START_TIMEOUT)
+
+    def adopt(self, pid: int, *, may_accept_writes: bool) -> bool:
+        """Take over a postmaster a previous keeper left running; False once it is gone."""
+        with self._lock:
+            self.may_accept_writes = may_accept_writes
+            self._stopping = False
+            process = self._track(pid)
+        if process is None:
+            self.may_accept_writes = False
+        return process is not None
+
+    def _track(self, pid: int) -> TrackedProcess | None:
+        """Watch `pid` (called under the lock); None when it is already gone."""
+        try:
+            process = TrackedProcess(pid)
+        except ProcessLookupError:
+            return None
+        self._process = process
         threading.Thread(
             target=self._watch, args=(process,), name="postmaster", daemon=True
         ).start()
-        return self.wait_until_ready(START_TIMEOUT)
+        return process
 
     def allow_writes(self) -> None:
         """PostgreSQL is about to accept writes: arm the fencing first (on_writable)."""
@@ -135,11 +166,11 @@ class Postmaster:
             return
         if mode is StopMode.FAST:
             log.info("stopping PostgreSQL (fast shutdown)")
-            if self._signal_and_wait(process, signal.SIGINT, timeout):
+            if process.signal_and_wait(signal.SIGINT, timeout):
                 return
             log.warning("fast shutdown took over %.0f s; shutting down immediately", timeout)
         limit = UNRESPONSIVE_KILL_AFTER if mode is StopMode.KILL else IMMEDIATE_TIMEOUT
-        if self._signal_and_wait(process, signal.SIGQUIT, limit):
+        if process.signal_and_wait(signal.SIGQUIT, limit):
             return
         self.kill()
 
@@ -148,49 +179,70 @@ class Postmaster:
         process = self._begin_stop()
         if process is None:
             return
-        if not self._signal_and_wait(process, signal.SIGINT, kill_at - clock.monotonic()):
+        if not process.signal_and_wait(signal.SIGINT, kill_at - clock.monotonic()):
             self.kill()
 
     def kill(self) -> None:
         """SIGKILL the postmaster and all its children (stopped first, so none is added)."""
         process = self._process
-        if process is None or process.poll() is not None:
+        if process is None or not process.alive():
             return
         kill_tree(process.pid)
-        process.wait()
+        process.wait(KILL_WAIT)
         log.warning("PostgreSQL killed (SIGKILL)")
 
-    def _begin_stop(self) -> subprocess.Popen[bytes] | None:
+    def _begin_stop(self) -> TrackedProcess | None:
         with self._lock:
             process = self._process
-            if process is None or process.poll() is not None:
+            if process is None or not process.alive():
                 return None
             self._stopping = True
             return process
 
-    def _signal_and_wait(
-        self, process: subprocess.Popen[bytes], signal_number: int, timeout: float
-    ) -> bool:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal_number)
-        try:
-            process.wait(timeout=max(timeout, 0.0))
-        except subprocess.TimeoutExpired:
-            return False
-        return True
-
-    def _watch(self, process: subprocess.Popen[bytes]) -> None:
-        code = process.wait()
+    def _watch(self, process: TrackedProcess) -> None:
+        process.wait(None)
+        code = self.exit_code(process.pid, EXIT_CODE_WAIT)
         with self._lock:
             if process is not self._process:
                 return  # a newer postmaster runs: its flags are not ours to clear
             expected = self._stopping
             self.may_accept_writes = False
+        code = -1 if code is None else code
         if expected:
             log.info("PostgreSQL stopped (exit code %s)", code)
         else:
             log.warning("PostgreSQL exited unexpectedly (exit code %s)", code)
         self.on_exit(PostmasterExit(code=code, at=clock.monotonic(), expected=expected))
+
+
+class TrackedProcess:
+    """A process followed through a pidfd (it need not be our child)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.descriptor = os.pidfd_open(pid)
+
+    def alive(self) -> bool:
+        return not self.wait(0.0)
+
+    def wait(self, timeout: float | None) -> bool:
+        """True once the process has exited (within `timeout` seconds; None: no limit)."""
+        readable, _, _ = select.select([self.descriptor], [], [], timeout)
+        return bool(readable)
+
+    def signal_and_wait(self, signal_number: int, timeout: float) -> bool:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(self.descriptor, signal_number)
+        return self.wait(max(timeout, 0.0))
+
+
+def spawn_here(argv: list[str], log_path: Path, cwd: Path) -> int:
+    """Start the postmaster as our own child (tests without a guard)."""
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd
+        )
+    return process.pid
 
 
 def stop_stray_postmaster(data_dir: Path, timeout: float = STOP_TIMEOUT) -> int | None:

@@ -18,6 +18,7 @@ def keeper_info(
     may_accept_writes: bool,
     last_error: str | None,
     instance_id: str | None = None,
+    holding: bool = False,
 ) -> KeeperInfo:
     """What the keeper publishes about itself and its PostgreSQL."""
     sql = local.sql
@@ -55,6 +56,7 @@ def keeper_info(
         acknowledged_state_generation=acknowledged_generation,
         fenced=not unfenced,
         instance_id=instance_id,
+        holding=holding,
     )
 
 
