@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 from rhizome.keeper import datadir
@@ -27,6 +28,7 @@ from rhizome.keeper.plan import (
 from rhizome.keeper.start_backoff import NO_FAILURES, StartFailures
 from rhizome.spec import ClusterSpec
 from rhizome.store.documents import ClusterState, KeeperAssignment, KeeperInfo
+from rhizome.store.follower import StoreFollower
 from rhizome.store.view import ClusterView
 
 log = logging.getLogger(__name__)
@@ -58,6 +60,23 @@ def desired(keeper: KeeperConfig, view: ClusterView) -> Desired:
     return Desired(
         spec, state, assignment, upstream_info, config_request(assignment, state, upstream_info)
     )
+
+
+def relay_changes(
+    name: str, follower: StoreFollower, stopping: threading.Event, wake: threading.Event
+) -> None:
+    """Set `wake` when the spec, the state or the keeper `name` follows changed (a thread)."""
+    revision = 0
+    seen: object = None
+    while not stopping.is_set():
+        latest = follower.wait_for_change(revision, 1.0)
+        if latest == revision:
+            continue
+        revision = latest
+        relevant = relevant_to(name, follower.view())
+        if relevant != seen:
+            seen = relevant
+            wake.set()
 
 
 def relevant_to(name: str, view: ClusterView) -> object:

@@ -126,8 +126,9 @@ class Keeper:
         try:
             if self._start_lease():
                 threading.Thread(
-                    target=self._relay_changes, name="watch-relay", daemon=True
-                ).start()
+                    target=inputs.relay_changes, name="watch-relay", daemon=True,
+                    args=(self.config.name, self.follower, self.stopping, self.wake),
+                ).start()  # fmt: skip
                 self._loop()
         finally:
             self._shut_down()
@@ -348,20 +349,6 @@ class Keeper:
         """Last words before the process ends on an unexpected error: kill a writable PostgreSQL."""
         if self.postmaster.may_accept_writes:
             self.postmaster.kill()
-
-    def _relay_changes(self) -> None:
-        """Wake the loop when the spec, the state or the followed keeper changed."""
-        revision = 0
-        seen: object = None
-        while not self.stopping.is_set():
-            latest = self.follower.wait_for_change(revision, 1.0)
-            if latest == revision:
-                continue
-            revision = latest
-            relevant = inputs.relevant_to(self.config.name, self.follower.view())
-            if relevant != seen:
-                seen = relevant
-                self.wake.set()
 
     def _shut_down(self) -> None:
         way = departure.departure(
