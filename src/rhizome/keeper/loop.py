@@ -15,6 +15,7 @@ import time
 
 from rhizome import clock
 from rhizome.etcd import EtcdError
+from rhizome.etcd.client import LEASE_NOT_FOUND
 from rhizome.fatal import die_on_thread_errors
 from rhizome.keeper import actions, datadir, fencing, inputs, postgres_log
 from rhizome.keeper.config import KeeperConfig
@@ -22,7 +23,7 @@ from rhizome.keeper.config_gate import ConfigGate
 from rhizome.keeper.database import KeptSession
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import KeeperPublisher, instance_id
-from rhizome.keeper.lease import LeaseGuard
+from rhizome.keeper.lease import LeaseGuard, own_key_vanished
 from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, RewindOutcome, Stop, plan
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode, stop_stray_postmaster
 from rhizome.keeper.report import keeper_info, same_report
@@ -32,6 +33,7 @@ from rhizome.spec import ClusterSpec, TimingSettings
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.documents import KeeperInfo
 from rhizome.store.follower import StoreFollower
+from rhizome.store.view import Stored
 
 log = logging.getLogger(__name__)
 
@@ -257,6 +259,8 @@ class Keeper:
                 return
         except EtcdError as error:
             log.warning("cannot publish the keeper document: %s", error)
+            if LEASE_NOT_FOUND in str(error):
+                self.lease.check_now()
             return
         if not same_report(self.published, info):
             log.debug("published %s", info)
@@ -331,15 +335,30 @@ class Keeper:
         """Wake the loop when the spec, the state or the followed keeper changed."""
         revision = 0
         seen: object = None
+        own_lease: int | None = None
         while not self.stopping.is_set():
             latest = self.follower.wait_for_change(revision, 1.0)
             if latest == revision:
                 continue
             revision = latest
-            relevant = inputs.relevant_to(self.config.name, self.follower.view())
+            view = self.follower.view()
+            own_lease = self._check_own_key(own_lease, view.keepers.get(self.config.name))
+            relevant = inputs.relevant_to(self.config.name, view)
             if relevant != seen:
                 seen = relevant
                 self.wake.set()
+
+    def _check_own_key(
+        self, lease_before: int | None, stored: Stored[KeeperInfo] | None
+    ) -> int | None:
+        """Renew at once when our document vanished from our lease; returns its lease now."""
+        lease_now = stored.lease if stored is not None else None
+        if self.lease is not None and own_key_vanished(
+            lease_before, lease_now, self.lease.lease_id
+        ):
+            log.warning("our keeper document vanished: checking the lease at once")
+            self.lease.check_now()
+        return lease_now
 
     def _shut_down(self) -> None:
         log.info("keeper %s stopping", self.config.name)
