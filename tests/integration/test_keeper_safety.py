@@ -133,3 +133,35 @@ def test_bad_configuration_is_one_clear_line_and_changes_nothing(keeper_factory,
     assert named in output[0]
     assert not keeper.data_dir.exists() and not keeper.state_dir.exists()
     assert not list(keeper.root_dir.glob("*.lock"))
+
+
+def remaining_ttl(client: EtcdClient, lease_id: int) -> int:
+    response = client.transport.call("/lease/timetolive", {"ID": str(lease_id)})
+    return int(response.get("TTL", -1))
+
+
+def test_a_master_whose_lease_is_revoked_fences_without_waiting_for_its_next_renewal(
+    etcd, store, keeper_factory, capsys
+):
+    """A thawed old etcd leader can revoke a lease renewed all along (docs/protocol.md).
+
+    Renewals every 2 s (a 6 s lease): etcd reports 5 s left for the first second
+    after a renewal, 4 s for the next. Revoked right after a renewal, a keeper that
+    waited for its next one would keep PostgreSQL writable for about 2 s.
+    """
+    timing = TimingSettings(keeper_publish_interval=2.0, fence_deadline=4.5, keeper_lease_ttl=6.0)
+    keeper = start_master(store, keeper_factory, ClusterSpec(timing=timing))
+    postmaster = keeper.postgres_pid
+    assert postmaster is not None
+    stored = store.client.get("/rhizome/main/keepers/k1")
+    assert stored is not None and stored.lease
+    lease_id = stored.lease
+    wait_until(lambda: remaining_ttl(store.client, lease_id) == 4, 3, "a second without renewal")
+    wait_until(lambda: remaining_ttl(store.client, lease_id) == 5, 3, "a renewal")
+    store.client.revoke_lease(lease_id)
+    revoked_at = time.monotonic()
+    wait_until(lambda: not is_alive(postmaster), 5, "PostgreSQL fenced")
+    fenced_after = time.monotonic() - revoked_at
+    with capsys.disabled():
+        print(f"\nPostgreSQL gone {fenced_after:.2f} s after its keeper's lease was revoked")
+    assert fenced_after < 1.0, "the keeper waited for its next renewal"

@@ -7,6 +7,7 @@ The guard killing a real PostgreSQL is tested in tests/integration/test_keeper_f
 from __future__ import annotations
 
 import itertools
+import math
 import socket
 import subprocess
 import sys
@@ -20,7 +21,7 @@ from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.guard import GuardState
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import holder_problem
-from rhizome.keeper.lease import LeaseGuard
+from rhizome.keeper.lease import LeaseGuard, own_key_vanished
 from rhizome.keeper.postmaster import Postmaster, TrackedProcess
 from rhizome.store.documents import KeeperInfo
 
@@ -192,3 +193,62 @@ def test_a_failed_renewal_is_retried_well_before_the_next_interval():
     gaps = [later - earlier for earlier, later in itertools.pairwise(holder.calls)]
     assert gaps[0] < 0.4 and gaps[1] < 0.4  # retries after failures
     assert gaps[2] > 0.8  # back to the interval once renewed
+
+
+class RevocableHolder:
+    """A lease holder whose lease etcd revokes while it renews it (a thawed old etcd leader)."""
+
+    def __init__(self) -> None:
+        self.lease_id: int | None = 7
+        self.renewed_at = time.monotonic()
+        self.granted_new = False
+        self.revoked = False
+        self.calls = 0
+
+    def renew(self, within: float | None = None) -> bool:
+        self.calls += 1
+        if self.revoked:
+            self.lease_id = None
+            return False
+        self.renewed_at = time.monotonic()
+        return True
+
+    def seconds_since_renewal(self) -> float:
+        return time.monotonic() - self.renewed_at if self.lease_id else math.inf
+
+
+def test_a_check_request_renews_at_once_and_a_revoked_lease_fences_without_waiting():
+    holder = RevocableHolder()
+    fences: list[float] = []
+    guard = LeaseGuard(holder, 10.0, 3.5, lambda since, kill_at: fences.append(time.monotonic()),  # type: ignore[arg-type]
+                       lambda: None)  # fmt: skip
+    guard.start()
+    try:
+        assert guard.wait_for_lease(1)
+        holder.revoked = True
+        asked_at = time.monotonic()
+        guard.check_now()
+        deadline = asked_at + 2
+        while not fences and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        guard.stop(revoke=False)
+    assert guard.lost_at is not None and guard.lost_at - asked_at < 0.2
+    assert fences and fences[0] - asked_at < 0.3, "the revoked lease waited for the next interval"
+
+
+@pytest.mark.parametrize(
+    ("before", "now", "held", "vanished"),
+    [
+        (7, None, 7, True),  # our document on our lease is gone
+        (7, 7, 7, False),  # still there
+        (None, None, 7, False),  # not published yet
+        (5, None, 7, False),  # the document of an older lease, replaced since
+        (7, None, None, False),  # we know the lease is gone already
+        (None, 7, 7, False),  # just published
+    ],
+)
+def test_own_key_vanished_only_when_our_document_leaves_our_current_lease(
+    before, now, held, vanished
+):
+    assert own_key_vanished(before, now, held) is vanished

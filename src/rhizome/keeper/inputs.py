@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from rhizome.keeper import datadir
@@ -63,9 +64,17 @@ def desired(keeper: KeeperConfig, view: ClusterView) -> Desired:
 
 
 def relay_changes(
-    name: str, follower: StoreFollower, stopping: threading.Event, wake: threading.Event
+    name: str,
+    follower: StoreFollower,
+    stopping: threading.Event,
+    wake: threading.Event,
+    own_document_lease: Callable[[int | None], None],
 ) -> None:
-    """Set `wake` when the spec, the state or the keeper `name` follows changed (a thread)."""
+    """Set `wake` when the spec, the state or the keeper `name` follows changed (a thread).
+
+    Every change also passes the lease our own document is stored on (None:
+    it is gone) to `own_document_lease`.
+    """
     revision = 0
     seen: object = None
     while not stopping.is_set():
@@ -73,7 +82,10 @@ def relay_changes(
         if latest == revision:
             continue
         revision = latest
-        relevant = relevant_to(name, follower.view())
+        view = follower.view()
+        own = view.keepers.get(name)
+        own_document_lease(own.lease if own is not None else None)
+        relevant = relevant_to(name, view)
         if relevant != seen:
             seen = relevant
             wake.set()

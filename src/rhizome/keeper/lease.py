@@ -41,6 +41,15 @@ def fencing_point(fence_deadline: float) -> float:
     return max(fence_deadline - STOP_BUDGET, fence_deadline * 0.6)
 
 
+def own_key_vanished(lease_before: int | None, lease_now: int | None, lease_id: int | None) -> bool:
+    """Our document, stored on our current lease (`lease_before`), is gone (`lease_now` None).
+
+    Either etcd revoked or expired the lease, or someone deleted the key: a
+    renewal tells which.
+    """
+    return lease_id is not None and lease_before == lease_id and lease_now is None
+
+
 class LeaseGuard:
     """Renews the keeper's lease and fences PostgreSQL when it cannot."""
 
@@ -61,6 +70,9 @@ class LeaseGuard:
         self._on_new_lease = on_new_lease
         self._heartbeat = heartbeat
         self._stopped = threading.Event()
+        self._check_requested = threading.Event()
+        self._document_lease: int | None = None
+        """The lease our document was stored on at the last store change seen."""
         self._first_renewal = threading.Event()
         self.lost_at: float | None = None
         """When a lease expired under us (monotonic); the cluster may have moved on."""
@@ -84,8 +96,27 @@ class LeaseGuard:
         """The lease was renewed recently enough to run or become a primary."""
         return self.holder.seconds_since_renewal() < fencing_point(self.fence_deadline)
 
+    def check_now(self) -> None:
+        """Renew at once instead of at the next interval.
+
+        For when the keeper sees a sign that its lease is gone (its document
+        vanished, a write on the lease was refused): a stalled etcd leader can
+        revoke a lease that was renewed all along (docs/protocol.md, Known
+        limits), and the sentinel may fail over as soon as the key vanishes.
+        The renewal finds out, and a lost lease fences at the next watchdog tick.
+        """
+        self._check_requested.set()
+
+    def note_own_document(self, lease_now: int | None) -> None:
+        """From the store watch: the lease our document is stored on now (None: gone)."""
+        if own_key_vanished(self._document_lease, lease_now, self.lease_id):
+            log.warning("our keeper document vanished: checking the lease at once")
+            self.check_now()
+        self._document_lease = lease_now
+
     def stop(self, revoke: bool) -> None:
         self._stopped.set()
+        self._check_requested.set()
         for thread in self._threads:
             thread.join(timeout=10)
         if revoke:
@@ -104,7 +135,8 @@ class LeaseGuard:
                 self._on_new_lease()
             elapsed = clock.monotonic() - started
             interval = self.renew_interval if renewed else min(self.renew_interval, RETRY_INTERVAL)
-            self._stopped.wait(max(interval - elapsed, 0.05))
+            self._check_requested.wait(max(interval - elapsed, 0.05))
+            self._check_requested.clear()
 
     def _watch_forever(self) -> None:
         threshold = fencing_point(self.fence_deadline)

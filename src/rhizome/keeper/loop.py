@@ -16,6 +16,7 @@ import time
 
 from rhizome import clock
 from rhizome.etcd import EtcdError
+from rhizome.etcd.client import LEASE_NOT_FOUND
 from rhizome.fatal import die_on_thread_errors
 from rhizome.keeper import (
     actions,
@@ -124,10 +125,11 @@ class Keeper:
             self.crashed_at = clock.monotonic()
         self.follower.start()
         try:
-            if self._start_lease():
+            if self._start_lease() and self.lease is not None:
                 threading.Thread(
                     target=inputs.relay_changes, name="watch-relay", daemon=True,
-                    args=(self.config.name, self.follower, self.stopping, self.wake),
+                    args=(self.config.name, self.follower, self.stopping, self.wake,
+                          self.lease.note_own_document),
                 ).start()  # fmt: skip
                 self._loop()
         finally:
@@ -268,6 +270,8 @@ class Keeper:
                 return
         except EtcdError as error:
             log.warning("cannot publish the keeper document: %s", error)
+            if LEASE_NOT_FOUND in str(error):
+                self.lease.check_now()
             return
         if not same_report(self.published, info):
             log.debug("published %s", info)
