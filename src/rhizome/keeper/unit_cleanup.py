@@ -31,13 +31,34 @@ def must_kill(service_result: str, guard_states: list[str]) -> bool:
     return service_result != "success" and any(state in STOPPED_STATES for state in guard_states)
 
 
+def unit_procs_file(cgroup_text: str, cgroup_root: Path) -> Path | None:
+    """The cgroup.procs of the service whose cgroup /proc/self/cgroup names.
+
+    systemd's own hierarchy: the unified one (cgroup v2, or hybrid's
+    ``unified``), or ``name=systemd`` under cgroup v1. Only a ``.service``
+    directory counts: never the container's or the host's root.
+    """
+    candidates = []
+    for line in cgroup_text.splitlines():
+        _, controllers, path = line.split(":", 2)
+        relative = path.lstrip("/")
+        if controllers == "name=systemd":
+            candidates.append(cgroup_root / "systemd" / relative)
+        elif controllers == "":
+            candidates += [cgroup_root / relative, cgroup_root / "unified" / relative]
+    for directory in candidates:
+        if directory.name.endswith(".service") and (directory / "cgroup.procs").exists():
+            return directory / "cgroup.procs"
+    return None
+
+
 def unit_processes(
     cgroup_file: Path = Path("/proc/self/cgroup"), cgroup_root: Path = Path("/sys/fs/cgroup")
 ) -> list[int]:
-    """The PIDs of this process's cgroup (cgroup v2), without this process."""
-    lines = [line for line in cgroup_file.read_text().splitlines() if line.startswith("0::")]
-    path = lines[0].removeprefix("0::")
-    procs = cgroup_root / path.lstrip("/") / "cgroup.procs"
+    """The PIDs of this process's service cgroup, without this process."""
+    procs = unit_procs_file(cgroup_file.read_text(), cgroup_root)
+    if procs is None:
+        raise ValueError(f"no service cgroup of this process under {cgroup_root}")
     return [int(line) for line in procs.read_text().split() if int(line) != os.getpid()]
 
 
