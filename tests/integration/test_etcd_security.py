@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 import pytest
 
-from rhizome.etcd import EtcdAuthError, EtcdClient, EtcdSettings, EtcdUnavailable
+from rhizome.etcd import (
+    EtcdAuthError,
+    EtcdClient,
+    EtcdSettings,
+    EtcdUnavailable,
+    PrefixWatcher,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +99,37 @@ def test_tls_with_client_certificates(etcd_factory):
     )
     with pytest.raises(EtcdUnavailable):
         without_certificate.get("/mtls/key")
+
+
+def test_a_watch_outlives_its_idle_timeout_with_permissions_on_its_prefix_only(etcd_factory):
+    """The idle probe reads inside the watched prefix: a user granted only that prefix
+    (as the etcd role grants the cluster's) keeps its watch instead of losing it."""
+    server = etcd_factory(auth=True)
+    role = server.auth.role
+    server.etcdctl("role", "revoke-permission", role, "", "--from-key")
+    server.etcdctl("role", "grant-permission", role, "readwrite", "/rhizome/", "--prefix")
+    user = server.auth.user
+    settings = EtcdSettings(
+        endpoints=(server.client_url,), username=user.username, password=user.password
+    )
+    client = EtcdClient(settings)
+    watcher = PrefixWatcher(client, "/rhizome/main/", idle_timeout=0.3)
+    seen: list[int] = []
+    errors: list[Exception] = []
+
+    def consume() -> None:
+        try:
+            for update in watcher.updates():
+                seen.append(len(update.events))
+        except Exception as error:  # the test asserts there is none
+            errors.append(error)
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    time.sleep(1.5)  # several idle timeouts, each followed by the probe
+    client.put("/rhizome/main/key", b"after the idle probes")
+    time.sleep(0.5)
+    watcher.close()
+    thread.join(5)
+    assert errors == []
+    assert 1 in seen, "the watch did not deliver the write made after its idle probes"

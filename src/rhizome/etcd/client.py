@@ -66,9 +66,13 @@ class EtcdClient:
         """Every key under `prefix`, read at one revision."""
         return self._range(prefix_range(prefix))
 
-    def revision(self, deadline: float | None = None) -> int:
-        """The store's current revision (a cheap round trip: counts one key)."""
-        request = {"key": encode("\0"), "count_only": True}
+    def revision(self, key: str, deadline: float | None = None) -> int:
+        """The store's current revision (a cheap round trip: counts one key).
+
+        `key` must be one this client may read: with etcd authentication a
+        range outside the user's permissions is refused.
+        """
+        request = {"key": encode(key), "count_only": True}
         return header_revision(self.transport.call("/kv/range", request, deadline))
 
     def _range(self, request: JsonObject) -> RangeResult:

@@ -106,7 +106,8 @@ class PrefixWatcher:
 
     def _probe(self) -> None:
         """Raise EtcdUnavailable unless a member answers within the request timeout."""
-        self.client.revision(deadline=clock.monotonic() + self.client.settings.request_timeout)
+        deadline = clock.monotonic() + self.client.settings.request_timeout
+        self.client.revision(self.prefix, deadline=deadline)
 
     def _snapshot(self) -> WatchUpdate:
         snapshot = self.client.get_prefix(self.prefix)
