@@ -81,6 +81,10 @@ class LeaseHolder:
         self.renewed_at = sent_at
         return True
 
+    def keep(self, within: float | None = None) -> bool:
+        """Keep the lease held now alive; never grants a new one (False: none, or it is gone)."""
+        return self.lease_id is not None and self.renew(within)
+
     def adopt(self, lease_id: int, within: float | None = None) -> bool:
         """Take over `lease_id` (a previous process of ours held it): True when
         etcd's keepalive still succeeds; otherwise no lease is held."""

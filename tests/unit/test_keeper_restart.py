@@ -53,9 +53,11 @@ def test_a_holding_guard_enforces_no_deadline_and_waits_for_a_keeper():
     assert state.wait_time(now=20.0) is None
     assert state.due(now=20.0) == "wait"
     assert state.keeper_left(now=20.0) == "wait"
-    state.keeper_attached()
-    state.receive("normal")  # resumed: the deadline (long past) applies again
-    assert state.due(now=20.0) == "fire"
+    state.keeper_attached()  # the dead keeper's deadline is stale: cleared
+    state.receive("normal")  # resumed
+    assert state.due(now=20.0) == "wait"
+    state.receive("arm 25")  # the new keeper's first heartbeat
+    assert state.due(now=26.0) == "fire"
 
 
 def test_a_stopped_guard_exits_whatever_its_mode():

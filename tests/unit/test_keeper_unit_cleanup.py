@@ -7,22 +7,34 @@ from pathlib import Path
 
 import pytest
 
-from rhizome.keeper.unit_cleanup import must_kill, unit_processes
+from rhizome.keeper.unit_cleanup import to_kill, unit_processes
+
+GUARD, POSTMASTER, BACKEND, BASEBACKUP = 10, 11, 12, 20
+"""A guard, its postmaster and a backend, and an orphan of the keeper (its parent gone: 1)."""
 
 
-@pytest.mark.parametrize(
-    ("service_result", "guard_states", "kill"),
-    [
-        ("watchdog", ["T"], True),  # keeper and guard frozen together: systemd killed the keeper
-        ("signal", ["t"], True),
-        ("timeout", ["T"], True),
-        ("watchdog", ["S"], False),  # a live guard fences (or holds, paused) by itself
-        ("success", ["T"], False),  # the keeper left on purpose or stopped PostgreSQL
-        ("watchdog", [], False),  # no guard left: PostgreSQL got its parent-death signal
-    ],
-)
-def test_an_unclean_end_with_a_stopped_guard_kills_the_unit(service_result, guard_states, kill):
-    assert must_kill(service_result, guard_states) is kill
+def unit(guard_state: str = "S") -> dict[int, tuple[str, int]]:
+    return {
+        GUARD: (guard_state, 1), POSTMASTER: ("S", GUARD), BACKEND: ("S", POSTMASTER),
+        BASEBACKUP: ("S", 1),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("service_result", ["watchdog", "signal", "timeout"])
+def test_an_unclean_end_with_a_stopped_guard_kills_everything(service_result):
+    assert to_kill(service_result, unit("T"), {GUARD}) == {GUARD, POSTMASTER, BACKEND, BASEBACKUP}
+
+
+@pytest.mark.parametrize(("service_result", "guard_state"), [("watchdog", "S"), ("success", "T")])
+def test_a_live_guard_or_a_clean_end_keeps_guard_and_postgres_but_kills_orphans(
+    service_result, guard_state
+):
+    assert to_kill(service_result, unit(guard_state), {GUARD}) == {BASEBACKUP}
+
+
+def test_without_a_guard_every_leftover_is_an_orphan():
+    processes = {POSTMASTER: ("S", 1), BASEBACKUP: ("S", 1)}
+    assert to_kill("watchdog", processes, set()) == {POSTMASTER, BASEBACKUP}
 
 
 UNIT = "system.slice/rhizome-keeper.service"

@@ -100,7 +100,11 @@ class GuardState:
         return "wait"
 
     def keeper_attached(self) -> None:
+        """A new keeper attached. A deadline left from before a hold is stale: the new
+        keeper arms afresh (were it kept, switching to normal would fire at once)."""
         self.alone_since = None
+        if self.mode == "hold":
+            self.deadline = None
 
     def wait_time(self, now: float) -> float | None:
         """How long to wait for the next line before `due`; None: no limit."""

@@ -63,6 +63,23 @@ def desired(keeper: KeeperConfig, view: ClusterView) -> Desired:
     )
 
 
+class RewindMemory:
+    """What pg_rewind said against which upstream (name and timeline)."""
+
+    def __init__(self) -> None:
+        self.result: tuple[str, RewindOutcome] | None = None
+
+    def outcome(self, wish: Desired) -> RewindOutcome | None:
+        key = upstream_key(wish.upstream_info)
+        return self.result[1] if self.result is not None and self.result[0] == key else None
+
+    def record(self, wish: Desired, outcome: RewindOutcome) -> None:
+        self.result = (upstream_key(wish.upstream_info), outcome)
+
+    def forget(self) -> None:
+        self.result = None
+
+
 def relay_changes(
     name: str,
     follower: StoreFollower,

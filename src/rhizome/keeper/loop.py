@@ -26,6 +26,7 @@ from rhizome.keeper import (
     fencing_setup,
     handover,
     inputs,
+    pause_hold,
     postgres_log,
 )
 from rhizome.keeper.config import KeeperConfig
@@ -35,7 +36,7 @@ from rhizome.keeper.guard import Mode
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import KeeperPublisher, instance_id
 from rhizome.keeper.lease import LeaseGuard, fencing_point
-from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, RewindOutcome, Stop, plan
+from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, Stop, plan
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode
 from rhizome.keeper.report import keeper_info, same_report
 from rhizome.keeper.start_backoff import StartRecord
@@ -89,8 +90,7 @@ class Keeper:
         self.spec = ClusterSpec()
         self.role: str | None = None
         self.crashed_at: float | None = None
-        self.rewind_result: tuple[str, RewindOutcome] | None = None
-        """(upstream name:timeline, what pg_rewind said against it)."""
+        self.rewinds = inputs.RewindMemory()
         self.acknowledged_generation = 0
         self.last_error: str | None = None
         self.published: KeeperInfo | None = None
@@ -99,9 +99,10 @@ class Keeper:
         self.republish = False
         self.starts = StartRecord()  # failed starts back off (plan)
         self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
+        self.hold_switch = pause_hold.HoldSwitch()
 
     def request_stop(self, restart: bool = False) -> None:
-        self.restart_requested = self.restart_requested or restart
+        self.restart_requested = restart  # the latest request counts: a stop ends a restart
         self.stopping.set()
         self.wake.set()
 
@@ -119,9 +120,9 @@ class Keeper:
         )
         if taken is not None:
             self._adopt_lease(taken.handoff)
-        elif (self.config.data_dir / "PG_VERSION").exists():
-            # We may be a restarted master whose lease expired while we were
-            # gone: hold a stopped master back exactly as after a crash.
+        if not self.postmaster.running and (self.config.data_dir / "PG_VERSION").exists():
+            # We may be a restarted master whose lease expired while we were gone (or
+            # whose PostgreSQL ended during the take-over): held back as after a crash.
             self.crashed_at = clock.monotonic()
         self.follower.start()
         try:
@@ -186,7 +187,10 @@ class Keeper:
         wish = self.config_gate.apply(inputs.desired(self.config, view))
         self.spec = wish.spec
         with contextlib.suppress(GuardLost):  # the heartbeat ends the keeper on a lost guard
-            self.guard.set_mode("hold" if wish.spec.paused else "normal")
+            own_instance = self.publisher.own_instance if self.publisher is not None else None
+            self.guard.set_mode(pause_hold.guard_mode(
+                self.hold_switch, self.config.name, wish, view, own_instance
+            ))  # fmt: skip
         self.role = wish.role
         if wish.role != "master":
             self.crashed_at = None
@@ -195,7 +199,7 @@ class Keeper:
             self.session.close()
         local = inputs.observe_local(
             self.config, wish, self.session, process_running=running,
-            recovering_since=self._recovering_since(), rewind_outcome=self._rewind_outcome(wish),
+            recovering_since=self._recovering_since(), rewind_outcome=self.rewinds.outcome(wish),
             lease_fresh=self.lease.fresh(),
             may_accept_writes=running and self.postmaster.may_accept_writes,
             fencing_problem=fencing.fencing_problem(
@@ -215,7 +219,7 @@ class Keeper:
             return self._idle_pause(decided)
         return self._act(decided, actions.ActionContext(
             self.config, self.postmaster, wish.spec, wish.request,
-            lambda outcome: self._record_rewind(wish, outcome), self.starts,
+            lambda outcome: self.rewinds.record(wish, outcome), self.starts,
         ))  # fmt: skip
 
     def _act(self, decided: Plan, context: actions.ActionContext) -> float:
@@ -228,7 +232,7 @@ class Keeper:
             log.error("action %s failed: %s", type(action).__name__, error)
             return FAILURE_BACKOFF
         if isinstance(action, BaseBackup):
-            self.rewind_result = None
+            self.rewinds.forget()
         if isinstance(action, Stop) and action.mode is StopMode.KILL:
             # like a crash: not restarted while the sentinel may fail over
             self.crashed_at = clock.monotonic()
@@ -253,7 +257,7 @@ class Keeper:
             acknowledged_generation=self.acknowledged_generation,
             may_accept_writes=self.postmaster.may_accept_writes, last_error=self.last_error,
             instance_id=self.publisher.own_instance if self.publisher is not None else None,
-            holding=self.guard.mode == "hold",
+            holding=self.hold_switch.holding(self.guard.mode),
         )  # fmt: skip
         interval = self.spec.timing.keeper_publish_interval
         due = clock.monotonic() >= self.published_at + interval * UNCHANGED_REPUBLISH_INTERVALS
@@ -296,18 +300,9 @@ class Keeper:
         times = [moment for moment in (self.crashed_at, lost_at) if moment is not None]
         return max(times) if times else None
 
-    def _rewind_outcome(self, wish: inputs.Desired) -> RewindOutcome | None:
-        key = inputs.upstream_key(wish.upstream_info)
-        if self.rewind_result is None or self.rewind_result[0] != key:
-            return None
-        return self.rewind_result[1]
-
-    def _record_rewind(self, wish: inputs.Desired, outcome: RewindOutcome) -> None:
-        self.rewind_result = (inputs.upstream_key(wish.upstream_info), outcome)
-
     def _postmaster_exited(self, ended: PostmasterExit) -> None:
         """From the postmaster's watch thread: a master's crash holds back its restart."""
-        if not ended.expected and self.role == "master":
+        if not ended.expected and self.role in ("master", None):  # None: before the 1st pass
             self.crashed_at = ended.at
         self.wake.set()
 
@@ -358,10 +353,10 @@ class Keeper:
         way = departure.departure(
             restart_requested=self.restart_requested,
             systemd_restarting=not self.restart_requested and departure.systemd_restarting(),
-            paused=self.spec.paused,
+            paused=self.guard.mode == "hold",
         )  # fmt: skip
-        if way in ("detach", "hold") and self.lease is not None and self.guard.alive:
-            self._leave_running(way)
+        alive = self.lease is not None and self.guard.alive
+        if way != "stop" and alive and self._leave_running(way):
             return
         self.restart_requested = False
         log.info("keeper %s stopping", self.config.name)
@@ -379,20 +374,29 @@ class Keeper:
                 self.guard.stop()
             self.follower.stop()
 
-    def _leave_running(self, way: Mode) -> None:
+    def _leave_running(self, way: Mode) -> bool:
         """Leave PostgreSQL and the lease to the guard and the next keeper (detach, hold).
 
-        One last renewal first: the next keeper's window (the fence deadline) starts now.
+        The guard learns the mode first (it keeps the deadline in force). One last
+        keepalive, never a new lease: the next keeper's window starts now. False
+        (stop instead) when the lease is gone under a writable PostgreSQL.
         """
         assert self.lease is not None
         log.info("keeper %s leaving PostgreSQL running (%s)", self.config.name, way)
+        self.guard.set_mode(way)
         self.session.close()
         self.lease.stop(revoke=False)
         holder = self.lease.holder
-        renewed = holder.renew(fencing_point(self.lease.fence_deadline))
-        if renewed and self.postmaster.may_accept_writes:
+        kept = holder.keep(fencing_point(self.lease.fence_deadline))
+        writable = self.postmaster.may_accept_writes
+        if way == "detach" and writable and holder.lease_id is None:
+            log.error("the lease is gone: stopping PostgreSQL instead of leaving it running")
+            self.guard.set_mode("normal")
+            return False
+        if kept and writable:
             self.guard.arm(holder.renewed_at + self.lease.fence_deadline)
         self.handoff = None
         self._write_handoff()
         self.guard.leave(way)
         self.follower.stop()
+        return True

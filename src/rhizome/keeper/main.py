@@ -57,6 +57,10 @@ def fail(message: str) -> int:
     return EXIT_UNUSABLE
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+"""Stop (SIGTERM, SIGINT) or restart in place (SIGUSR2)."""
+
+
 def main(argv: list[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     try:
@@ -85,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("running again (SIGUSR2): PostgreSQL was left to the fencing guard")
         logging.shutdown()
         argv = [sys.executable, "-m", MODULE, *sys.argv[1:]]
+        # Blocked across execve (the mask is inherited) until the new process has its
+        # handlers: a stop or restart sent meanwhile is delivered then, not fatal now.
+        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         os.execve(sys.executable, argv, restart)  # noqa: S606 - our own program, same arguments
     return code
 
@@ -97,10 +104,10 @@ def run(configuration: Configuration) -> tuple[int, dict[str, str] | None]:
         log.info("received %s", signal.Signals(signal_number).name)
         keeper.request_stop(restart=signal_number == signal.SIGUSR2)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGUSR2, stop)
+    for signal_number in STOP_SIGNALS:
+        signal.signal(signal_number, stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     try:
         keeper.run()
     except NameTaken as error:

@@ -2,15 +2,19 @@
 
 The unit has ``KillMode=process`` so that PostgreSQL and its fencing guard
 outlive a keeper restart (docs/fencing.md, "Restarts and pause"). systemd
-then kills only the keeper, also when its watchdog fires. A guard that is
-alive fences by itself once its keeper is gone; a guard that is frozen
-together with the keeper (SIGSTOP of the process group, a stalled cgroup)
-cannot. This runs after every stop of the keeper, in the unit's cgroup, and
-SIGKILLs everything left there when the keeper did not end cleanly (systemd's
-``$SERVICE_RESULT`` is not ``success``) and the guard is stopped.
+then kills only the keeper, also when its watchdog fires or its stop times
+out. This runs after every stop of the keeper, in the unit's cgroup:
 
-A keeper that ended cleanly either stopped PostgreSQL or left it on purpose
-(a restart, a paused cluster): its guard and PostgreSQL are left alone.
+- Every process left that is neither the guard nor below it is an orphan of
+  the keeper (pg_basebackup, pg_rewind, initdb, psql): SIGKILLed, so none
+  writes into a data directory the next keeper starts over.
+- When the keeper did not end cleanly (systemd's ``$SERVICE_RESULT`` is not
+  ``success``) and the guard is stopped (frozen together with the keeper, it
+  cannot fence), everything left is SIGKILLed, PostgreSQL included.
+
+A keeper that ended cleanly stopped PostgreSQL or left it on purpose (a
+restart, a paused cluster), and a live guard fences or holds by itself:
+the guard and its PostgreSQL are left alone then.
 """
 
 from __future__ import annotations
@@ -26,9 +30,20 @@ GUARD_MODULE = b"rhizome.keeper.guard_server"
 STOPPED_STATES = ("T", "t")
 
 
-def must_kill(service_result: str, guard_states: list[str]) -> bool:
-    """Kill what is left of the unit: the keeper died uncleanly and a guard is stopped."""
-    return service_result != "success" and any(state in STOPPED_STATES for state in guard_states)
+def to_kill(
+    service_result: str, processes: dict[int, tuple[str, int]], guards: set[int]
+) -> set[int]:
+    """What to SIGKILL of the unit's `processes` ({pid: (state, parent pid)})."""
+    guard_stopped = any(processes[pid][0] in STOPPED_STATES for pid in guards if pid in processes)
+    if service_result != "success" and guard_stopped:
+        return set(processes)
+    kept = set(guards)
+    changed = True
+    while changed:  # the guard's descendants (PostgreSQL) are kept
+        below = {pid for pid, (_, parent) in processes.items() if parent in kept} - kept
+        kept |= below
+        changed = bool(below)
+    return set(processes) - kept
 
 
 def unit_procs_file(cgroup_text: str, cgroup_root: Path) -> Path | None:
@@ -76,27 +91,25 @@ def main() -> int:
     except (OSError, IndexError, ValueError) as error:
         print(f"cannot list the keeper unit's processes: {error}", file=sys.stderr)
         return 1
-    guard_states = [stat[0] for pid in left if is_guard(pid) and (stat := read_stat(pid))]
-    if not must_kill(result, guard_states):
-        return 0
-    print(
-        f"the keeper ended with {result} and its fencing guard is stopped:"
-        f" SIGKILL to the {len(left)} processes left in the unit (PostgreSQL included)",
-        file=sys.stderr,
-    )
-    kill_unit(left)
+    processes = {pid: stat for pid in left if (stat := read_stat(pid)) is not None}
+    guards = {pid for pid in processes if is_guard(pid)}
+    doomed = to_kill(result, processes, guards)
+    if doomed:
+        print(
+            f"the keeper ended with {result}: SIGKILL to {len(doomed)} of the {len(processes)}"
+            " processes left in the unit"
+            + (" (its fencing guard is stopped: PostgreSQL included)" if guards & doomed else ""),
+            file=sys.stderr,
+        )
+        kill_unit(sorted(doomed))
     return 0
 
 
-def kill_unit(left: list[int], rounds: int = 3) -> None:
-    """Stop every process first (no postmaster forks meanwhile), then SIGKILL them all."""
-    for _ in range(rounds):
-        for signal_number in (signal.SIGSTOP, signal.SIGKILL):
-            for pid in left:
-                send(pid, signal_number)
-        left = unit_processes()
-        if not left:
-            return
+def kill_unit(doomed: list[int]) -> None:
+    """Stop every doomed process first (no postmaster forks meanwhile), then SIGKILL them."""
+    for signal_number in (signal.SIGSTOP, signal.SIGKILL):
+        for pid in doomed:
+            send(pid, signal_number)
 
 
 if __name__ == "__main__":

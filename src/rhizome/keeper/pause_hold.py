@@ -1,0 +1,63 @@
+"""When the keeper lets its guard hold PostgreSQL unfenced while the cluster is paused (pure).
+
+A held PostgreSQL runs on when its keeper dies (guard.py, `hold`), so after a
+resume the sentinel must not fail over from it until its keeper is back
+(sentinel/decision/pause_holds.py). Two rules keep both sides in step:
+
+- A master's keeper holds only once the sentinel recorded it in
+  `state.paused_holds` under its own instance id. A standby accepts no
+  writes and nothing promotes it while paused: holding it is harmless.
+- The switch is ordered: `holding: true` is published and stored before the
+  guard enters `hold`; on leaving, the guard is back in `normal` before
+  `holding: false` is published (the report follows the guard's mode).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from rhizome.keeper.guard import Mode
+from rhizome.keeper.inputs import Desired
+from rhizome.store.view import ClusterView
+
+
+def hold_allowed(
+    *, paused: bool, master: bool, own_instance: str | None, held: Mapping[str, str], name: str
+) -> bool:
+    """Whether this keeper may let its guard hold PostgreSQL without a fence."""
+    if not paused:
+        return False
+    if not master:
+        return True
+    return own_instance is not None and held.get(name) == own_instance
+
+
+@dataclass
+class HoldSwitch:
+    """Orders the guard's entry into `hold` after the published `holding: true`."""
+
+    announced: bool = False
+    """holding: true is to be published (the guard may not hold yet)."""
+
+    def mode(self, allowed: bool, holding_stored: bool) -> Mode:
+        """The guard's mode for this pass, given whether `holding: true` is in the store."""
+        self.announced = allowed
+        return "hold" if allowed and holding_stored else "normal"
+
+    def holding(self, guard_mode: Mode) -> bool:
+        """What to publish as `holding`."""
+        return self.announced or guard_mode == "hold"
+
+
+def guard_mode(
+    switch: HoldSwitch, name: str, wish: Desired, view: ClusterView, own_instance: str | None
+) -> Mode:
+    """The guard's mode for this pass of keeper `name`."""
+    allowed = hold_allowed(
+        paused=wish.spec.paused, master=wish.role == "master", name=name,
+        own_instance=own_instance,
+        held=wish.state.paused_holds if wish.state is not None else {},
+    )  # fmt: skip
+    own = view.keepers.get(name)
+    return switch.mode(allowed, own is not None and own.document.holding)
