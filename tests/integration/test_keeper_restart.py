@@ -176,11 +176,33 @@ def test_a_keeper_that_does_not_come_back_loses_postgres_at_the_fence_deadline(
     assert "no keeper came back before the fence deadline" in keeper_log(keeper)
 
 
-def pause(store: ClusterStore, paused: bool) -> None:
+def pause(store: ClusterStore, paused: bool, record_hold: bool = True) -> None:
+    """Pause or resume; while paused, record k1 as held as the leader sentinel does."""
     stored = store.read_spec()
     assert stored is not None
     spec = stored.document.model_copy(update={"paused": paused})
     assert store.write_spec(spec, stored.mod_revision)
+    if paused and record_hold:
+        info = reported(store, "k1")
+        assert info is not None and info.instance_id is not None
+        state = store.read_state()
+        assert state is not None
+        held = state.document.model_copy(update={"paused_holds": {"k1": info.instance_id}})
+        assert store.write_state(held, state.mod_revision)
+
+
+def test_a_paused_master_the_sentinel_did_not_record_as_held_is_fenced_as_usual(
+    store, keeper_factory
+):
+    """Holding needs the sentinel's record: without it a resume would fail over from a
+    PostgreSQL that nothing fences (pause_hold.py)."""
+    keeper, _ = injected_master(store, keeper_factory)
+    tree = {keeper.postgres_pid or 0} | descendant_pids(keeper.postgres_pid or 0)
+    pause(store, True, record_hold=False)
+    time.sleep(2.0)  # a couple of the keeper's passes while paused
+    assert reported(store, "k1", holding=False) is not None
+    os.kill(keeper.pid, signal.SIGKILL)
+    wait_until(lambda: not any(map(is_alive, tree)), 2.0, "PostgreSQL fenced with its keeper")
 
 
 def test_a_paused_clusters_postgres_outlives_a_killed_keeper_and_is_taken_back(
@@ -191,6 +213,7 @@ def test_a_paused_clusters_postgres_outlives_a_killed_keeper_and_is_taken_back(
     postmaster = keeper.postgres_pid
     pause(store, True)
     wait_reported(store, "k1", "holding under pause", timeout=5, holding=True)
+    wait_until(lambda: "fencing guard mode: hold" in keeper_log(keeper), 5, "the guard holds")
     watch = Watch(store, keeper)
     os.kill(keeper.pid, signal.SIGKILL)
     keeper.wait_exit_leaving_guard(5)
@@ -221,6 +244,7 @@ def test_a_stopped_keeper_of_a_paused_cluster_leaves_postgres_running(store, kee
     postmaster, lease = keeper.postgres_pid, lease_of(store, "k1")
     pause(store, True)
     wait_reported(store, "k1", "holding under pause", timeout=5, holding=True)
+    wait_until(lambda: "fencing guard mode: hold" in keeper_log(keeper), 5, "the guard holds")
     os.kill(keeper.pid, signal.SIGTERM)
     assert keeper.wait_exit_leaving_guard(10) == 0, keeper.log_tail()
     time.sleep(1.0)
