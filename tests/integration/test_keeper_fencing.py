@@ -11,19 +11,16 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from rhizome.etcd import EtcdClient, EtcdSettings
 from rhizome.fatal import EXIT_THREAD_DIED
 from rhizome.keeper.plan import UNRESPONSIVE_LIMIT
 from rhizome.keeper.postmaster import UNRESPONSIVE_KILL_AFTER
 from rhizome.spec import ClusterSpec
 from rhizome.store.cluster_store import ClusterStore
-from tests.harness.etcd import EtcdServer
 from tests.harness.keeper import (
     PYTHON,
     KeeperFactory,
@@ -39,20 +36,6 @@ pytestmark = pytest.mark.integration
 
 OBSERVATION_BOUND = 3.0 + 0.25
 """One unanswered observation (database.OBSERVATION_TIMEOUT) and the recheck pause."""
-
-
-@pytest.fixture
-def store(etcd: EtcdServer) -> Iterator[ClusterStore]:
-    client = EtcdClient(EtcdSettings(endpoints=(etcd.client_url,), request_timeout=1.0))
-    yield ClusterStore(client, "main")
-    client.close()
-
-
-@pytest.fixture
-def keeper_factory(etcd: EtcdServer, tmp_path: Path) -> Iterator[KeeperFactory]:
-    factory = KeeperFactory([etcd.client_url], tmp_path / "keepers")
-    yield factory
-    factory.cleanup()
 
 
 def postgres_tree(postmaster: int) -> set[int]:

@@ -15,7 +15,6 @@ import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +23,6 @@ from rhizome.spec import ClusterSpec
 from rhizome.store.cluster_store import ClusterStore
 from tests.harness.etcd import EtcdServer
 from tests.harness.keeper import (
-    KeeperFactory,
     KeeperProcess,
     StateWriter,
     wait_reported,
@@ -39,14 +37,6 @@ def store(etcd: EtcdServer) -> Iterator[ClusterStore]:
     client = EtcdClient(EtcdSettings(endpoints=(etcd.client_url,)))
     yield ClusterStore(client, "main")
     client.close()
-
-
-@pytest.fixture
-def keeper_factory(etcd: EtcdServer, tmp_path: Path) -> Iterator[KeeperFactory]:
-    """Creates keepers against the test's etcd; stops them and removes their files."""
-    factory = KeeperFactory([etcd.client_url], tmp_path / "keepers")
-    yield factory
-    factory.cleanup()
 
 
 @dataclass

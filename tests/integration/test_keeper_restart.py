@@ -8,24 +8,18 @@ and a writer's commits.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import psycopg2
 import pytest
 
-from rhizome.etcd import EtcdClient, EtcdSettings
 from rhizome.spec import ClusterSpec
 from rhizome.store.cluster_store import ClusterStore
-from tests.harness.etcd import EtcdServer
 from tests.harness.keeper import (
-    KeeperFactory,
     KeeperProcess,
     StateWriter,
     reported,
@@ -36,34 +30,6 @@ from tests.harness.processes import descendant_pids, is_alive
 from tests.integration.test_keeper_fencing import injected_master
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def store(etcd: EtcdServer) -> Iterator[ClusterStore]:
-    client = EtcdClient(EtcdSettings(endpoints=(etcd.client_url,), request_timeout=1.0))
-    yield ClusterStore(client, "main")
-    client.close()
-
-
-@pytest.fixture
-def keeper_factory(etcd: EtcdServer, tmp_path: Path) -> Iterator[KeeperFactory]:
-    factory = KeeperFactory([etcd.client_url], tmp_path / "keepers")
-    yield factory
-    leftovers = [pid for keeper in factory.created for pid in guard_and_postgres(keeper)]
-    try:
-        factory.cleanup()
-    finally:
-        for pid in leftovers:  # a guard left holding PostgreSQL (a failed test)
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-
-
-def guard_and_postgres(keeper: KeeperProcess) -> list[int]:
-    """The PIDs of the keeper's guard and postmaster, read before its files are removed."""
-    pids = [keeper.postgres_pid or 0]
-    with contextlib.suppress(OSError, ValueError, KeyError):
-        pids.append(int(json.loads((keeper.state_dir / "handoff.json").read_text())["guard_pid"]))
-    return [pid for pid in pids if pid > 0]
 
 
 def lease_of(store: ClusterStore, name: str) -> int | None:

@@ -4,35 +4,18 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from rhizome.etcd import EtcdClient, EtcdSettings
+from rhizome.etcd import EtcdClient
 from rhizome.spec import ClusterSpec, TimingSettings
 from rhizome.store.cluster_store import ClusterStore
-from tests.harness.etcd import EtcdServer
 from tests.harness.keeper import KeeperFactory, StateWriter, reported, wait_reported, wait_until
 from tests.harness.processes import is_alive
 
 pytestmark = pytest.mark.integration
 
 FENCED_LINE = re.compile(r"FENCED: PostgreSQL stopped ([0-9.]+) s after the last lease renewal")
-
-
-@pytest.fixture
-def store(etcd: EtcdServer) -> Iterator[ClusterStore]:
-    client = EtcdClient(EtcdSettings(endpoints=(etcd.client_url,), request_timeout=1.0))
-    yield ClusterStore(client, "main")
-    client.close()
-
-
-@pytest.fixture
-def keeper_factory(etcd: EtcdServer, tmp_path: Path) -> Iterator[KeeperFactory]:
-    factory = KeeperFactory([etcd.client_url], tmp_path / "keepers")
-    yield factory
-    factory.cleanup()
 
 
 def start_master(store: ClusterStore, keeper_factory: KeeperFactory, spec: ClusterSpec):
