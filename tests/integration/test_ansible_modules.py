@@ -159,7 +159,7 @@ def test_spec_is_created_then_unchanged_and_check_mode_writes_nothing(etcd, stor
     stored = store.read_spec()
     assert stored is not None and stored.document == parse_spec(declared)
     assert stored.mod_revision == create["revision"] == change["revision"]
-    assert store.client.revision() == create["revision"]  # check mode wrote nothing at all
+    assert store.client.revision("/") == create["revision"]  # check mode wrote nothing at all
 
 
 def test_merge_keeps_operational_flags_and_replace_resets_them(etcd, store, tmp_path):
@@ -195,7 +195,7 @@ def test_merge_keeps_operational_flags_and_replace_resets_them(etcd, store, tmp_
 
 def test_invalid_spec_unreachable_store_and_wrong_python_fail_clearly(etcd, store, tmp_path):
     store.write_spec(parse_spec({"timing": {"failover_delay": 1}}), 0)
-    before = store.client.revision()
+    before = store.client.revision("/")
     url = etcd.client_url
     nowhere = f"http://127.0.0.1:{free_port()}"
     results = run_play(
@@ -233,7 +233,7 @@ def test_invalid_spec_unreachable_store_and_wrong_python_fail_clearly(etcd, stor
     wrong_python = results["wrong_python"]["msg"]
     assert "Failed to import the required Python library (rhizome)" in wrong_python
     assert "ansible_python_interpreter: /opt/rhizome/venv/bin/python" in wrong_python
-    assert store.client.revision() == before  # nothing was written
+    assert store.client.revision("/") == before  # nothing was written
     assert store_of(url, "empty").read_spec() is None
 
 
@@ -285,7 +285,7 @@ def test_cluster_info_of_a_new_and_of_a_running_cluster(etcd, store, tmp_path):
     master = seed_running_cluster(store)
     config = tmp_path / "rhizomectl.toml"
     config.write_text(f'cluster = "main"\n[etcd]\nendpoints = ["{etcd.client_url}"]\n')
-    before = store.client.revision()
+    before = store.client.revision("/")
     results = run_play(
         tmp_path / "play",
         {
@@ -320,7 +320,7 @@ def test_cluster_info_of_a_new_and_of_a_running_cluster(etcd, store, tmp_path):
     assert info["sentinel_leader"] == "sentinel-a"
     assert info["proxies"] == {"proxy-a": 2} and info["proxy_generation"] == 2
     assert info["paused"] is False and info["state_generation"] == 3
-    assert store.client.revision() == before
+    assert store.client.revision("/") == before
 
 
 def test_cluster_spec_refuses_a_value_postgresql_refuses_in_check_and_normal_mode(
@@ -330,7 +330,7 @@ def test_cluster_spec_refuses_a_value_postgresql_refuses_in_check_and_normal_mod
     store.publish_keeper(
         keeper("pg1", role="primary", postgres_version=150018), store.client.grant_lease(60).id
     )
-    before = store.client.revision()
+    before = store.client.revision("/")
     url = etcd.client_url
     banana = {"pg_parameters": {"shared_buffers": "banana"}}
     bogus = {"pg_parameters": {"log_statement": "bogus"}}
@@ -352,4 +352,4 @@ def test_cluster_spec_refuses_a_value_postgresql_refuses_in_check_and_normal_mod
         ]
     assert "Available values: none, ddl, mod, all" in results["enum"]["msg"]
     assert results["good"]["changed"] and not results["good"].get("failed")
-    assert store.client.revision() == before  # nothing was written
+    assert store.client.revision("/") == before  # nothing was written

@@ -89,7 +89,7 @@ def test_maintenance_pauses_and_sets_keeper_maintenance_idempotently(etcd, store
     seed_cluster(store)
     url = etcd.client_url
     spec_revision = store.read_spec().mod_revision
-    before = store.client.revision()
+    before = store.client.revision("/")
     results = run_play(
         tmp_path,
         {
@@ -145,13 +145,13 @@ def test_maintenance_pauses_and_sets_keeper_maintenance_idempotently(etcd, store
     assert not spec.document.keeper_settings("pg1").maintenance  # check mode wrote nothing
     assert not spec.document.keeper_settings("pg2").maintenance
     assert "pg3" not in spec.document.keepers
-    assert store.client.revision() == before + 3  # pause, on, off and resume: nothing else
+    assert store.client.revision("/") == before + 3  # pause, on, off and resume: nothing else
 
 
 def test_keeper_removal_refuses_the_master_and_undoes(etcd, store, tmp_path):
     seed_cluster(store)
     url = etcd.client_url
-    before = store.client.revision()
+    before = store.client.revision("/")
     results = run_play(
         tmp_path,
         {
@@ -193,13 +193,13 @@ def test_keeper_removal_refuses_the_master_and_undoes(etcd, store, tmp_path):
     assert results["never_removed"]["changed"] is False
     spec = store.read_spec()
     assert spec is not None and not spec.document.keeper_settings("pg3").removed
-    assert store.client.revision() == before + 2  # remove and undo: nothing else
+    assert store.client.revision("/") == before + 2  # remove and undo: nothing else
 
 
 def test_switchover_check_mode_and_refusals_submit_nothing(etcd, store, tmp_path):
     seed_cluster(store)
     url = etcd.client_url
-    before = store.client.revision()
+    before = store.client.revision("/")
     results = run_play(
         tmp_path,
         {
@@ -236,7 +236,7 @@ def test_switchover_check_mode_and_refusals_submit_nothing(etcd, store, tmp_path
             "switchover refused: the cluster is paused; resume it first with `rhizomectl resume`"
         )
     assert store.read_view().commands == {}
-    assert store.client.revision() == before + 1  # the pause; no command was ever created
+    assert store.client.revision("/") == before + 1  # the pause; no command was ever created
 
 
 @pytest.fixture
