@@ -204,13 +204,21 @@ def test_a_standby_that_just_crossed_a_timeline_switch_can_be_promoted_again(mak
     assert cluster.state().history[-1].new_master == third
 
 
-def test_pause_blocks_failover_until_resumed(make_cluster):
+def test_pause_blocks_failover_and_a_held_master_needs_the_operator_after_resume(make_cluster):
+    """While paused nothing fails over; the master is recorded as held (its PostgreSQL may
+    outlive its keeper unfenced), so after the resume only the operator's confirmation that
+    it is stopped fails it over (docs/protocol.md, "Pause holds")."""
     cluster, master = make_cluster()
     assert ctl(cluster, "pause") == 0
+    wait_for(lambda: master in cluster.state().paused_holds, 10, "the master recorded as held")
     cluster.keepers[master].kill()
     time.sleep(cluster.spec.timing.keeper_lease_ttl + 3)
     assert cluster.state().master == master, "failed over while paused"
     assert ctl(cluster, "resume") == 0
+    time.sleep(3)
+    assert cluster.state().master == master, "failed over from a held master"
+    standby = next(name for name in cluster.keepers if name != master)
+    assert ctl(cluster, "failover", "--to", standby, "--old-master-stopped") == 0
     cluster.wait_for_master(FAILOVER_TIMEOUT, other_than=master)
 
 
