@@ -168,3 +168,9 @@ def test_only_a_restart_job_of_our_unit_counts():
         "  9 rhizome-keeper.service stop running\n", "rhizome-keeper.service"
     )
     assert not restart_job_pending("", "rhizome-keeper.service")
+
+
+@pytest.mark.parametrize("deadline", ["nan", "inf", "-inf"])
+def test_a_deadline_that_could_never_pass_is_refused(deadline):
+    with pytest.raises(ValueError, match="unexpected line"):
+        GuardState().receive(f"arm {deadline}")

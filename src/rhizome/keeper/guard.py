@@ -33,6 +33,7 @@ Stdlib only, so it starts in milliseconds and stays small.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -137,8 +138,8 @@ class GuardState:
 
 
 def is_number(word: str) -> bool:
+    """A finite number: `arm nan` or `arm inf` would never fire."""
     try:
-        float(word)
+        return math.isfinite(float(word))
     except ValueError:
         return False
-    return True
