@@ -129,11 +129,13 @@ def test_a_partitioned_proxy_resumes_with_the_new_master_never_the_old(
 def published_proxy(etcd, sentinel, tmp_path):
     """A running proxy (routed to a stand-in pg1) and its document as first written."""
     sentinel.members["pg1"] = (LOOPBACK, 1)
-    sentinel.route_to("pg1")
+    generation = sentinel.route_to("pg1")
     proxy = ProxyProcess(tmp_path / "proxy", etcd.client_url)
     try:
         proxy.start()
-        # /health turns 200 once the lease is renewed, a moment before the key is written.
+        # The first document may predate the proxy's reading of the state: wait for the one
+        # acknowledging the routed generation (nothing changes after it).
+        wait_for(lambda: sentinel.acknowledged() == generation, 5, "the proxy's acknowledgement")
         yield proxy, wait_for(lambda: sentinel.client.get(PROXY_KEY), 5, "the proxy's key")
     finally:
         proxy.stop()
