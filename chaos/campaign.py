@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from chaos.client import connect, query
 from chaos.cluster import ChaosCluster
@@ -20,6 +21,7 @@ from tests.harness.cluster import close_quietly
 CONVERGENCE_BOUND = 90.0
 SETTLE_SECONDS = 2.0
 SWITCHOVER_DELAY = 1.0
+WAL_SAMPLE_INSERTS = 100
 
 
 @dataclass
@@ -43,6 +45,8 @@ class CampaignResult:
     bank: BankWorkload
     lost: list[int]
     bank_total: int | None
+    wal_bytes_per_insert: float
+    lag_bound_bytes: int
     started: float
     finished: float
     wall_started: float
@@ -58,15 +62,29 @@ def master_connection(cluster: ChaosCluster):  # type: ignore[no-untyped-def]
     return connect((master.address, master.keeper.port), cluster.password)
 
 
-def final_checks(cluster: ChaosCluster, acknowledged: dict[int, float]) -> tuple[list[int], int]:
+def final_checks(cluster: ChaosCluster,
+                 acknowledged: dict[int, float]) -> tuple[list[int], int, float]:  # fmt: skip
+    """Lost inserts, the bank total, and the WAL bytes one insert writes."""
     connection = master_connection(cluster)
     try:
         present = {number for (number,) in query(connection, "SELECT number FROM chaos_writes",
                                                  (), 30)}  # fmt: skip
         (total,) = query(connection, "SELECT sum(balance) FROM chaos_accounts", (), 30)[0]
+        wal_bytes = wal_bytes_per_insert(connection)
     finally:
         close_quietly(connection)
-    return sorted(set(acknowledged) - present), int(total)
+    return sorted(set(acknowledged) - present), int(total), wal_bytes
+
+
+def wal_bytes_per_insert(connection: Any, count: int = WAL_SAMPLE_INSERTS) -> float:
+    """WAL written by one insert of the workload's shape in its own transaction (the
+    workload is stopped by then), to turn lost writes into lost bytes."""
+    (start,) = query(connection, "SELECT pg_current_wal_insert_lsn()")[0]
+    for number in range(count):
+        query(connection, "INSERT INTO chaos_wal_sample (number) VALUES (%s)", (number,))
+    (written,) = query(connection, "SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), %s)",
+                       (start,))[0]  # fmt: skip
+    return float(written) / count
 
 
 def apply_fault(cluster: ChaosCluster, fault: Fault) -> FaultRecord:
@@ -124,10 +142,10 @@ def run_campaign(cluster: ChaosCluster, seed: int, faults: Sequence[Fault],
     finally:
         for loop in (inserts, bank, probe):
             loop.stop()
-    lost, total = final_checks(cluster, inserts.acknowledged)
+    lost, total, wal_bytes = final_checks(cluster, inserts.acknowledged)
     return CampaignResult(seed, cluster.mode, records, list(probe.samples), inserts, bank, lost,
-                          total, started, time.monotonic(), wall_started,
-                          cluster.directory)  # fmt: skip
+                          total, wal_bytes, cluster.lag_bound_bytes, started, time.monotonic(),
+                          wall_started, cluster.directory)  # fmt: skip
 
 
 def progress_line(record: FaultRecord, total: int, inserts: InsertWorkload) -> str:

@@ -115,6 +115,11 @@ class ChaosCluster:
         return []
 
     @property
+    def lag_bound_bytes(self) -> int:
+        """How far behind the old master a standby may be and still be promoted."""
+        return parse_spec(cluster_spec(self.mode)).max_standby_lag_bytes
+
+    @property
     def proxy_endpoints(self) -> list[tuple[str, int]]:
         return [(node.address, PROXY_PORT) for node in self.nodes]
 

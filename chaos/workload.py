@@ -22,6 +22,7 @@ ACCOUNTS = 10
 INITIAL_BALANCE = 1000
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS chaos_writes (number integer PRIMARY KEY);"
+    "CREATE TABLE IF NOT EXISTS chaos_wal_sample (number integer PRIMARY KEY);"
     "CREATE TABLE IF NOT EXISTS chaos_accounts (id integer PRIMARY KEY, balance integer NOT NULL);"
     "CREATE TABLE IF NOT EXISTS chaos_probe (id bigserial PRIMARY KEY, source text,"
     " at timestamptz DEFAULT now());"

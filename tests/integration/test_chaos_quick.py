@@ -14,7 +14,7 @@ import pytest
 
 from chaos.analysis import dual_writable
 from chaos.plan import plan
-from chaos.report import render
+from chaos.report import Section, render
 from chaos.run import run
 from chaos.workload import ACCOUNTS, INITIAL_BALANCE
 
@@ -32,7 +32,7 @@ def test_a_quick_sync_campaign_loses_nothing_and_never_has_two_writable_masters(
     seed = int(os.environ.get("CHAOS_SEED", "20261203"))
     faults = plan(seed, int(os.environ.get("CHAOS_FAULTS", "10")), QUICK_KINDS, 0.25)
     result = run(tmp_path, seed, faults, "sync", print)
-    print(render(result, f"pytest seed {seed}"))
+    print(render([Section(result, f"pytest seed {seed}")]))
     proxied = dual_writable(sample for sample in result.samples if sample.via == "proxy")
     assert len(result.inserts.acknowledged) > 100, "the workload barely ran"
     assert result.lost == [], f"seed {seed}: acknowledged writes lost"
