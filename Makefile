@@ -27,7 +27,7 @@ lint: lint-python lint-ansible
 lint-python: $(STAMP)
 	$(VENV)/bin/ruff check --no-cache src plugins tests bench chaos molecule
 	$(VENV)/bin/ruff format --no-cache --check src plugins tests bench chaos molecule
-	$(VENV)/bin/mypy src $(wildcard plugins/modules plugins/module_utils)
+	$(VENV)/bin/mypy src chaos $(wildcard plugins/modules plugins/module_utils)
 
 lint-ansible: $(STAMP)
 	sh scripts/link-collection.sh

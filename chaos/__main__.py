@@ -16,7 +16,7 @@ from pathlib import Path
 
 from chaos import report
 from chaos.analysis import dual_writable
-from chaos.campaign import CampaignResult
+from chaos.campaign import EXPECTED_TOTAL, CampaignResult
 from chaos.losses import group_losses
 from chaos.plan import ALL_KINDS, plan
 from chaos.run import run
@@ -38,7 +38,7 @@ def safety_failures(result: CampaignResult) -> list[str]:
         failures.append("dual-writable intervals through proxies")
     if any(record.converged is None for record in result.records):
         failures.append("convergence failures")
-    if result.bank_total != report.EXPECTED_TOTAL:
+    if result.bank_total != EXPECTED_TOTAL:
         failures.append(f"bank total {result.bank_total}")
     return failures
 

@@ -3,7 +3,6 @@ heal it, check convergence, then check the data. Returns everything measured."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -12,7 +11,8 @@ from typing import Any
 
 from chaos.client import connect, query
 from chaos.cluster import ChaosCluster
-from chaos.faults import FaultFinding, inject, resolve_target, switchover
+from chaos.faults import FaultFinding, inject, resolve_target
+from chaos.operations import OperationDuringFault
 from chaos.plan import Fault
 from chaos.probe import Probe, ProbeSample
 from chaos.workload import ACCOUNTS, INITIAL_BALANCE, SCHEMA, BankWorkload, InsertWorkload
@@ -20,7 +20,7 @@ from tests.harness.cluster import close_quietly
 
 CONVERGENCE_BOUND = 90.0
 SETTLE_SECONDS = 2.0
-SWITCHOVER_DELAY = 1.0
+OPERATION_DELAY = 1.0
 WAL_SAMPLE_INSERTS = 100
 
 
@@ -91,27 +91,25 @@ def apply_fault(cluster: ChaosCluster, fault: Fault) -> FaultRecord:
     node = resolve_target(cluster, fault)
     record = FaultRecord(fault, node.name, time.monotonic(), 0.0, None)
     heal = inject(cluster, fault, node)
-    switchover_thread = None
-    if fault.switchover_during:
-        switchover_thread = threading.Thread(target=_switchover_note, args=(cluster, record))
-        time.sleep(min(SWITCHOVER_DELAY, fault.duration))
-        switchover_thread.start()
+    operation = None
+    if fault.operation_during is not None:
+        operation = OperationDuringFault(cluster, fault.operation_during, node.name, record.notes)
+        time.sleep(min(OPERATION_DELAY, fault.duration))
+        operation.start()
     time.sleep(max(0.0, record.started + fault.duration - time.monotonic()))
     try:
         heal()
     except FaultFinding as finding:
         record.notes.append(f"FINDING: {finding}")
     record.healed = time.monotonic()
-    if switchover_thread is not None:
-        switchover_thread.join(timeout=120)
+    if operation is not None:
+        operation.end()
     record.problems = cluster.wait_converged(CONVERGENCE_BOUND)
     if not record.problems:
         record.converged = time.monotonic()
+    if operation is not None:
+        operation.verify()
     return record
-
-
-def _switchover_note(cluster: ChaosCluster, record: FaultRecord) -> None:
-    record.notes.append("switchover during the fault: " + switchover(cluster, timeout=30))
 
 
 def run_campaign(cluster: ChaosCluster, seed: int, faults: Sequence[Fault],
@@ -156,7 +154,8 @@ def progress_line(record: FaultRecord, total: int, inserts: InsertWorkload) -> s
         else f"NOT CONVERGED: {'; '.join(record.problems)}"
     )
     notes = f" [{' | '.join(record.notes)}]" if record.notes else ""
-    return (f"[{fault.number}/{total}] {fault.kind} on {record.node} ({fault.target}) "
+    operation = f" + {fault.operation_during}" if fault.operation_during else ""
+    return (f"[{fault.number}/{total}] {fault.kind}{operation} on {record.node} ({fault.target}) "
             f"{fault.duration:.1f} s: {converged}; {len(inserts.acknowledged)} inserts "
             f"acknowledged so far{notes}")  # fmt: skip
 

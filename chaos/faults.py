@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
 
 from chaos.cluster import ChaosCluster
-from chaos.network import ETCD_CLIENT_PORT, ETCD_PEER_PORT, in_namespace, run
+from chaos.network import ETCD_CLIENT_PORT, ETCD_PEER_PORT, INTERFACE, in_namespace, run
 from chaos.node import Node
+from chaos.operations import switchover
 from chaos.plan import Fault
 
 Heal = Callable[[], None]
@@ -31,7 +30,20 @@ def iptables(node: Node, *rules: tuple[str, ...]) -> None:
 
 
 def flush(node: Node) -> Heal:
-    return lambda: run(in_namespace(node.namespace, ["iptables", "-w", "-F"]))
+    def heal() -> None:
+        run(in_namespace(node.namespace, ["iptables", "-w", "-F"]))
+
+    return heal
+
+
+def flush_all(cluster: ChaosCluster) -> Heal:
+    heals = [flush(each) for each in cluster.nodes]
+
+    def heal() -> None:
+        for each in heals:
+            each()
+
+    return heal
 
 
 def _tcp(chain: str, port: int) -> tuple[str, ...]:
@@ -98,8 +110,15 @@ def inject_network(cluster: ChaosCluster, fault: Fault, node: Node) -> Heal:
     elif kind == "etcd-outage":  # no agent anywhere reaches any member; quorum intact
         for each in cluster.nodes:
             iptables(each, _tcp("INPUT", ETCD_CLIENT_PORT))
-        heals = [flush(each) for each in cluster.nodes]
-        return lambda: [heal() for heal in heals] and None
+        return flush_all(cluster)
+    elif kind == "etcd-no-quorum":  # every member cut off from the others; clients reach theirs
+        for each in cluster.nodes:
+            iptables(each, _tcp("INPUT", ETCD_PEER_PORT), _tcp("OUTPUT", ETCD_PEER_PORT))
+        return flush_all(cluster)
+    elif kind == "proxy-master-cut":
+        iptables(node, proxy_master_cut_rule(cluster))
+    elif kind == "node-inbound-drop":  # asymmetric: it still sends, it receives nothing
+        iptables(node, ("INPUT", "-i", INTERFACE, "-j", "DROP"))
     elif kind == "switchover":
         switchover(cluster)
         return lambda: None
@@ -108,14 +127,12 @@ def inject_network(cluster: ChaosCluster, fault: Fault, node: Node) -> Heal:
     return flush(node)
 
 
-def switchover(cluster: ChaosCluster, timeout: float = 60.0) -> str:
-    """`rhizomectl switchover --wait` from the client namespace; its outcome line."""
-    command = [sys.executable, "-m", "rhizome.cli.main", "--endpoints", ",".join(cluster.etcd_urls)]
-    command += ["--cluster", "main", "switchover", "--wait", "--timeout", str(int(timeout))]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout + 30,
-                            check=False)  # fmt: skip
-    text = (result.stdout + result.stderr).strip().splitlines()
-    return f"exit {result.returncode}: {text[-1] if text else ''}"
+def proxy_master_cut_rule(cluster: ChaosCluster) -> tuple[str, ...]:
+    """The node's proxy (it runs as root) reaches no PostgreSQL port of the master published
+    now; its standby (PostgreSQL and keeper run as postgres) still replicates from it."""
+    master = cluster.node(cluster.master_name() or cluster.nodes[0].name)
+    return ("OUTPUT", "-d", master.address, "-p", "tcp", "--dport", str(master.keeper.port),
+            "-m", "owner", "--uid-owner", "0", "-j", "DROP")  # fmt: skip
 
 
 class FaultFinding(RuntimeError):

@@ -4,7 +4,8 @@
 Kinds are drawn in shuffled rounds (every kind once per round) so that a short
 run still covers every kind; each fault gets a target (the master or one of the
 standbys, resolved when it runs), a duration within its kind's bounds, and
-sometimes a planned switchover issued while it lasts.
+sometimes an operator's operation run while it lasts (a switchover, a standby's
+maintenance, or a PostgreSQL restart for a pending parameter).
 """
 
 from __future__ import annotations
@@ -31,31 +32,44 @@ NETWORK_KINDS = (
     "etcd-minority",
     "etcd-blackhole",
     "etcd-outage",
+    "proxy-master-cut",
+    "etcd-no-quorum",
+    "node-inbound-drop",
 )
 OPERATION_KINDS = ("switchover",)
 ALL_KINDS = PROCESS_KINDS + NETWORK_KINDS + OPERATION_KINDS
+CLUSTER_WIDE_KINDS = ("etcd-outage", "etcd-no-quorum")
+"""Faults on the whole cluster (their target is "master" by convention)."""
+STANDBY_ONLY_KINDS = ("proxy-master-cut",)
+"""Faults whose node is always a standby (the proxy of a node other than the master)."""
+OPERATIONS_DURING = ("switchover", "maintenance", "pending-restart")
+"""Operations that can run during a fault: never during a switchover or a cluster-wide
+loss of etcd (every operation goes through the store and would only fail)."""
+NO_OPERATION_KINDS = ("switchover", *CLUSTER_WIDE_KINDS)
 
 DURATION_BOUNDS: dict[str, tuple[float, float]] = {kind: (3.0, 15.0) for kind in ALL_KINDS}
 DURATION_BOUNDS["etcd-outage"] = (5.0, 60.0)
+DURATION_BOUNDS["etcd-no-quorum"] = (5.0, 60.0)
 DURATION_BOUNDS["switchover"] = (0.0, 0.0)
-SWITCHOVER_DURING_PROBABILITY = 0.2
+OPERATION_DURING_PROBABILITY = 0.2
 MASTER_PROBABILITY = 0.6
 STANDBY_COUNT = 2
 
 
 @dataclass(frozen=True)
 class Fault:
-    """One fault: what, on whom, for how long, and whether a switchover runs meanwhile."""
+    """One fault: what, on whom, for how long, and which operation (if any) runs meanwhile."""
 
     number: int
     kind: str
     target: str
     """"master", or "standby1" / "standby2" (the standbys in name order)."""
     duration: float
-    switchover_during: bool = False
+    operation_during: str | None = None
+    """One of OPERATIONS_DURING, started 1 s into the fault, or None."""
 
     def describe(self) -> str:
-        extra = " + switchover" if self.switchover_during else ""
+        extra = f" + {self.operation_during}" if self.operation_during else ""
         return f"#{self.number} {self.kind} on {self.target} for {self.duration:.1f} s{extra}"
 
 
@@ -88,11 +102,16 @@ def plan(
 def _fault(generator: random.Random, number: int, kind: str, scale: float) -> Fault:
     low, high = DURATION_BOUNDS[kind]
     duration = round(low + generator.random() * (high - low) * scale, 1)
-    if kind in ("etcd-outage", "switchover") or generator.random() < MASTER_PROBABILITY:
-        target = "master"
-    else:
-        target = f"standby{generator.randint(1, STANDBY_COUNT)}"
-    switchover = kind not in ("switchover", "etcd-outage") and (
-        generator.random() < SWITCHOVER_DURING_PROBABILITY
-    )
-    return Fault(number, kind, target, duration, switchover)
+    target = _target(generator, kind)
+    operation = None
+    if kind not in NO_OPERATION_KINDS and generator.random() < OPERATION_DURING_PROBABILITY:
+        operation = generator.choice(OPERATIONS_DURING)
+    return Fault(number, kind, target, duration, operation)
+
+
+def _target(generator: random.Random, kind: str) -> str:
+    if kind in CLUSTER_WIDE_KINDS or kind == "switchover":
+        return "master"
+    if kind not in STANDBY_ONLY_KINDS and generator.random() < MASTER_PROBABILITY:
+        return "master"
+    return f"standby{generator.randint(1, STANDBY_COUNT)}"

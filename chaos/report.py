@@ -11,14 +11,10 @@ from pathlib import Path
 from chaos.analysis import DualWritable, count_between, dual_writable, longest_gap, summary
 from chaos.campaign import CONVERGENCE_BOUND, EXPECTED_TOTAL, CampaignResult, FaultRecord
 from chaos.losses import LEAD_SECONDS, describe, explaining_record, group_losses
-from chaos.plan import ALL_KINDS
+from chaos.plan import ALL_KINDS, OPERATIONS_DURING
 
 NOT_COVERED = [
-    "a proxy cut off from the master only",
-    "etcd majority partitions (two members cut off from each other and from the third)",
-    "a keeper put into maintenance and a PostgreSQL restart for a pending parameter during faults",
     "clock steps on the sentinel leader's host, disk full on a standby",
-    "asymmetric partitions (one direction dropped)",
 ]
 
 
@@ -104,7 +100,10 @@ METHOD = [
     "configuration files the agents read when deployed; default timings. Faults are "
     "drawn from a seed (`chaos/plan.py`), every kind once per shuffled round; each is "
     "applied to the master or a standby as published when it starts, lasts its drawn "
-    "duration, is healed, and the cluster must then converge (one master, every "
+    "duration (sometimes with an operator's operation 1 s in: a switchover, a standby's "
+    "maintenance ended at healing, or a spec change of a restart-only parameter followed "
+    "by a standby's keeper stop and start, its new value checked after convergence), "
+    "is healed, and the cluster must then converge (one master, every "
     "standby streaming on its timeline, every proxy acknowledging) within "
     f"{CONVERGENCE_BOUND:.0f} s. Workloads run through the three proxies' read-write ports "
     "with failover between them: unique inserts (lost = acknowledged - present at the end) "
@@ -190,7 +189,17 @@ def result_lines(result: CampaignResult) -> list[str]:
         f"- dual-writable intervals direct (not via a proxy): **{len(direct)}**",
         *interval_lines(result, direct),
         f"- convergence failures: **{len(failures)}** of {len(result.records)}",
+        operation_line(result),
     ]
+
+
+def operation_line(result: CampaignResult) -> str:
+    """How many operations ran during faults, by operation, and the findings noted."""
+    operations = [r.fault.operation_during for r in result.records if r.fault.operation_during]
+    counts = ", ".join(f"{name} {operations.count(name)}" for name in OPERATIONS_DURING)
+    findings = sum(1 for r in result.records for note in r.notes if note.startswith("FINDING"))
+    return (f"- operations during faults: {len(operations)} ({counts}); "
+            f"findings noted on faults: **{findings}**")  # fmt: skip
 
 
 def loss_lines(result: CampaignResult) -> list[str]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from chaos.network import Layout, setup_commands, teardown_commands
-from chaos.plan import ALL_KINDS, DURATION_BOUNDS, plan
+from chaos.operations import chosen_standby, next_restart_value
+from chaos.plan import ALL_KINDS, DURATION_BOUNDS, NETWORK_KINDS, OPERATIONS_DURING, Fault, plan
 
 
 def test_the_same_seed_gives_the_same_plan_and_another_seed_another() -> None:
@@ -37,11 +38,49 @@ def test_a_duration_scale_shortens_durations_but_keeps_lower_bounds() -> None:
         assert 5.0 <= fault.duration <= 10.5
 
 
-def test_targets_are_the_master_or_a_standby_and_switchovers_only_during_other_faults() -> None:
+def test_targets_are_the_master_or_a_standby_and_operations_only_during_other_faults() -> None:
     faults = plan(9, 400)
     assert {fault.target for fault in faults} == {"master", "standby1", "standby2"}
-    assert any(fault.switchover_during for fault in faults)
-    assert not any(f.switchover_during for f in faults if f.kind in ("switchover", "etcd-outage"))
+    assert {fault.operation_during for fault in faults} == {None, *OPERATIONS_DURING}
+    excluded = ("switchover", "etcd-outage", "etcd-no-quorum")
+    assert not any(f.operation_during for f in faults if f.kind in excluded)
+
+
+def test_operations_during_faults_are_reproducible_and_about_one_in_five() -> None:
+    kinds = ["node-kill", "proxy-master-cut"]
+    operations = [fault.operation_during for fault in plan(21, 1000, kinds)]
+    assert operations == [fault.operation_during for fault in plan(21, 1000, kinds)]
+    assert 150 < sum(1 for operation in operations if operation) < 250
+
+
+def test_the_new_network_kinds_are_planned_with_their_targets() -> None:
+    assert {"proxy-master-cut", "etcd-no-quorum", "node-inbound-drop"} <= set(NETWORK_KINDS)
+    cuts = plan(4, 60, kinds=["proxy-master-cut"])
+    assert {fault.target for fault in cuts} == {"standby1", "standby2"}
+    assert {fault.target for fault in plan(4, 20, kinds=["etcd-no-quorum"])} == {"master"}
+    drops = plan(4, 60, kinds=["node-inbound-drop"])
+    assert {fault.target for fault in drops} == {"master", "standby1", "standby2"}
+    assert max(fault.duration for fault in plan(4, 100, kinds=["etcd-no-quorum"])) > 30.0
+
+
+def test_a_fault_describes_its_operation() -> None:
+    assert Fault(3, "node-kill", "master", 4.0).describe() == "#3 node-kill on master for 4.0 s"
+    with_maintenance = Fault(4, "node-inbound-drop", "standby2", 5.5, "maintenance")
+    assert with_maintenance.describe().endswith("for 5.5 s + maintenance")
+
+
+def test_the_standby_for_an_operation_avoids_the_faults_node_when_it_can() -> None:
+    names = ["n1", "n2", "n3"]
+    assert chosen_standby("n1", names, avoid="n2") == "n3"
+    assert chosen_standby("n1", names, avoid="n1") == "n2"
+    assert chosen_standby("n2", ["n1", "n2"], avoid="n1") == "n1"
+    assert chosen_standby(None, names, avoid="n3") is None
+
+
+def test_the_restart_parameter_alternates_between_two_values() -> None:
+    assert next_restart_value(None) == "144MB"
+    assert next_restart_value("128MB") == "144MB"
+    assert next_restart_value("144MB") == "128MB"
 
 
 @pytest.mark.parametrize("kinds", [[], ["reboot-the-moon"]])
