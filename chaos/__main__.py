@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from chaos import report
+from chaos import report, results
 from chaos.analysis import dual_writable
 from chaos.campaign import EXPECTED_TOTAL, CampaignResult
 from chaos.losses import group_losses
@@ -53,9 +53,10 @@ def run_mode(mode: str, seed: int) -> tuple[report.Section, list[str]]:
                  lambda line: print(line, flush=True))  # fmt: skip
     command = f"CHAOS_SEED={seed} CHAOS_FAULTS={count} CHAOS_MODE={mode} "
     command += f"CHAOS_DURATION_SCALE={scale} make chaos"
+    results.dump(result, directory / "result.json")
     failures = safety_failures(result)
     print(f"chaos: {mode}, seed {seed}: {'; '.join(failures) or 'every target met'}; "
-          f"logs in {directory}", flush=True)  # fmt: skip
+          f"logs and result.json in {directory}", flush=True)  # fmt: skip
     return report.Section(result, command), failures
 
 

@@ -15,7 +15,14 @@ from chaos.faults import FaultFinding, inject, resolve_target
 from chaos.operations import OperationDuringFault
 from chaos.plan import Fault
 from chaos.probe import Probe, ProbeSample
-from chaos.workload import ACCOUNTS, INITIAL_BALANCE, SCHEMA, BankWorkload, InsertWorkload
+from chaos.workload import (
+    ACCOUNTS,
+    INITIAL_BALANCE,
+    SCHEMA,
+    BankWorkload,
+    InsertWorkload,
+    WorkloadRecord,
+)
 from tests.harness.cluster import close_quietly
 
 CONVERGENCE_BOUND = 90.0
@@ -41,8 +48,8 @@ class CampaignResult:
     mode: str
     records: list[FaultRecord]
     samples: list[ProbeSample]
-    inserts: InsertWorkload
-    bank: BankWorkload
+    inserts: WorkloadRecord
+    bank: WorkloadRecord
     lost: list[int]
     bank_total: int | None
     wal_bytes_per_insert: float
@@ -141,9 +148,9 @@ def run_campaign(cluster: ChaosCluster, seed: int, faults: Sequence[Fault],
         for loop in (inserts, bank, probe):
             loop.stop()
     lost, total, wal_bytes = final_checks(cluster, inserts.acknowledged)
-    return CampaignResult(seed, cluster.mode, records, list(probe.samples), inserts, bank, lost,
-                          total, wal_bytes, cluster.lag_bound_bytes, started, time.monotonic(),
-                          wall_started, cluster.directory)  # fmt: skip
+    return CampaignResult(seed, cluster.mode, records, list(probe.samples), inserts.record(),
+                          bank.record(), lost, total, wal_bytes, cluster.lag_bound_bytes,
+                          started, time.monotonic(), wall_started, cluster.directory)  # fmt: skip
 
 
 def progress_line(record: FaultRecord, total: int, inserts: InsertWorkload) -> str:

@@ -34,7 +34,7 @@ def kind_rows(result: CampaignResult) -> list[str]:
         "|---|---|---|---|---|---|",
     ]
     failures = result.inserts.failures + result.bank.failures
-    connects = result.inserts.client.connect_failures + result.bank.client.connect_failures
+    connects = result.inserts.connect_failures + result.bank.connect_failures
     for kind in ALL_KINDS:
         records = [record for record in result.records if record.fault.kind == kind]
         if not records:

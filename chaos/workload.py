@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg2
@@ -35,6 +36,17 @@ TRANSFER = (
     "UPDATE chaos_accounts SET balance = balance + %(amount)s WHERE id = %(target)s;"
     "COMMIT;"
 )
+
+
+@dataclass
+class WorkloadRecord:
+    """What one workload did: when its steps succeeded and failed, when connecting failed,
+    and (inserts) each acknowledged number with its acknowledgement time. Plain data."""
+
+    successes: list[float]
+    failures: list[float]
+    connect_failures: list[float]
+    acknowledged: dict[int, float] = field(default_factory=dict)
 
 
 class ClientLoop:
@@ -61,6 +73,11 @@ class ClientLoop:
     def step(self, connection: Any) -> None:
         raise NotImplementedError
 
+    def record(self) -> WorkloadRecord:
+        """A copy of what happened so far."""
+        return WorkloadRecord(list(self.successes), list(self.failures),
+                              list(self.client.connect_failures))  # fmt: skip
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
@@ -82,6 +99,11 @@ class InsertWorkload(ClientLoop):
         self._number += 1
         query(connection, "INSERT INTO chaos_writes (number) VALUES (%s)", (self._number,))
         self.acknowledged[self._number] = time.monotonic()
+
+    def record(self) -> WorkloadRecord:
+        record = super().record()
+        record.acknowledged = dict(self.acknowledged)
+        return record
 
 
 class BankWorkload(ClientLoop):

@@ -8,17 +8,14 @@ from chaos.campaign import CampaignResult, FaultRecord
 from chaos.plan import Fault
 from chaos.probe import ProbeSample
 from chaos.report import EXPECTED_TOTAL, Section, render
-from chaos.workload import BankWorkload, InsertWorkload
-
-ENDPOINTS = [("192.0.2.1", 6432)]
+from chaos.results import dump, load
+from chaos.workload import WorkloadRecord
 
 
 def result(mode: str, lost: list[int], samples: list[ProbeSample]) -> CampaignResult:
-    inserts = InsertWorkload(ENDPOINTS, "unused")
-    inserts.acknowledged = {1: 9.0, 2: 9.5, 3: 30.0}
-    inserts.successes = [9.0, 9.5, 30.0]
+    inserts = WorkloadRecord([9.0, 9.5, 30.0], [], [], {1: 9.0, 2: 9.5, 3: 30.0})
     records = [FaultRecord(Fault(1, "node-kill", "master", 5.0), "n2", 10.0, 15.0, 18.0)]
-    return CampaignResult(1, mode, records, samples, inserts, BankWorkload(ENDPOINTS, "x", 1),
+    return CampaignResult(1, mode, records, samples, inserts, WorkloadRecord([], [], []),
                           lost, EXPECTED_TOTAL, 150.0, 16 * 1024 * 1024, 0.0, 60.0, 0.0,
                           Path("/nonexistent"))  # fmt: skip
 
@@ -45,3 +42,10 @@ def test_a_dual_writable_interval_is_reported_with_the_fault_it_happened_in() ->
     text = render([Section(result("sync", [], samples), "command")])
     assert "dual-writable intervals direct (not via a proxy): **1**" in text
     assert "(1.000 s, during #1 node-kill on master for 5.0 s)" in text
+
+
+def test_a_result_saved_as_json_loads_back_equal(tmp_path: Path) -> None:
+    samples = [probe("direct n1", 11.0, "A")]
+    original = result("async", [1], samples)
+    dump(original, tmp_path / "result.json")
+    assert load(tmp_path / "result.json") == original
