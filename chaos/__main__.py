@@ -43,7 +43,7 @@ def safety_failures(result: CampaignResult) -> list[str]:
     return failures
 
 
-def run_mode(mode: str, seed: int) -> tuple[report.Section, list[str]]:
+def run_mode(mode: str, seed: int) -> tuple[tuple[CampaignResult, str], list[str]]:
     count = int(os.environ.get("CHAOS_FAULTS") or DEFAULT_FAULTS[mode])
     kinds = [k for k in os.environ.get("CHAOS_KINDS", ",".join(ALL_KINDS)).split(",") if k]
     scale = float(os.environ.get("CHAOS_DURATION_SCALE", "1.0"))
@@ -57,7 +57,7 @@ def run_mode(mode: str, seed: int) -> tuple[report.Section, list[str]]:
     failures = safety_failures(result)
     print(f"chaos: {mode}, seed {seed}: {'; '.join(failures) or 'every target met'}; "
           f"logs and result.json in {directory}", flush=True)  # fmt: skip
-    return report.Section(result, command), failures
+    return (result, command), failures
 
 
 def main() -> int:
@@ -68,13 +68,13 @@ def main() -> int:
         print(f"chaos: CHAOS_MODE must be both, sync or async, not {mode!r}", file=sys.stderr)
         return 2
     report_path = os.environ.get("CHAOS_REPORT", "docs/reliability.md")
-    sections, failures = [], []
+    runs, failures = [], []
     for each in modes:
-        section, missed = run_mode(each, seed)
-        sections.append(section)
+        one_run, missed = run_mode(each, seed)
+        runs.append(one_run)
         failures += [f"{each}: {failure}" for failure in missed]
     if report_path:
-        report.write(sections, Path(report_path))
+        report.publish(runs, Path(report_path))
     print(f"chaos: seed {seed}: {'; '.join(failures) or 'every target met'}")
     return 1 if failures else 0
 

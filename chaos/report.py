@@ -12,6 +12,7 @@ from chaos.analysis import DualWritable, count_between, dual_writable, longest_g
 from chaos.campaign import CONVERGENCE_BOUND, EXPECTED_TOTAL, CampaignResult, FaultRecord
 from chaos.losses import LEAD_SECONDS, describe, explaining_record, group_losses
 from chaos.plan import ALL_KINDS, OPERATIONS_DURING
+from chaos.plots import write_plots
 
 NOT_COVERED = [
     "clock steps on the sentinel leader's host, disk full on a standby",
@@ -210,5 +211,11 @@ def loss_lines(result: CampaignResult) -> list[str]:
     return [header, *lines] if lines else []
 
 
-def write(sections: Sequence[Section], path: Path) -> None:
+def publish(runs: Sequence[tuple[CampaignResult, str]], path: Path) -> None:
+    """Write the report at `path` and each run's plots beside it, in `<path stem>/`."""
+    sections = []
+    for result, command in runs:
+        images = write_plots(result, path.parent / path.stem)
+        relative = tuple(str(image.relative_to(path.parent)) for image in images)
+        sections.append(Section(result, command, relative))
     path.write_text(render(sections))

@@ -1,5 +1,6 @@
 """A campaign's result as JSON, so that the report and the plots can be drawn again
-without running the campaign again (`python -m chaos.results FILE... > report.md`)."""
+without running the campaign again: `python -m chaos.results REPORT.md RESULT.json...`
+writes the report and its plots (the campaign saves result.json in its log directory)."""
 
 from __future__ import annotations
 
@@ -36,15 +37,18 @@ def load(path: Path) -> CampaignResult:
 
 
 def main(arguments: list[str]) -> int:
-    from chaos.report import Section, render
+    from chaos.report import publish
 
-    if not arguments:
-        print(
-            "usage: python -m chaos.results RESULT.json... (the report on stdout)", file=sys.stderr
-        )
+    if len(arguments) < 2:
+        print("usage: python -m chaos.results REPORT.md RESULT.json...", file=sys.stderr)
         return 2
-    sections = [Section(load(Path(name)), f"saved result {name}") for name in arguments]
-    print(render(sections))
+    report, *saved = arguments
+    runs = []
+    for name in saved:
+        result = load(Path(name))
+        runs.append((result, f"CHAOS_SEED={result.seed} CHAOS_FAULTS={len(result.records)} "
+                             f"CHAOS_MODE={result.mode} make chaos"))  # fmt: skip
+    publish(runs, Path(report))
     return 0
 
 

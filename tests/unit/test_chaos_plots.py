@@ -23,7 +23,7 @@ from chaos.plots import (
     write_plots,
 )
 from chaos.svg import nice_ceiling, tick_step
-from chaos.workload import BankWorkload, InsertWorkload
+from chaos.workload import WorkloadRecord
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -173,16 +173,15 @@ def test_the_same_input_gives_the_same_text() -> None:
 
 
 def campaign(tmp_path: Path) -> CampaignResult:
-    inserts, bank = InsertWorkload([], "unused"), BankWorkload([], "unused", 1)
-    inserts.successes = [100.0 + step * 0.1 for step in range(700) if not 210 <= step < 260]
-    inserts.failures, bank.failures = [121.0, 122.0], [123.0]
+    successes = [100.0 + step * 0.1 for step in range(700) if not 210 <= step < 260]
+    inserts, bank = WorkloadRecord(successes, [121.0, 122.0], []), WorkloadRecord([], [123.0], [])
     records = [
         FaultRecord(Fault(1, "etcd-kill", "master", 3.0), "n1", 110.0, 113.0, 115.0),
         FaultRecord(Fault(2, "node-kill", "master", 4.0), "n2", 120.0, 124.0, 127.0),
         FaultRecord(Fault(3, "node-kill", "standby1", 4.0), "n3", 140.0, 144.0, None),
     ]
-    return CampaignResult(1, "sync", records, [], inserts, bank, [], 10000, 100.0, 170.0,
-                          1.7e9, tmp_path)  # fmt: skip
+    return CampaignResult(1, "sync", records, [], inserts, bank, [], 10000, 150.0, 16 << 20,
+                          100.0, 170.0, 1.7e9, tmp_path)  # fmt: skip
 
 
 def test_unavailability_by_kind_measures_as_the_report_does_in_kind_order(tmp_path: Path) -> None:
