@@ -14,7 +14,7 @@ leader, 6 s after the thaw. etcd 3.4.31 and 3.5.13 check leadership first
 3.4.34, 3.5.16 and 3.6 skip that check when the member ticked within the last
 three heartbeat intervals (etcd commit 184168a7, `isActive`), and a thawed
 process ticks at once: after a whole-process freeze they revoke like 3.4.23
-(measured on Debian 13's 3.5.16: 15 of 30 leases, 6.7 s after the thaw). Only
+(measured on Debian 13's 3.5.16: 15 of 30 leases, 6.7-7 s after the thaw). Only
 a member whose raft loop stalls while the rest of it runs is caught by the check.
 
 So the no-loss test is a strict expected failure on every etcd that lacks the
