@@ -41,8 +41,9 @@ if [ -z "$mirror" ]; then
     exit 1
 fi
 
+staging=
 workdir=$(mktemp -d /var/tmp/rhizome-etcd35.XXXXXX)
-trap 'rm -rf "$workdir"' EXIT
+trap 'rm -rf "$workdir" ${staging:+"$staging"}' EXIT
 chmod 755 "$workdir"
 mkdir -p "$workdir/lists/partial" "$workdir/cache/archives/partial" "$workdir/debs"
 if id _apt > /dev/null 2>&1; then  # APT downloads as _apt when it can
