@@ -1,8 +1,10 @@
-"""Latency of the etcd client against a local single-member etcd.
+"""Latency of the etcd client against one local member of each etcd release, side by side.
 
-Measures get, put, compare-and-swap put and watch-event delivery (time from
-the start of a put to the watcher yielding its event), then rewrites the
-"store client latency" section of docs/benchmarks.md.
+Measures get, put, compare-and-swap put, lease keepalive and watch-event delivery
+(time from the start of a put to the watcher yielding its event) against one
+etcd 3.4 member and one etcd 3.5 member (tests/harness/etcd_releases.py) running
+at the same time, in alternating rounds so that both see the same background
+load, then rewrites the "store client latency" section of docs/benchmarks.md.
 
 Run with `make bench` (or `PYTHONPATH=. .venv/bin/python bench/store_latency.py`).
 """
@@ -10,16 +12,25 @@ Run with `make bench` (or `PYTHONPATH=. .venv/bin/python bench/store_latency.py`
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import platform
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.report import write_section
+from rhizome import clock
 from rhizome.etcd import EtcdClient, EtcdSettings, PrefixWatcher
-from tests.harness.etcd import start_etcd
+from tests.harness.etcd import EtcdServer, start_etcd
+from tests.harness.etcd_releases import ETCD_RELEASES, release_binary
+
+VALUE = b"v" * 512
+Samples = dict[str, dict[str, list[float]]]
+"""operation -> release -> seconds"""
 
 
 def percentile(samples: list[float], fraction: float) -> float:
@@ -36,82 +47,154 @@ def timed(operation: Callable[[int], object], count: int) -> list[float]:
     return samples
 
 
-def watch_latencies(client: EtcdClient, count: int) -> list[float]:
-    """Seconds from the start of each put to the watcher yielding its event."""
-    watcher = PrefixWatcher(client, "/bench/watch/", idle_timeout=5.0)
-    received: dict[str, float] = {}
-    ready = threading.Event()
+@dataclass
+class WatchProbe:
+    """One watcher on /bench/watch/ that records when each key's event arrives."""
 
-    def consume() -> None:
-        for update in watcher.updates():
-            ready.set()
-            for event in update.events:
-                received[event.item.key] = time.perf_counter()
+    client: EtcdClient
+    received: dict[str, float] = field(default_factory=dict)
+    sent: int = 0
 
-    threading.Thread(target=consume, daemon=True).start()
-    ready.wait(5)
-    sent = {}
-    for index in range(count):
-        key = f"/bench/watch/{index}"
-        sent[key] = time.perf_counter()
-        client.put(key, b"x")
-        time.sleep(0.002)
-    deadline = time.monotonic() + 10
-    while len(received) < count and time.monotonic() < deadline:
-        time.sleep(0.01)
-    watcher.close()
-    return [received[key] - sent[key] for key in sent if key in received]
+    def start(self) -> None:
+        self.watcher = PrefixWatcher(self.client, "/bench/watch/", idle_timeout=5.0)
+        ready = threading.Event()
+
+        def consume() -> None:
+            for update in self.watcher.updates():
+                ready.set()
+                for event in update.events:
+                    self.received[event.item.key] = time.perf_counter()
+
+        threading.Thread(target=consume, daemon=True).start()
+        ready.wait(5)
+        self.client.put("/bench/watch/warm-up", b"x")
+        time.sleep(0.2)  # the stream is open once the warm-up event is in
+
+    def measure(self, count: int) -> list[float]:
+        """Seconds from the start of each put to the watcher yielding its event."""
+        sent = {}
+        for _ in range(count):
+            key = f"/bench/watch/{self.sent}"
+            self.sent += 1
+            sent[key] = time.perf_counter()
+            self.client.put(key, b"x")
+            time.sleep(0.002)
+        deadline = time.monotonic() + 10
+        while not set(sent) <= set(self.received) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return [self.received[key] - sent[key] for key in sent if key in self.received]
+
+    def close(self) -> None:
+        self.watcher.close()
 
 
-def measure(count: int) -> dict[str, list[float]]:
-    with tempfile.TemporaryDirectory(prefix="rhizome-bench-") as directory:
-        server = start_etcd(Path(directory), "bench", tls=False, client_cert_auth=False, auth=False)
-        try:
-            client = EtcdClient(EtcdSettings(endpoints=(server.client_url,)))
-            client.put("/bench/key", b"v" * 512)
-            results = {
-                "get": timed(lambda _: client.get("/bench/key"), count),
-                "put": timed(lambda i: client.put(f"/bench/put/{i % 50}", b"v" * 512), count),
-            }
-            revision = client.put("/bench/cas", b"0")
+class Target:
+    """One member of one release, with the client and the state its operations need."""
 
-            def compare_and_swap(_: int) -> None:
-                nonlocal revision
-                written = client.put_if_unchanged("/bench/cas", b"v" * 512, revision)
-                assert written is not None
-                revision = written
+    def __init__(self, release: str, server: EtcdServer) -> None:
+        self.release = release
+        self.version = server.binary.version_text
+        self.client = EtcdClient(EtcdSettings(endpoints=(server.client_url,)))
+        self.client.put("/bench/key", VALUE)
+        self.cas_revision = self.client.put("/bench/cas", b"0")
+        self.lease_id = self.client.grant_lease(60).id
+        self.watch = WatchProbe(self.client)
+        self.watch.start()
 
-            results["compare-and-swap put"] = timed(compare_and_swap, count)
-            results["watch event"] = watch_latencies(client, min(count, 500))
-            return results
-        finally:
+    def operations(self) -> dict[str, Callable[[int], object]]:
+        client = self.client
+        return {
+            "get": lambda _: client.get("/bench/key"),
+            "put": lambda index: client.put(f"/bench/put/{index % 50}", VALUE),
+            "compare-and-swap put": self._compare_and_swap,
+            "lease keepalive": lambda _: client.keepalive(self.lease_id, clock.monotonic() + 2),
+        }
+
+    def _compare_and_swap(self, _: int) -> None:
+        written = self.client.put_if_unchanged("/bench/cas", VALUE, self.cas_revision)
+        assert written is not None, "nobody else writes /bench/cas"
+        self.cas_revision = written
+
+
+@contextlib.contextmanager
+def targets(directory: Path) -> Iterator[list[Target]]:
+    """One running member (and client) per release in ETCD_RELEASES."""
+    binaries = {release: release_binary(release) for release in ETCD_RELEASES}
+    servers: list[EtcdServer] = []
+    started: list[Target] = []
+    try:
+        for release, binary in binaries.items():
+            options = {"tls": False, "client_cert_auth": False, "auth": False}
+            servers.append(start_etcd(directory, f"etcd-{release}", binary=binary, **options))
+            started.append(Target(release, servers[-1]))
+        yield started
+    finally:
+        for target in started:
+            target.watch.close()
+        for server in servers:
             server.stop()
 
 
-def render(results: dict[str, list[float]]) -> str:
+def measure(count: int, rounds: int) -> tuple[Samples, dict[str, str]]:
+    """Samples per operation and release, taken in rounds that alternate the release order."""
+    samples: Samples = {}
+    with (
+        tempfile.TemporaryDirectory(prefix="rhizome-bench-") as directory,
+        targets(Path(directory)) as members,
+    ):
+        for round_number in range(rounds):
+            order = members if round_number % 2 == 0 else members[::-1]
+            for target in order:
+                for name, operation in target.operations().items():
+                    taken = timed(operation, count // rounds)
+                    samples.setdefault(name, {}).setdefault(target.release, []).extend(taken)
+                watched = target.watch.measure(min(count, 500) // rounds)
+                samples.setdefault("watch event", {}).setdefault(target.release, []).extend(watched)
+        versions = {target.release: target.version for target in members}
+    return samples, versions
+
+
+def render(samples: Samples, versions: dict[str, str], load: tuple[float, float]) -> str:
+    releases = list(versions)
+    header = " | ".join(
+        f"{versions[r]} p50 | {versions[r]} p99 | {versions[r]} max" for r in releases
+    )
     lines = [
         "## Store client latency",
         "",
         f"`bench/store_latency.py`, {time.strftime('%Y-%m-%d')}, {platform.node()}: "
-        f"{platform.processor() or platform.machine()}, one local etcd 3.4 member on loopback "
-        "(fsync on), 512-byte values, one client thread. Milliseconds.",
+        f"{os.cpu_count()} cores ({platform.processor() or platform.machine()}), load average "
+        f"{load[0]:.2f} at the start and {load[1]:.2f} at the end (1 min). Our client "
+        f"(`rhizome.etcd`) against one local member of each etcd release ("
+        + ", ".join(f"etcd {versions[r]}" for r in releases)
+        + ") on loopback, both running, in alternating rounds (fsync on, 512-byte values, "
+        "one client thread). Milliseconds.",
         "",
-        "| operation | samples | p50 | p90 | p99 | max |",
-        "|---|---|---|---|---|---|",
+        f"| operation | samples per etcd | {header} |",
+        "|---|---|" + "---|" * (3 * len(releases)),
     ]
-    for name, samples in results.items():
-        cells = [percentile(samples, fraction) * 1000 for fraction in (0.5, 0.9, 0.99)]
-        cells.append(max(samples) * 1000)
-        lines.append(f"| {name} | {len(samples)} | " + " | ".join(f"{c:.2f}" for c in cells) + " |")
+    for name, by_release in samples.items():
+        cells = []
+        for release in releases:
+            taken = by_release[release]
+            figures = [percentile(taken, 0.5), percentile(taken, 0.99), max(taken)]
+            cells += [f"{figure * 1000:.2f}" for figure in figures]
+        count = min(len(taken) for taken in by_release.values())
+        lines.append(f"| {name} | {count} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=1000, help="samples per operation")
+    parser.add_argument("--count", type=int, default=1000, help="samples per operation and etcd")
+    parser.add_argument("--rounds", type=int, default=10, help="alternations between releases")
     arguments = parser.parse_args()
-    results = measure(arguments.count)
-    section = render(results)
+    load_before = os.getloadavg()[0]
+    try:
+        samples, versions = measure(arguments.count, arguments.rounds)
+    except LookupError as error:
+        raise SystemExit(str(error)) from None
+    section = render(samples, versions, (load_before, os.getloadavg()[0]))
     print(section)
     write_section("store-latency", section)
 

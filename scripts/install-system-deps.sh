@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the tests, the demo and the benchmarks need.
 # Idempotent: does nothing when every package is already installed.
+# Also unpacks Debian 13's etcd 3.5 under /opt/rhizome/etcd-3.5 (install-etcd-3.5.sh).
 set -euo pipefail
+here=$(dirname "$0")
 
 packages=(
     etcd-server etcd-client          # the store (etcd 3.4, v3 JSON gateway)
@@ -21,6 +23,7 @@ for package in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ]; then
+    bash "$here/install-etcd-3.5.sh"
     exit 0
 fi
 
@@ -45,3 +48,4 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}"
 if [ "$created_policy" -eq 1 ]; then
     rm -f "$policy"
 fi
+bash "$here/install-etcd-3.5.sh"

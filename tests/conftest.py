@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.harness.etcd import EtcdCluster, EtcdFactory, EtcdServer, start_etcd
+from tests.harness.etcd_releases import ETCD_RELEASES, EtcdBinary, default_binary, release_binary
 from tests.harness.postgres import PostgresFactory, PostgresInstance
 
 SERVER_FIXTURES = {"etcd", "etcd_cluster", "etcd_factory", "postgres_factory"}
@@ -19,6 +21,32 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.integration)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked etcd_releases run once per etcd release: test ids end in [etcd3.4]..."""
+    if metafunc.definition.get_closest_marker("etcd_releases") is None:
+        return
+    if "etcd_binary" in metafunc.fixturenames:
+        releases = list(ETCD_RELEASES)
+        ids = [f"etcd{release}" for release in releases]
+        metafunc.parametrize("etcd_binary", releases, indirect=True, ids=ids)
+
+
+@pytest.fixture
+def etcd_binary(request: pytest.FixtureRequest) -> EtcdBinary:
+    """The etcd that the test's servers run: the release it is parametrized with, else the
+    default (RHIZOME_ETCD_BIN_DIR or PATH). A missing release fails in CI (CI=true) and
+    skips elsewhere, naming the fix."""
+    release = getattr(request, "param", None)
+    if release is None:
+        return default_binary()
+    try:
+        return release_binary(release)
+    except LookupError as error:
+        if os.environ.get("CI") == "true":
+            pytest.fail(str(error))
+        pytest.skip(str(error))
 
 
 def _stop_all(teardowns: list[Callable[[], None]]) -> None:
@@ -34,7 +62,7 @@ def _stop_all(teardowns: list[Callable[[], None]]) -> None:
 
 
 @pytest.fixture
-def etcd_factory(tmp_path: Path) -> Iterator[EtcdFactory]:
+def etcd_factory(tmp_path: Path, etcd_binary: EtcdBinary) -> Iterator[EtcdFactory]:
     """A callable starting single-member etcd servers: (tls=, client_cert_auth=, auth=)."""
     teardowns: list[Callable[[], None]] = []
     numbers = itertools.count()
@@ -44,7 +72,7 @@ def etcd_factory(tmp_path: Path) -> Iterator[EtcdFactory]:
     ) -> EtcdServer:
         name = f"etcd{next(numbers)}"
         options = {"tls": tls, "client_cert_auth": client_cert_auth, "auth": auth}
-        server = start_etcd(tmp_path / "etcd", name, **options)
+        server = start_etcd(tmp_path / "etcd", name, binary=etcd_binary, **options)
         teardowns.append(server.stop)
         return server
 
@@ -61,9 +89,9 @@ def etcd(etcd_factory: EtcdFactory) -> EtcdServer:
 
 
 @pytest.fixture
-def etcd_cluster(tmp_path: Path) -> Iterator[EtcdCluster]:
+def etcd_cluster(tmp_path: Path, etcd_binary: EtcdBinary) -> Iterator[EtcdCluster]:
     """A fresh, plain three-member etcd cluster with every member healthy."""
-    cluster = EtcdCluster(tmp_path / "etcd-cluster", size=3)
+    cluster = EtcdCluster(tmp_path / "etcd-cluster", size=3, binary=etcd_binary)
     try:
         cluster.start()
         yield cluster

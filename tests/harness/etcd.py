@@ -1,4 +1,7 @@
-"""Real etcd servers on 127.0.0.1: one member or a static cluster, with optional TLS and auth."""
+"""Real etcd servers on 127.0.0.1: one member or a static cluster, with optional TLS and auth.
+
+Each runs the etcd binary it is given (tests/harness/etcd_releases.py): by default the one
+in RHIZOME_ETCD_BIN_DIR or on PATH."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from tests.harness.etcd_releases import EtcdBinary, default_binary
 from tests.harness.ports import LOOPBACK, free_ports
 from tests.harness.processes import PortInUseError, ProcessOwner, ServerProcess
 from tests.harness.tls import TlsFiles, create_tls_files
@@ -87,11 +91,13 @@ class EtcdServer(ProcessOwner):
         client_cert_auth: bool = False,
         auth: EtcdAuth | None = None,
         cluster_token: str = DEFAULT_CLUSTER_TOKEN,
+        binary: EtcdBinary | None = None,
     ) -> None:
         if client_cert_auth and tls is None:
             raise ValueError("client_cert_auth needs tls")
         base_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
+        self.binary = binary or default_binary()
         self.data_dir = base_dir / f"{name}.etcd"
         self.log_path = base_dir / f"{name}.log"
         self.tls = tls
@@ -169,7 +175,7 @@ class EtcdServer(ProcessOwner):
 
     def _command_line(self) -> list[str]:
         command = [
-            "etcd", "--name", self.name, "--data-dir", str(self.data_dir),
+            self.binary.etcd, "--name", self.name, "--data-dir", str(self.data_dir),
             "--listen-client-urls", self.client_url, "--advertise-client-urls", self.client_url,
             "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
             "--initial-cluster", self.initial_cluster or f"{self.name}={self.peer_url}",
@@ -211,7 +217,7 @@ class EtcdServer(ProcessOwner):
         self, *arguments: str, as_user: EtcdCredentials | None = None, check: bool = True
     ) -> subprocess.CompletedProcess[str]:
         """Run `etcdctl` (API v3) against this member; as root by default once auth is on."""
-        command = ["etcdctl", f"--endpoints={self.client_url}", "--dial-timeout=2s"]
+        command = [self.binary.etcdctl, f"--endpoints={self.client_url}", "--dial-timeout=2s"]
         command.append("--command-timeout=5s")
         if self.tls is not None:
             command += [f"--cacert={self.tls.ca_file}", f"--cert={self.tls.client_cert_file}"]
@@ -273,8 +279,10 @@ class EtcdCluster:
         tls: bool = False,
         client_cert_auth: bool = False,
         auth: bool = False,
+        binary: EtcdBinary | None = None,
     ) -> None:
         tls_files = create_tls_files(base_dir / "tls") if tls else None
+        self.binary = binary or default_binary()
         self.auth = EtcdAuth.generate() if auth else None
         token = f"rhizome-test-{secrets.token_hex(4)}"
         self.members = [
@@ -285,6 +293,7 @@ class EtcdCluster:
                 client_cert_auth=client_cert_auth,
                 auth=self.auth,
                 cluster_token=token,
+                binary=self.binary,
             )
             for index in range(size)
         ]
@@ -343,7 +352,13 @@ class EtcdFactory(Protocol):
 
 
 def start_etcd(
-    base_dir: Path, name: str, *, tls: bool, client_cert_auth: bool, auth: bool
+    base_dir: Path,
+    name: str,
+    *,
+    tls: bool,
+    client_cert_auth: bool,
+    auth: bool,
+    binary: EtcdBinary | None = None,
 ) -> EtcdServer:
     """Create (with fresh TLS files and credentials when asked) and start one member."""
     tls_files = create_tls_files(base_dir / f"{name}-tls") if tls else None
@@ -353,6 +368,7 @@ def start_etcd(
         tls=tls_files,
         client_cert_auth=client_cert_auth,
         auth=EtcdAuth.generate() if auth else None,
+        binary=binary,
     )
     try:
         server.start()

@@ -10,7 +10,7 @@ from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.documents import ClusterState, Command, KeeperInfo, LeaderInfo
 from rhizome.store.errors import StoreDocumentError
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.etcd_releases]
 
 
 @pytest.fixture

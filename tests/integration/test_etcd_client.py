@@ -1,4 +1,4 @@
-"""The etcd client against a real etcd 3.4: KV, CAS, leases and watches."""
+"""The etcd client against real etcd (3.4 and 3.5): KV, CAS, leases and watches."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from rhizome.etcd import (
     WatchUpdate,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.etcd_releases]
 
 
 def client_for(*urls: str, request_timeout: float = 1.0) -> EtcdClient:

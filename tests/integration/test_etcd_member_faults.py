@@ -27,7 +27,7 @@ from rhizome.keeper.lease import LeaseGuard, fencing_point
 from rhizome.lease import LeaseHolder
 from tests.harness.etcd import EtcdCluster, EtcdServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.etcd_releases]
 
 FAULT_SECONDS = float(os.environ.get("RHIZOME_MEMBER_FAULT_SECONDS", "20"))
 RENEW_INTERVAL = 1.0

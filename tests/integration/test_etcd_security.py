@@ -16,7 +16,7 @@ from rhizome.etcd import (
     PrefixWatcher,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.etcd_releases]
 
 
 def test_right_password_works_and_wrong_password_is_a_clear_error(etcd_factory, caplog):

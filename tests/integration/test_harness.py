@@ -41,7 +41,7 @@ def test_free_ports_lie_below_the_ephemeral_range() -> None:
 def test_etcd_answers_version_and_keeps_data_across_restart(etcd: EtcdServer) -> None:
     status, body = etcd.http_get("/version")
     assert status == 200
-    assert json.loads(body)["etcdserver"].startswith("3.4.")
+    assert json.loads(body)["etcdserver"] == etcd.binary.version_text
     etcd.put("/harness/key", "survives")
     old_pid, old_url = etcd.pid, etcd.client_url
 

@@ -14,7 +14,7 @@ from rhizome.store.codec import encode_document
 from rhizome.store.documents import ClusterState, KeeperInfo
 from rhizome.store.follower import StoreFollower
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.etcd_releases]
 
 
 @pytest.fixture
