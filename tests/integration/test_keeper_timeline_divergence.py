@@ -53,8 +53,10 @@ def test_a_standby_ahead_of_the_new_master_on_the_old_timeline_reports_the_old_o
     ahead.execute(f"ALTER SYSTEM SET primary_conninfo = '{conninfo}'")
     ahead.execute("SELECT pg_reload_conf()")
     wait_for(
-        lambda: ahead.execute("SELECT count(*) FROM pg_ls_waldir() WHERE name = '00000002.history'")
-        == [(1,)],
+        lambda: (
+            ahead.execute("SELECT count(*) FROM pg_ls_waldir() WHERE name = '00000002.history'")
+            == [(1,)]
+        ),
         30,
         "the new timeline's history fetched by the standby ahead",
     )
