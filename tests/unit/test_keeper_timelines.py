@@ -90,11 +90,21 @@ def test_passfile_escapes_colons_and_backslashes():
 
 def test_a_standby_is_on_a_new_timeline_once_it_holds_wal_past_the_switch():
     history = parse_history(HISTORY)  # timeline 3: timeline 2 ended at 0/5000000
-    assert timeline_reached(3, history, parse_lsn("0/5000000"))
-    assert timeline_reached(3, history, parse_lsn("0/6000000"))
-    assert not timeline_reached(3, history, parse_lsn("0/4FFFFFF"))
+    assert timeline_reached(3, history, parse_lsn("0/5000000"), holds_its_wal=True)
+    assert timeline_reached(3, history, parse_lsn("0/6000000"), holds_its_wal=True)
+    assert not timeline_reached(3, history, parse_lsn("0/4FFFFFF"), holds_its_wal=True)
+
+
+def test_wal_past_the_switch_without_wal_of_the_new_timeline_is_the_parents_a_divergence():
+    # Seen in the fault campaign (seed 31203, fault #14): a standby had received more
+    # of timeline 7 than the standby promoted to timeline 8; its WAL receiver fetched
+    # 00000008.history, and reporting timeline 8 hid the divergence for 100 s.
+    history = parse_history(HISTORY)
+    assert not timeline_reached(3, history, parse_lsn("0/6000000"), holds_its_wal=False)
+    local = LocalHistory(timeline=2, end=parse_lsn("0/6000000"))
+    assert diverged(local, 3, history)
 
 
 def test_timeline_one_needs_no_history_and_a_later_one_does():
-    assert timeline_reached(1, (), 0)
-    assert not timeline_reached(2, (), parse_lsn("1/0"))
+    assert timeline_reached(1, (), 0, holds_its_wal=False)
+    assert not timeline_reached(2, (), parse_lsn("1/0"), holds_its_wal=True)

@@ -124,17 +124,21 @@ def _newest_timeline_reached(cursor: Any, position: int) -> int | None:
     The control file names the replayed timeline only from the next
     restartpoint on, and pg_stat_wal_receiver only while streaming: between
     the two (an upstream just shut down or died after a timeline switch) the
-    history file the WAL receiver fetched is the only witness.
+    history file the WAL receiver fetched, and the segment files of that
+    timeline it wrote, are the only witnesses.
     """
     cursor.execute(
-        "SELECT name, pg_read_file('pg_wal/' || name) FROM pg_ls_waldir()"
-        " WHERE name ~ '^[0-9A-F]{8}\\.history$' ORDER BY name DESC LIMIT 1"
+        "SELECT h.name, pg_read_file('pg_wal/' || h.name), EXISTS (SELECT 1 FROM pg_ls_waldir() s"
+        "  WHERE s.name ~ ('^' || left(h.name, 8) || '[0-9A-F]{16}'))"
+        " FROM pg_ls_waldir() h"
+        " WHERE h.name ~ '^[0-9A-F]{8}\\.history$' ORDER BY h.name DESC LIMIT 1"
     )
     row = cursor.fetchone()
     if row is None:
         return None
     timeline = int(row[0][:8], 16)
-    return timeline if timeline_reached(timeline, parse_history(row[1]), position) else None
+    reached = timeline_reached(timeline, parse_history(row[1]), position, holds_its_wal=row[2])
+    return timeline if reached else None
 
 
 def _primary_positions(cursor: Any) -> dict[str, Any]:

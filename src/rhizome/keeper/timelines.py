@@ -49,14 +49,24 @@ def history_file_name(timeline: int) -> str:
     return f"{timeline:08X}.history"
 
 
-def timeline_reached(timeline: int, history: tuple[TimelineSwitch, ...], position: int) -> bool:
+def timeline_reached(
+    timeline: int, history: tuple[TimelineSwitch, ...], position: int, *, holds_its_wal: bool
+) -> bool:
     """Whether WAL held up to `position` lies on `timeline`, given its history.
 
     A standby learns of a new timeline from its history file (fetched into
     pg_wal when it starts following it); it is on that timeline once it holds
-    WAL at or past the point where the parent timeline ended.
+    WAL at or past the point where the parent timeline ended AND some of that
+    WAL is the new timeline's own (`holds_its_wal`: a segment file of the
+    timeline in pg_wal). A standby that received more of the parent timeline
+    than the new timeline's first master had also holds WAL past the switch
+    point and the fetched history file, but none of the new timeline's WAL:
+    it diverged, and PostgreSQL refuses to follow ("forked off ... before
+    current recovery point").
     """
-    return timeline <= 1 or (bool(history) and position >= history[-1].switchpoint)
+    if timeline <= 1:
+        return True
+    return holds_its_wal and bool(history) and position >= history[-1].switchpoint
 
 
 @dataclass(frozen=True)
