@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # `make demo` / `make demo-down`: three podman containers (systemd as PID 1)
-# deployed with playbooks/site.yml and inventories/demo.
+# deployed with playbooks/site.yml and inventories/demo. Debian 12 (bookworm,
+# PostgreSQL 15) by default; RHIZOME_NODE_SUITE=trixie makes Debian 13 nodes
+# (PostgreSQL 17).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-image=${RHIZOME_NODE_IMAGE:-localhost/rhizome-node:bookworm}
+export RHIZOME_NODE_SUITE=${RHIZOME_NODE_SUITE:-bookworm}
+image=${RHIZOME_NODE_IMAGE:-localhost/rhizome-node:$RHIZOME_NODE_SUITE}
 network=rhizome-demo
 nodes=(rhizome-demo-1 rhizome-demo-2 rhizome-demo-3)
 secrets=${RHIZOME_DEMO_SECRETS:-$HOME/.cache/rhizome/demo}
