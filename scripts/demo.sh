@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
 # `make demo` / `make demo-down`: three podman containers (systemd as PID 1)
-# deployed with playbooks/site.yml and inventories/demo.
+# deployed with playbooks/site.yml and inventories/demo. Debian 12 (bookworm,
+# PostgreSQL 15) by default; RHIZOME_NODE_SUITE=trixie makes Debian 13 nodes
+# (PostgreSQL 17).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-image=${RHIZOME_NODE_IMAGE:-localhost/rhizome-node:bookworm}
+export RHIZOME_NODE_SUITE=${RHIZOME_NODE_SUITE:-bookworm}
+image=${RHIZOME_NODE_IMAGE:-localhost/rhizome-node:$RHIZOME_NODE_SUITE}
 network=rhizome-demo
+# trixie's systemd starts the rhizome units (User= with PrivateDevices= and
+# ProtectKernelTunables=) only with CAP_SYS_ADMIN (molecule/trixie/molecule.yml).
+capabilities=()
+if [ "$RHIZOME_NODE_SUITE" = trixie ]; then
+    capabilities=(--cap-add SYS_ADMIN)
+fi
 nodes=(rhizome-demo-1 rhizome-demo-2 rhizome-demo-3)
 secrets=${RHIZOME_DEMO_SECRETS:-$HOME/.cache/rhizome/demo}
 
@@ -17,7 +26,7 @@ up() {
     for node in "${nodes[@]}"; do
         if ! podman container exists "$node"; then
             podman run -d --name "$node" --hostname "$node" --network "$network" \
-                --systemd=always "$image" /sbin/init > /dev/null
+                "${capabilities[@]}" --systemd=always "$image" /sbin/init > /dev/null
         fi
         podman start "$node" > /dev/null
     done

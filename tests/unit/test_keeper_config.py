@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rhizome.config import ConfigError
-from rhizome.keeper.config import load_configuration
+from rhizome.keeper.config import keeper_config, load_configuration
 from rhizome.keeper.main import main
 
 BIN_DIR = "/usr/lib/postgresql/15/bin"
@@ -93,3 +93,66 @@ def test_main_prints_one_line_exits_2_and_creates_nothing(tmp_path, capsys):
     assert len(error) == 1 and error[0].startswith("rhizome-keeper: error: ")
     assert "[keeper] port" in error[0]
     assert sorted(tmp_path.iterdir()) == before
+
+
+def install_root(tmp_path: Path, *majors: str) -> Path:
+    """A stand-in for /usr/lib/postgresql with the programs of each major version."""
+    root = tmp_path / "usr-lib-postgresql"
+    root.mkdir()
+    for major in majors:
+        programs = root / major / "bin"
+        programs.mkdir(parents=True)
+        for name in ("postgres", "initdb", "pg_basebackup", "pg_rewind", "pg_controldata"):
+            (programs / name).write_text("#!/bin/sh\n")
+            (programs / name).chmod(0o755)
+    return root
+
+
+def section_without_bin_dir(tmp_path: Path) -> dict[str, object]:
+    return {
+        "name": "pg1", "data_dir": str(tmp_path / "data"), "host": "10.0.0.1",
+        "superuser_password_file": str(secret(tmp_path / "super.pass")),
+        "replication_password_file": str(secret(tmp_path / "repl.pass", "other")),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("installed", "data_version", "expected"),
+    [
+        (["17"], None, "17"),  # a new node: the only version installed
+        (["15"], None, "15"),
+        (["15", "17"], "15", "15"),  # the data directory's own version wins
+        (["15", "17"], "17", "17"),
+    ],
+)
+def test_bin_dir_defaults_to_the_data_or_installed_version(
+    tmp_path, installed, data_version, expected
+):
+    root = install_root(tmp_path, *installed)
+    if data_version:
+        (tmp_path / "data").mkdir()
+        (tmp_path / "data" / "PG_VERSION").write_text(data_version + "\n")
+    keeper = keeper_config(section_without_bin_dir(tmp_path), "keeper.toml", root)
+    assert keeper.bin_dir == root / expected / "bin"
+
+
+@pytest.mark.parametrize(
+    ("installed", "message"),
+    [
+        ([], "bin_dir is not set and {root} has no version to take it from; set bin_dir"),
+        (["15", "17"], "bin_dir is not set and {root} has versions 15, 17 to take it from"),
+    ],
+)
+def test_bin_dir_without_a_default_is_asked_for(tmp_path, installed, message):
+    root = install_root(tmp_path, *installed)
+    with pytest.raises(ConfigError) as caught:
+        keeper_config(section_without_bin_dir(tmp_path), "keeper.toml", root)
+    assert message.format(root=root) in str(caught.value)
+
+
+def test_bin_dir_of_the_data_version_must_be_installed(tmp_path):
+    root = install_root(tmp_path, "17")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "PG_VERSION").write_text("15\n")
+    with pytest.raises(ConfigError, match=r"bin_dir .*/15/bin lacks postgres"):
+        keeper_config(section_without_bin_dir(tmp_path), "keeper.toml", root)

@@ -8,12 +8,12 @@
 
     [keeper]
     name = "pg1"                                   # keeper name, [a-z0-9][a-z0-9_-]*
-    data_dir = "/var/lib/postgresql/15/main"       # PostgreSQL data directory
+    data_dir = "/var/lib/postgresql/17/main"       # PostgreSQL data directory
     host = "10.0.0.1"                              # address published to standbys and proxies
     port = 5432                                    # PostgreSQL port (default 5432)
     listen_addresses = "10.0.0.1"                  # default: host
-    bin_dir = "/usr/lib/postgresql/15/bin"         # PostgreSQL programs (this default)
-    state_dir = "/var/lib/postgresql/15/main.rhizome"  # default: <data_dir>.rhizome
+    bin_dir = "/usr/lib/postgresql/17/bin"         # PostgreSQL programs (default: see below)
+    state_dir = "/var/lib/postgresql/17/main.rhizome"  # default: <data_dir>.rhizome
     socket_dir = "/var/run/postgresql"             # default: state_dir
     superuser = "postgres"                         # default postgres
     superuser_password_file = "/etc/rhizome/superuser.pass"      # mode 0600, required
@@ -22,6 +22,12 @@
     log_level = "info"                             # debug, info, warning, error
     watchdog = "off"                               # kernel watchdog: off, automatic, required
     watchdog_device = "/dev/watchdog"              # the device the fencing guard holds
+
+Without `bin_dir` the keeper takes Debian's directory of the major version
+the data directory was made with (its PG_VERSION), else of the only major
+version installed under /usr/lib/postgresql; with none or several installed
+and no data directory yet, it asks for `bin_dir`. The Ansible role always
+writes it (keeper_bin_dir, from the role's PostgreSQL version).
 
 Every problem raises `ConfigError` naming the setting and the fix; loading
 the configuration creates nothing on disk.
@@ -39,7 +45,9 @@ from rhizome.config import ConfigError, StoreConfig, load_file, read_secret_file
 from rhizome.keeper.fencing import WATCHDOG_MODES, WatchdogMode
 from rhizome.store.fields import KEEPER_NAME_PATTERN
 
-DEFAULT_BIN_DIR = "/usr/lib/postgresql/15/bin"
+# Debian's programs of PostgreSQL <major>: INSTALL_ROOT/<major>/bin.
+INSTALL_ROOT = Path("/usr/lib/postgresql")
+MAJOR_DIRECTORY = re.compile(r"\d+")
 ROLE_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 REQUIRED_PROGRAMS = ("postgres", "initdb", "pg_basebackup", "pg_rewind", "pg_controldata")
@@ -118,8 +126,10 @@ def load_configuration(path: str | Path) -> Configuration:
     return Configuration(store=store, keeper=keeper_config(section, source))
 
 
-def keeper_config(section: dict[str, Any], source: str) -> KeeperConfig:
-    """Validate the `[keeper]` section."""
+def keeper_config(
+    section: dict[str, Any], source: str, install_root: Path = INSTALL_ROOT
+) -> KeeperConfig:
+    """Validate the `[keeper]` section (`install_root`: where bin_dir's default is looked for)."""
     unknown = sorted(set(section) - KEEPER_KEYS)
     if unknown:
         raise ConfigError(
@@ -153,7 +163,7 @@ def keeper_config(section: dict[str, Any], source: str) -> KeeperConfig:
         host=host,
         port=_port(section.get("port", 5432), source),
         listen_addresses=_text(section, "listen_addresses", source, host),
-        bin_dir=_bin_dir(_text(section, "bin_dir", source, DEFAULT_BIN_DIR), source),
+        bin_dir=_bin_dir(section, data_dir, install_root, source),
         superuser=superuser,
         replication_user=replication_user,
         superuser_password=_secret(section, "superuser_password_file", "superuser password"),
@@ -199,13 +209,40 @@ def _port(value: object, source: str) -> int:
     return value
 
 
-def _bin_dir(text: str, source: str) -> Path:
+def default_bin_dir(data_dir: Path, install_root: Path, source: str) -> str:
+    """The programs of the data directory's major version, else of the only one installed."""
+    try:
+        major = (data_dir / "PG_VERSION").read_text().strip()
+    except OSError:
+        major = ""
+    if MAJOR_DIRECTORY.fullmatch(major):
+        return str(install_root / major / "bin")
+    try:
+        installed = sorted(
+            entry.name for entry in install_root.iterdir() if MAJOR_DIRECTORY.fullmatch(entry.name)
+        )
+    except OSError:
+        installed = []
+    if len(installed) == 1:
+        return str(install_root / installed[0] / "bin")
+    found = f"versions {', '.join(installed)}" if installed else "no version"
+    raise ConfigError(
+        f"{source}: [keeper] bin_dir is not set and {install_root} has {found} to take it "
+        f'from; set bin_dir = "{install_root}/<major version>/bin"'
+    )
+
+
+def _bin_dir(section: dict[str, Any], data_dir: Path, install_root: Path, source: str) -> Path:
+    if "bin_dir" in section:
+        text = _text(section, "bin_dir", source, None)
+    else:
+        text = default_bin_dir(data_dir, install_root, source)
     path = Path(text)
     missing = [name for name in REQUIRED_PROGRAMS if not os.access(path / name, os.X_OK)]
     if missing:
         raise ConfigError(
             f"{source}: [keeper] bin_dir {text} lacks {', '.join(missing)}; set bin_dir to "
-            "the directory of the PostgreSQL programs (e.g. /usr/lib/postgresql/15/bin)"
+            "the directory of the PostgreSQL programs (e.g. /usr/lib/postgresql/17/bin)"
         )
     return path
 
