@@ -41,6 +41,12 @@ class FaultRecord:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def window(self) -> tuple[float, float]:
+        """From the fault's start to the cluster's convergence (its healing when it never
+        converged): what the fault's unavailability, failures and lost writes count in."""
+        return self.started, self.converged or self.healed
+
 
 @dataclass
 class CampaignResult:

@@ -38,11 +38,11 @@ class LossGroup:
 
 
 def explaining_record(moment: float, records: Sequence[FaultRecord]) -> FaultRecord | None:
-    """The latest fault whose window (LEAD_SECONDS before its start to its convergence,
-    or its healing when it never converged) contains the acknowledgement `moment`."""
+    """The latest fault whose window, opened LEAD_SECONDS early, contains the
+    acknowledgement `moment`."""
     for record in sorted(records, key=lambda record: record.started, reverse=True):
-        end = record.converged or record.healed
-        if record.started - LEAD_SECONDS <= moment <= end:
+        start, end = record.window
+        if start - LEAD_SECONDS <= moment <= end:
             return record
     return None
 

@@ -77,8 +77,7 @@ def unavailability_by_kind(result: CampaignResult) -> dict[str, list[float]]:
     successes = sorted(result.inserts.successes)
     per_kind: dict[str, list[float]] = {}
     for record in result.records:
-        end = record.converged or record.healed
-        gap = longest_gap(successes, record.started, end)
+        gap = longest_gap(successes, *record.window)
         per_kind.setdefault(record.fault.kind, []).append(gap)
     rank = {kind: index for index, kind in enumerate(ALL_KINDS)}
     return dict(sorted(per_kind.items(), key=lambda item: rank.get(item[0], len(rank))))

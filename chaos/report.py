@@ -19,13 +19,8 @@ NOT_COVERED = [
 ]
 
 
-def fault_window(record: FaultRecord) -> tuple[float, float]:
-    return record.started, record.converged or record.healed
-
-
 def unavailability(result: CampaignResult, record: FaultRecord) -> float:
-    start, end = fault_window(record)
-    return longest_gap(sorted(result.inserts.successes), start, end)
+    return longest_gap(sorted(result.inserts.successes), *record.window)
 
 
 def kind_rows(result: CampaignResult) -> list[str]:
@@ -41,8 +36,8 @@ def kind_rows(result: CampaignResult) -> list[str]:
         if not records:
             continue
         median, p99, worst = summary([unavailability(result, record) for record in records])
-        failed = sum(count_between(failures, *fault_window(record)) for record in records)
-        refused = sum(count_between(connects, *fault_window(record)) for record in records)
+        failed = sum(count_between(failures, *record.window) for record in records)
+        refused = sum(count_between(connects, *record.window) for record in records)
         converged = sum(1 for record in records if record.converged is not None)
         rows.append(
             f"| {kind} | {len(records)} | {converged}/{len(records)} | "

@@ -24,22 +24,8 @@ if [ "${REBUILD:-0}" != 1 ] && podman image exists "$image"; then
     exit 0
 fi
 
-# The Debian mirrors this host already uses (deb822 sources or a classic
-# sources.list), so that the image, and apt inside the containers, reach the same.
-host_mirror() {  # $1: the suite, e.g. bookworm or bookworm-security
-    local deb822
-    for deb822 in /etc/apt/sources.list.d/*.sources; do
-        [ -r "$deb822" ] || continue
-        awk -v suite="$1" '
-            /^URIs:/ {uris = $2}
-            /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == suite) found = uris}
-            /^$/ {if (found) exit; uris = ""}
-            END {if (found) print found}' "$deb822"
-    done
-    if [ -r /etc/apt/sources.list ]; then
-        awk -v suite="$1" '$1 == "deb" && $3 == suite {print $2}' /etc/apt/sources.list
-    fi
-}
+# shellcheck source=scripts/debian-mirror.sh
+. "$(dirname "$0")/debian-mirror.sh"
 # The suite's own entry when the host has one, else the host's bookworm entry:
 # a Debian mirror serves every release under the same URI.
 suite_mirror() {  # $1: the suffix, "" or -security

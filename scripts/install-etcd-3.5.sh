@@ -20,20 +20,8 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 1
 fi
 
-host_mirror() {  # $1: the suite, e.g. bookworm (same lookup as build-node-image.sh)
-    local deb822
-    for deb822 in /etc/apt/sources.list.d/*.sources; do
-        [ -r "$deb822" ] || continue
-        awk -v suite="$1" '
-            /^URIs:/ {uris = $2}
-            /^Suites:/ {for (i = 2; i <= NF; i++) if ($i == suite) found = uris}
-            /^$/ {if (found) exit; uris = ""}
-            END {if (found) print found}' "$deb822"
-    done
-    if [ -r /etc/apt/sources.list ]; then
-        awk -v suite="$1" '$1 == "deb" && $3 == suite {print $2}' /etc/apt/sources.list
-    fi
-}
+# shellcheck source=scripts/debian-mirror.sh
+. "$(dirname "$0")/debian-mirror.sh"
 mirror=${RHIZOME_DEBIAN_MIRROR:-$(host_mirror bookworm | head -n 1 || true)}
 if [ -z "$mirror" ]; then
     echo "cannot find this host's Debian bookworm mirror in /etc/apt/sources.list(.d);" \
