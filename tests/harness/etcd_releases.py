@@ -17,6 +17,12 @@ ETCD35_DIR = Path(os.environ.get("RHIZOME_ETCD35_DIR", "/opt/rhizome/etcd-3.5"))
 ETCD_RELEASES: dict[str, Path | None] = {"3.4": None, "3.5": ETCD35_DIR / "usr" / "bin"}
 """The releases that the etcd client and store tests run against; None: the one on PATH."""
 
+FULL_LEADERSHIP_CHECK = (((3, 4, 31), (3, 4, 34)), ((3, 5, 13), (3, 5, 16)))
+"""[from, to) etcd versions whose lessor always asks the cluster whether it still
+leads before revoking (`ensureLeadership`); the others let a leader thawed from
+a freeze revoke leases renewed through the other members (etcd issue 15247,
+tests/integration/test_etcd_leader_freeze.py)."""
+
 
 @functools.cache
 def _version_of(program: str) -> tuple[int, ...]:
@@ -51,6 +57,11 @@ class EtcdBinary:
     @property
     def version(self) -> tuple[int, ...]:
         return _version_of(self.etcd)
+
+    @property
+    def revokes_after_a_stall(self) -> bool:
+        """Whether a thawed old leader of this etcd may revoke renewed leases (issue 15247)."""
+        return not any(low <= self.version < high for low, high in FULL_LEADERSHIP_CHECK)
 
     @property
     def version_text(self) -> str:
