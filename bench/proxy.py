@@ -160,7 +160,7 @@ def start_rhizome_proxy(
     proxy_id = "bench" if name == "proxy" else name
     config.write_text(
         f'cluster = "bench"\n[etcd]\nendpoints = ["{etcd_url}"]\n[proxy]\nid = "{proxy_id}"\n'
-        f'read_write_listen = "{LOOPBACK}:{port}"\nhttp_listen = "{LOOPBACK}:{free_port()}"\n'
+        f'read_write_listen = "{LOOPBACK}:{port}"\n[api]\nlisten = "{LOOPBACK}:{free_port()}"\n'
     )
     command = [*wrapper, sys.executable, "-m", "rhizome.proxy.main", "-c", str(config)]
     process = ServerProcess(command, directory / f"{name}.log", env=dict(os.environ))

@@ -37,7 +37,7 @@ class RhizomeSystem:
         config.write_text(
             f'cluster = "main"\n[etcd]\nendpoints = ["{etcd.client_url}"]\nrequest_timeout = 1.0\n'
             f'[proxy]\nid = "bench"\nread_write_listen = "{LOOPBACK}:{self.proxy_port}"\n'
-            f'http_listen = "{LOOPBACK}:{self.proxy_http_port}"\n'
+            f'[api]\nlisten = "{LOOPBACK}:{self.proxy_http_port}"\n'
         )
         command = [sys.executable, "-m", "rhizome.proxy.main", "-c", str(config)]
         self.proxy = ServerProcess(command, directory / "proxy.log", env=dict(os.environ))

@@ -135,8 +135,8 @@ class Node:
         proxy_config = directory / "proxy.toml"
         proxy_config.write_text(
             shared_config(etcd_urls) + f'\n[proxy]\nid = "proxy-{self.name}"\n'
-            f'read_write_listen = "{address}:{PROXY_PORT}"\n'
-            f'http_listen = "{address}:{PROXY_HTTP_PORT}"\nconnect_timeout = 1.0\n'
+            f'read_write_listen = "{address}:{PROXY_PORT}"\nconnect_timeout = 1.0\n'
+            f'[api]\nlisten = "127.0.0.1:{PROXY_HTTP_PORT}"\n'
         )
         self.sentinel = agent_process(namespace, "rhizome.sentinel.main", sentinel_config,
                                       directory / "sentinel.log")  # fmt: skip

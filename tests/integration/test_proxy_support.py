@@ -89,11 +89,11 @@ class ProxyProcess:
             "[proxy]",
             f'id = "{self.id}"',
             f'read_write_listen = "{LOOPBACK}:{self.port}"',
-            f'http_listen = "{LOOPBACK}:{self.http_port}"',
         ]
         if self.read_only_port is not None:
             lines.append(f'read_only_listen = "{LOOPBACK}:{self.read_only_port}"')
         lines += [f"{name} = {json.dumps(value)}" for name, value in settings.items()]
+        lines += ["[api]", f'listen = "{LOOPBACK}:{self.http_port}"']
         return "\n".join(lines) + "\n"
 
     def start(self, wait_healthy: bool = True) -> ProxyProcess:

@@ -6,8 +6,9 @@ import re
 
 import pytest
 
+from rhizome.api.config import ListenAddress
 from rhizome.config import ConfigError
-from rhizome.proxy.config import KeepaliveSettings, ListenAddress, load_proxy_config
+from rhizome.proxy.config import KeepaliveSettings, load_proxy_config
 
 COMMON = 'cluster = "main"\n[etcd]\nendpoints = ["http://127.0.0.1:2379"]\n'
 
@@ -24,7 +25,7 @@ def test_a_minimal_section_gets_safe_defaults(tmp_path):
     assert config.id == "p1"
     assert config.read_write_listen == ListenAddress("0.0.0.0", 5432)
     assert config.read_only_listen is None
-    assert config.http_listen == ListenAddress("127.0.0.1", 9642), "metrics stay on localhost"
+    assert config.api.listen == ListenAddress("127.0.0.1", 9642), "metrics stay on localhost"
     assert not config.fallback_to_master
     assert config.max_connections == 2000
     assert config.keepalive == KeepaliveSettings()
@@ -35,14 +36,14 @@ def test_every_setting_is_read(tmp_path):
         tmp_path,
         "[proxy]\n"
         'id = "p2"\nread_write_listen = "[::1]:6432"\nread_only_listen = "10.0.0.5:6433"\n'
-        'http_listen = "off"\nfallback_to_master = true\nmax_standby_lag_bytes = 0\n'
+        "fallback_to_master = true\nmax_standby_lag_bytes = 0\n"
         "max_connections = 10\nconnect_timeout = 0.5\nkeepalive_idle = 30\n"
-        "keepalive_interval = 2\nkeepalive_count = 9\n",
+        'keepalive_interval = 2\nkeepalive_count = 9\n[api]\nlisten = "off"\n',
     )
     assert config.read_write_listen == ListenAddress("::1", 6432)
     assert str(config.read_write_listen) == "[::1]:6432"
     assert config.read_only_listen == ListenAddress("10.0.0.5", 6433)
-    assert config.http_listen is None
+    assert config.api.listen is None
     assert config.fallback_to_master and config.max_standby_lag_bytes == 0
     assert config.max_connections == 10 and config.connect_timeout == 0.5
     assert config.keepalive == KeepaliveSettings(idle=30, interval=2, count=9)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rhizome.proxy.metrics import Sample, per_port, render, sample
+from rhizome.api.exposition import Sample, render, sample
+from rhizome.proxy.metrics import per_port
 
 
 def test_samples_render_in_the_text_exposition_format():

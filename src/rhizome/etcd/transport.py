@@ -35,6 +35,7 @@ from rhizome.etcd.errors import (
     EtcdRequestError,
     EtcdUnavailable,
 )
+from rhizome.etcd.stats import RequestStats
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,7 @@ class EtcdTransport:
         if settings.cert_file:
             tls |= {"cert_file": settings.cert_file, "key_file": settings.key_file}
         self._pool = urllib3.PoolManager(num_pools=8, maxsize=8, retries=False, **tls)
+        self.stats = RequestStats()
 
     def close(self) -> None:
         self._pool.clear()
@@ -157,6 +159,16 @@ class EtcdTransport:
         With a `deadline` (rhizome.clock.monotonic() time), each endpoint gets
         only its `attempt_timeout` share of the time left.
         """
+        started = clock.monotonic()
+        succeeded = False
+        try:
+            response = self._call_endpoints(path, payload, deadline)
+            succeeded = True
+            return response
+        finally:
+            self.stats.record(started, succeeded)
+
+    def _call_endpoints(self, path: str, payload: JsonObject, deadline: float | None) -> JsonObject:
         failures = []
         endpoints = self._endpoints_in_order()
         for position, endpoint in enumerate(endpoints):

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rhizome.api.config import ApiConfig, api_config
 from rhizome.config import ConfigError, StoreConfig, load_file, read_secret_file, store_config
 from rhizome.keeper.fencing import WATCHDOG_MODES, WatchdogMode
 from rhizome.store.fields import KEEPER_NAME_PATTERN
@@ -113,6 +114,7 @@ class Configuration:
 
     store: StoreConfig
     keeper: KeeperConfig
+    api: ApiConfig
 
 
 def load_configuration(path: str | Path) -> Configuration:
@@ -123,7 +125,8 @@ def load_configuration(path: str | Path) -> Configuration:
     section = data.get("keeper")
     if not isinstance(section, dict):
         raise ConfigError(f'{source}: add a [keeper] section with name = "..." and data_dir')
-    return Configuration(store=store, keeper=keeper_config(section, source))
+    keeper = keeper_config(section, source)
+    return Configuration(store=store, keeper=keeper, api=api_config(data, source, "keeper"))
 
 
 def keeper_config(

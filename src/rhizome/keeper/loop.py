@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import threading
 import time
 
@@ -100,6 +101,8 @@ class Keeper:
         self.starts = StartRecord()  # failed starts back off (plan)
         self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
         self.hold_switch = pause_hold.HoldSwitch()
+        self.passed_at = clock.monotonic()  # for the API: the loop's last pass
+        self.heartbeat_at = -math.inf  # and the fencing watchdog's last tick
 
     def request_stop(self, restart: bool = False) -> None:
         self.restart_requested = restart  # the latest request counts: a stop ends a restart
@@ -183,6 +186,7 @@ class Keeper:
     def _pass(self) -> float:
         """One observe-plan-publish-act pass; returns how long to wait before the next."""
         assert self.lease is not None
+        self.passed_at = clock.monotonic()
         view = self.follower.view()
         wish = self.config_gate.apply(inputs.desired(self.config, view))
         self.spec = wish.spec
@@ -331,6 +335,7 @@ class Keeper:
     def _heartbeat(self, deadline: float) -> None:
         """From the watchdog, every tick: feed the guard and systemd's watchdog."""
         self.heartbeat_started.set()
+        self.heartbeat_at = clock.monotonic()
         self.systemd_watchdog.ping()
         if not self.guard.alive:
             raise GuardLost("the fencing guard process ended")

@@ -21,7 +21,9 @@ import signal
 import sys
 from types import FrameType
 
+from rhizome.api.server import start_api
 from rhizome.config import ConfigError
+from rhizome.keeper import api as keeper_api
 from rhizome.keeper.commands import find_pdeathsig_wrapper
 from rhizome.keeper.config import Configuration, load_configuration
 from rhizome.keeper.identity import NameTaken
@@ -99,6 +101,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(configuration: Configuration) -> tuple[int, dict[str, str] | None]:
     """Run the keeper; its exit code, and the environment to run again in after SIGUSR2."""
     keeper = Keeper(configuration.keeper, configuration.store.open())
+    try:
+        api = start_api(configuration.api, keeper_api.routes(keeper))
+    except (OSError, ConfigError) as error:
+        return fail(str(error)), None
 
     def stop(signal_number: int, frame: FrameType | None) -> None:
         log.info("received %s", signal.Signals(signal_number).name)
@@ -112,6 +118,9 @@ def run(configuration: Configuration) -> tuple[int, dict[str, str] | None]:
         keeper.run()
     except NameTaken as error:
         return fail(str(error)), None
+    finally:
+        if api is not None:
+            api.stop()
     if keeper.restart_requested:
         return 0, {**os.environ, **keeper.systemd_watchdog.inherited}
     return 0, None

@@ -13,11 +13,13 @@
     fallback_to_master = false         # read-only port: use the master when no standby qualifies
     max_standby_lag_bytes = 16777216   # read-only port: standbys further behind are skipped
     max_connections = 2000             # client connections served at once (held included)
-    http_listen = "127.0.0.1:9642"     # /health and /metrics
     connect_timeout = 3.0              # seconds to connect to a PostgreSQL server
     keepalive_idle = 10                # TCP keepalive on both sides, seconds
     keepalive_interval = 5
     keepalive_count = 3
+
+    [api]
+    listen = "127.0.0.1:9642"          # /health, /liveness, /readiness, /metrics
 
 The timing (lease, renewal, close deadline, hold timeout) is not here: it is
 the cluster's, read from the spec in the store and followed when it changes.
@@ -25,24 +27,14 @@ the cluster's, read from the spec in the store and followed when it changes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rhizome.api.config import ApiConfig, ListenAddress, api_config, parse_listen_address
 from rhizome.config import ConfigError, StoreConfig, load_file, store_config
 from rhizome.store.errors import StoreError
 from rhizome.store.keys import check_name
-
-DEFAULT_HTTP_LISTEN = "127.0.0.1:9642"
-
-
-@dataclass(frozen=True)
-class ListenAddress:
-    host: str
-    port: int
-
-    def __str__(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
 
 @dataclass(frozen=True)
@@ -64,7 +56,8 @@ class ProxyConfig:
     fallback_to_master: bool = False
     max_standby_lag_bytes: int = 16 * 1024 * 1024
     max_connections: int = 2000
-    http_listen: ListenAddress | None = None
+    api: ApiConfig = field(default_factory=lambda: ApiConfig(listen=None))
+    """/health, /liveness, /readiness and /metrics (the [api] section)."""
     connect_timeout: float = 3.0
     keepalive: KeepaliveSettings = KeepaliveSettings()
 
@@ -76,7 +69,6 @@ PROXY_KEYS = {
     "fallback_to_master",
     "max_standby_lag_bytes",
     "max_connections",
-    "http_listen",
     "connect_timeout",
     "keepalive_idle",
     "keepalive_interval",
@@ -91,12 +83,18 @@ def load_proxy_config(path: str | Path) -> tuple[StoreConfig, ProxyConfig]:
     return store_config(data, source), proxy_config(data, source)
 
 
+MOVED_KEYS = {"http_listen": "[api] listen"}
+
+
 def proxy_config(data: dict[str, Any], source: str) -> ProxyConfig:
     section = data.get("proxy")
     if not isinstance(section, dict):
         raise ConfigError(
             f'{source}: add a [proxy] section with id = "NAME" and read_write_listen = "HOST:PORT"'
         )
+    for key, place in MOVED_KEYS.items():
+        if key in section:
+            raise ConfigError(f"{source}: [proxy] {key} has moved; write it as {place}")
     unknown = sorted(set(section) - PROXY_KEYS)
     if unknown:
         raise ConfigError(
@@ -104,7 +102,6 @@ def proxy_config(data: dict[str, Any], source: str) -> ProxyConfig:
         )
     reader = SectionReader(section, source)
     read_only = section.get("read_only_listen")
-    http = section.get("http_listen", DEFAULT_HTTP_LISTEN)
     return ProxyConfig(
         id=reader.identifier(),
         read_write_listen=reader.address("read_write_listen", section.get("read_write_listen")),
@@ -114,7 +111,7 @@ def proxy_config(data: dict[str, Any], source: str) -> ProxyConfig:
         fallback_to_master=reader.boolean("fallback_to_master", False),
         max_standby_lag_bytes=reader.integer("max_standby_lag_bytes", 16 * 1024 * 1024, 0),
         max_connections=reader.integer("max_connections", 2000, 1),
-        http_listen=None if http in ("", "off") else reader.address("http_listen", http),
+        api=api_config(data, source, "proxy"),
         connect_timeout=reader.seconds("connect_timeout", 3.0),
         keepalive=KeepaliveSettings(
             idle=reader.integer("keepalive_idle", 10, 1),
@@ -144,17 +141,7 @@ class SectionReader:
             raise self.fail("id", f"is invalid ({error})", "choose another name") from error
 
     def address(self, name: str, value: object) -> ListenAddress:
-        fix = f'write {name} = "HOST:PORT", e.g. "0.0.0.0:5432"'
-        if not isinstance(value, str):
-            raise self.fail(name, "is missing or not a string", fix)
-        host, separator, port_text = value.rpartition(":")
-        host = host.strip("[]")
-        if not separator or not host or not port_text.isdigit():
-            raise self.fail(name, f"is {value!r}, not HOST:PORT", fix)
-        port = int(port_text)
-        if not 1 <= port <= 65535:
-            raise self.fail(name, f"has port {port}, outside 1..65535", fix)
-        return ListenAddress(host, port)
+        return parse_listen_address(value, f"[proxy] {name}", self.source, "0.0.0.0:5432")
 
     def boolean(self, name: str, default: bool) -> bool:
         value = self.section.get(name, default)

@@ -6,13 +6,15 @@ import argparse
 import asyncio
 import logging
 import signal
+import ssl
 import sys
 
 import uvloop
 
 from rhizome import clock
+from rhizome.api.config import ListenAddress
 from rhizome.config import ConfigError, StoreConfig
-from rhizome.proxy.config import ListenAddress, ProxyConfig, load_proxy_config
+from rhizome.proxy.config import ProxyConfig, load_proxy_config
 from rhizome.proxy.dispatcher import Arrival, Dispatcher
 from rhizome.proxy.failure import SafetyFailure
 from rhizome.proxy.fencing import StoreFence
@@ -70,7 +72,7 @@ async def serve(store_config: StoreConfig, config: ProxyConfig) -> int:
     status = ProxyStatus(dispatcher, fence, follower.counters, clock.monotonic())
     try:
         servers = await open_listeners(config, dispatcher, status)
-    except OSError as error:
+    except (OSError, ConfigError) as error:
         log.error("cannot listen: %s", error)
         return 1
     follower.start()
@@ -97,7 +99,8 @@ async def open_listeners(
     loop = asyncio.get_running_loop()
     servers: list[asyncio.Server] = []
 
-    async def listen(address: ListenAddress, factory: type | object, what: str) -> None:
+    async def listen(address: ListenAddress, factory: type | object, what: str,
+                     tls: ssl.SSLContext | None = None) -> None:  # fmt: skip
         try:
             server = await loop.create_server(
                 factory,  # type: ignore[arg-type]
@@ -105,6 +108,7 @@ async def open_listeners(
                 address.port,
                 backlog=LISTEN_BACKLOG,
                 reuse_address=True,
+                ssl=tls,
             )
         except OSError as error:
             for opened in servers:
@@ -116,9 +120,10 @@ async def open_listeners(
     await listen(config.read_write_listen, lambda: Arrival(dispatcher, False), "read-write")
     if config.read_only_listen is not None:
         await listen(config.read_only_listen, lambda: Arrival(dispatcher, True), "read-only")
-    if config.http_listen is not None:
-        pages = {"/health": status.health_page, "/metrics": status.metrics_page}
-        await listen(config.http_listen, lambda: HttpEndpoint(pages), "http")
+    api = config.api
+    if api.listen is not None:
+        routes = status.routes()
+        await listen(api.listen, lambda: HttpEndpoint(routes, api.token), "api", api.ssl_context())
     return servers
 
 

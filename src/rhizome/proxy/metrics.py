@@ -1,10 +1,12 @@
-"""Counters of the proxy and their Prometheus text rendering (format 0.0.4, by hand)."""
+"""Counters of the proxy, and its samples per port."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from rhizome.api.exposition import Sample
 
 PORT_NAMES = {False: "read_write", True: "read_only"}
 
@@ -36,18 +38,6 @@ class StoreCounters:
     renewals: int = 0
 
 
-@dataclass(frozen=True)
-class Sample:
-    name: str
-    kind: str  # "counter" or "gauge"
-    help: str
-    values: tuple[tuple[Mapping[str, str], float], ...]
-
-
-def sample(name: str, kind: str, help_text: str, value: float) -> Sample:
-    return Sample(name, kind, help_text, (({}, value),))
-
-
 def per_port(
     name: str, kind: str, help_text: str, values: Mapping[bool, float], **labels: str
 ) -> Sample:
@@ -55,33 +45,3 @@ def per_port(
         ({"port": PORT_NAMES[read_only], **labels}, value) for read_only, value in values.items()
     )
     return Sample(name, kind, help_text, rows)
-
-
-def render(samples: Iterable[Sample]) -> str:
-    """The Prometheus text exposition of `samples`."""
-    lines: list[str] = []
-    for item in samples:
-        lines.append(f"# HELP {item.name} {item.help}")
-        lines.append(f"# TYPE {item.name} {item.kind}")
-        for labels, value in item.values:
-            lines.append(f"{item.name}{render_labels(labels)} {render_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def render_labels(labels: Mapping[str, str]) -> str:
-    if not labels:
-        return ""
-    inner = ",".join(f'{name}="{escape(value)}"' for name, value in sorted(labels.items()))
-    return "{" + inner + "}"
-
-
-def escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def render_value(value: float) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if float(value).is_integer():
-        return str(int(value))
-    return repr(float(value))

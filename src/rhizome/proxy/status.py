@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from rhizome import clock
+from rhizome.api.exposition import CONTENT_TYPE, Sample, render, sample
+from rhizome.api.requests import Handler, Page, Request, json_page
 from rhizome.proxy.dispatcher import Dispatcher
 from rhizome.proxy.fencing import StoreFence
 from rhizome.proxy.forwarder import SessionState
-from rhizome.proxy.http import Page
-from rhizome.proxy.metrics import PORT_NAMES, Sample, StoreCounters, per_port, render, sample
+from rhizome.proxy.metrics import PORT_NAMES, StoreCounters, per_port
 
 # metric name -> (help, PortCounters field)
 PORT_COUNTERS = {
@@ -41,6 +41,18 @@ class ProxyStatus:
     store_counters: StoreCounters
     started_at: float
 
+    def routes(self) -> dict[str, Handler]:
+        return {
+            "/health": lambda request: self.health_page(),
+            "/readiness": lambda request: self.health_page(),
+            "/liveness": self.liveness_page,
+            "/metrics": lambda request: self.metrics_page(),
+        }
+
+    def liveness_page(self, request: Request) -> Page:
+        """200 whenever the event loop answers: a stuck loop answers nothing."""
+        return json_page(200, {"status": "alive", "fenced": self.fence.fenced})
+
     def health_page(self) -> Page:
         """200 while the proxy may forward (lease alive); 503 when fenced."""
         routes = self.dispatcher.routes
@@ -59,12 +71,11 @@ class ProxyStatus:
             "standby_exclusions": dict(routes.standby_exclusions),
             "connections": self.dispatcher.active,
         }
-        payload = (json.dumps(body, indent=2) + "\n").encode()
-        return (200 if healthy else 503), "application/json", payload
+        return json_page(200 if healthy else 503, body)
 
     def metrics_page(self) -> Page:
         text = render(self.samples())
-        return 200, "text/plain; version=0.0.4; charset=utf-8", text.encode()
+        return 200, CONTENT_TYPE, text.encode()
 
     def samples(self) -> list[Sample]:
         return [*self.connection_samples(), *self.byte_samples(), *self.store_samples()]

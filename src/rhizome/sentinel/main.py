@@ -5,6 +5,8 @@ rhizome.config) with an optional section::
 
     [sentinel]
     id = "sentinel-db1"   # default: this host's name
+
+and the API's `[api]` section (rhizome.api.config; default 127.0.0.1:9644).
 """
 
 from __future__ import annotations
@@ -17,7 +19,10 @@ import sys
 import threading
 from types import FrameType
 
+from rhizome.api.config import api_config
+from rhizome.api.server import start_api
 from rhizome.config import ConfigError, load_file, store_config
+from rhizome.sentinel import api as sentinel_api
 from rhizome.sentinel.runner import Sentinel
 from rhizome.sentinel.supervision import ThreadWatch, run_supervised
 from rhizome.store.errors import StoreError
@@ -54,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         data = load_file(arguments.config)
         store = store_config(data, arguments.config).open()
         identifier = sentinel_id(data, arguments.config)
+        api = api_config(data, arguments.config, "sentinel")
     except ConfigError as error:
         print(f"rhizome-sentinel: error: {error}", file=sys.stderr)
         return 2
@@ -67,7 +73,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger(__name__).info("sentinel %s starting", identifier)
     thread_watch = ThreadWatch().install()
     sentinel = Sentinel(store, identifier, thread_watch=thread_watch)
-    return run_supervised(lambda: sentinel.run(stop))
+    try:
+        server = start_api(api, sentinel_api.routes(sentinel))
+    except (OSError, ConfigError) as error:
+        print(f"rhizome-sentinel: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        return run_supervised(lambda: sentinel.run(stop))
+    finally:
+        if server is not None:
+            server.stop()
 
 
 if __name__ == "__main__":

@@ -57,6 +57,8 @@ class Sentinel:
         self.lease = LeaseHolder(store.client, TimingSettings().sentinel_lease_ttl)
         self.follower = StoreFollower(store)
         self.started_at = clock()
+        self.ticked_at = -math.inf
+        """When the loop last ran (rhizome.clock.monotonic()), for the API's liveness."""
         self._last_renewal_attempt = 0.0
         self._reported_problems: set[str] = set()
         self._last_notes: tuple[str, ...] = ()
@@ -67,6 +69,7 @@ class Sentinel:
         revision = 0
         try:
             while not stop.is_set():
+                self.ticked_at = clock.monotonic()
                 if self.thread_watch is not None:
                     self.thread_watch.check()
                 revision = self.follower.wait_for_change(revision, TICK)
@@ -84,7 +87,7 @@ class Sentinel:
         if view.leader is None:
             self._campaign()
             return
-        if self._is_leader(view):
+        if self.is_leader(view):
             self._lead(view)
 
     def _keep_lease(self, timing: TimingSettings) -> bool:
@@ -121,7 +124,7 @@ class Sentinel:
         except EtcdError as error:
             log.warning("cannot campaign for leadership: %s", error)
 
-    def _is_leader(self, view: ClusterView) -> bool:
+    def is_leader(self, view: ClusterView) -> bool:
         leader = view.leader
         return (
             leader is not None

@@ -1,0 +1,1 @@
+"""The agents' HTTP API: health checks, Prometheus metrics (docs/api.md)."""

@@ -1,0 +1,131 @@
+"""The sentinel's health checks and metrics, and the cluster seen through its store view (pure).
+
+Every sentinel reports the cluster's metrics from its own view of the store,
+so that a scrape of any one of them suffices; `rhizome_sentinel_leader`
+tells which one decides (alert rules take the leader's, or the max).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rhizome.api.exposition import Sample, sample
+from rhizome.api.requests import Handler, Page, Request, json_page
+from rhizome.store.state import ClusterState
+from rhizome.store.view import ClusterView
+
+LIVENESS_BUDGET = 5.0
+"""Seconds without a pass of the sentinel's loop (one a second at least) before it is not alive."""
+ROLE_CHANGE_KINDS = ("failover", "switchover")
+
+
+@dataclass(frozen=True)
+class SentinelSnapshot:
+    sentinel_id: str
+    view: ClusterView | None
+    """None until the first full read of the store."""
+    leader: bool
+    lease_age: float
+    loop_age: float
+
+
+def checks(snapshot: SentinelSnapshot) -> dict[str, bool]:
+    return {
+        "health": snapshot.view is not None and snapshot.lease_age < 1e9,
+        "liveness": snapshot.loop_age <= LIVENESS_BUDGET,
+        "readiness": snapshot.view is not None,
+        "leader": snapshot.leader,
+    }
+
+
+def check_page(snapshot_of: Callable[[], SentinelSnapshot], check: str, request: Request) -> Page:
+    snapshot = snapshot_of()
+    passed = checks(snapshot)[check]
+    body = {
+        "check": check,
+        "passed": passed,
+        "sentinel": snapshot.sentinel_id,
+        "leader": snapshot.leader,
+        "store_synchronized": snapshot.view is not None,
+        "lease_age_seconds": round(snapshot.lease_age, 3) if snapshot.lease_age < 1e9 else None,
+    }
+    return json_page(200 if passed else 503, body)
+
+
+def sentinel_routes(snapshot_of: Callable[[], SentinelSnapshot]) -> dict[str, Handler]:
+    """/health (store read, lease held), /liveness, /readiness, /leader."""
+    return {
+        f"/{check}": functools.partial(check_page, snapshot_of, check)
+        for check in ("health", "liveness", "readiness", "leader")
+    }
+
+
+def sentinel_samples(snapshot: SentinelSnapshot) -> list[Sample]:
+    samples = [
+        sample("rhizome_sentinel_leader", "gauge", "1 while this sentinel leads.", snapshot.leader),
+        sample("rhizome_sentinel_store_synchronized", "gauge",
+               "1 once this sentinel has read the whole store.", snapshot.view is not None),
+        sample("rhizome_sentinel_loop_age_seconds", "gauge",
+               "Seconds since the sentinel's loop last ran.", round(snapshot.loop_age, 3)),
+    ]  # fmt: skip
+    if snapshot.lease_age < 1e9:
+        samples.append(sample("rhizome_sentinel_lease_age_seconds", "gauge",
+                              "Seconds since the sentinel's lease was last renewed.",
+                              round(snapshot.lease_age, 3)))  # fmt: skip
+    if snapshot.view is not None:
+        samples += cluster_samples(snapshot.view)
+    return samples
+
+
+def cluster_samples(view: ClusterView) -> list[Sample]:
+    """The cluster as this sentinel's view of the store shows it."""
+    state = view.state.document if view.state is not None else None
+    spec = view.spec.document if view.spec is not None else None
+    keepers = [stored.document for stored in view.keepers.values()]
+    master = state.master if state is not None else None
+    master_info = next((info for info in keepers if info.name == master), None)
+    bound = spec.max_standby_lag_bytes if spec is not None else None
+    lagging = [info for info in keepers if info.lag_bytes is not None and bound is not None
+               and info.lag_bytes > bound]  # fmt: skip
+    samples = [
+        sample("rhizome_cluster_master_writable", "gauge",
+               "1 while the state's master reports a primary that accepts writes.",
+               master_info is not None and master_info.accepts_writes),
+        sample("rhizome_cluster_keepers", "gauge", "Keepers with a live lease.", len(keepers)),
+        sample("rhizome_cluster_healthy_keepers", "gauge", "Keepers reporting healthy.",
+               sum(info.healthy for info in keepers)),
+        sample("rhizome_cluster_standbys_over_lag_bound", "gauge",
+               "Standbys further behind than the spec's max_standby_lag_bytes.", len(lagging)),
+        sample("rhizome_cluster_fenced_keepers", "gauge",
+               "Keepers reporting their PostgreSQL fenced.", sum(info.fenced for info in keepers)),
+        sample("rhizome_cluster_paused", "gauge", "1 while the spec pauses the sentinels.",
+               spec is not None and spec.paused),
+    ]  # fmt: skip
+    if state is not None:
+        samples += state_samples(state)
+    return samples
+
+
+def state_samples(state: ClusterState) -> list[Sample]:
+    counts = {kind: 0 for kind in ROLE_CHANGE_KINDS}
+    last = {kind: 0.0 for kind in ROLE_CHANGE_KINDS}
+    for change in state.history:
+        if change.kind in counts:
+            counts[change.kind] += 1
+            last[change.kind] = max(last[change.kind], change.at)
+    operation = state.operation.kind if state.operation is not None else None
+    return [
+        sample("rhizome_cluster_state_generation", "gauge", "Generation of the store's state.",
+               state.generation),
+        Sample("rhizome_cluster_role_changes", "gauge",
+               "Failovers and switchovers recorded in the state's history.",
+               tuple(({"kind": kind}, float(count)) for kind, count in counts.items())),
+        Sample("rhizome_cluster_last_role_change_timestamp_seconds", "gauge",
+               "Unix time of the last failover or switchover in the history (0: none).",
+               tuple(({"kind": kind}, moment) for kind, moment in last.items())),
+        sample("rhizome_cluster_operation_in_progress", "gauge",
+               "1 while a failover, switchover or initialisation is under way.",
+               operation is not None),
+    ]  # fmt: skip
