@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from tests.harness.etcd import EtcdServer
+from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.processes import ServerProcess
 
 
@@ -22,8 +23,10 @@ class SentinelProcess:
         directory.mkdir(parents=True, exist_ok=True)
         self.sentinel_id = sentinel_id
         self.config_path = directory / f"{sentinel_id}.toml"
+        self.api_port = free_port()
         self.config_path.write_text(
             shared_config(etcd_urls) + f'\n[sentinel]\nid = "{sentinel_id}"\n'
+            f'[api]\nlisten = "{LOOPBACK}:{self.api_port}"\n'
         )
         argv = [sys.executable, "-m", "rhizome.sentinel.main", "--config", str(self.config_path)]
         self.process = ServerProcess(argv, directory / f"{sentinel_id}.log")

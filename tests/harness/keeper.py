@@ -71,6 +71,7 @@ class KeeperProcess(ProcessOwner):
         self.log_path = log_dir / f"keeper-{name}.log"
         self.host = LOOPBACK
         self.port = free_port()
+        self.api_port = free_port()
         self.superuser_password = superuser_password or SUPERUSER_PASSWORD
         self.replication_password = replication_password or REPLICATION_PASSWORD
         self.root_dir = Path(tempfile.mkdtemp(prefix=f"rhizome-keeper-{name}-", dir="/tmp"))
@@ -118,6 +119,7 @@ class KeeperProcess(ProcessOwner):
             f"{key} = {value}" if isinstance(value, int) else f'{key} = "{value}"'
             for key, value in settings.items()
         ]
+        lines += ["[api]", f'listen = "{LOOPBACK}:{self.api_port}"']
         return "\n".join(lines) + "\n"
 
     def write_config(self, text: str | None = None) -> None:

@@ -80,9 +80,11 @@ class WatchedWrites:
     written: dict[bytes, float] = field(default_factory=dict)
     seen: dict[bytes, float] = field(default_factory=dict)
     stop: threading.Event = field(default_factory=threading.Event)
+    writer_thread: threading.Thread | None = None
 
     def start(self) -> None:
-        threading.Thread(target=self._write, daemon=True).start()
+        self.writer_thread = threading.Thread(target=self._write, daemon=True)
+        self.writer_thread.start()
         threading.Thread(target=self._watch, daemon=True).start()
 
     def _write(self) -> None:
@@ -111,7 +113,13 @@ class WatchedWrites:
         return max(self.seen[value] - self.written[value] for value in self.written)
 
     def close(self) -> None:
+        """Stop writing, give the watch its bound to deliver the last writes, stop watching."""
         self.stop.set()
+        if self.writer_thread is not None:
+            self.writer_thread.join()
+        until = clock.monotonic() + WATCH_IDLE_TIMEOUT + REQUEST_TIMEOUT + 1.0
+        while not set(self.written) <= set(self.seen) and clock.monotonic() < until:
+            time.sleep(0.05)
         self.watcher.close()
 
 

@@ -104,7 +104,9 @@ def test_main_exits_non_zero_when_the_run_loop_raises(
             raise RuntimeError("a bug in the run loop")
 
     config = tmp_path / "sentinel.toml"
-    config.write_text('cluster = "main"\n[etcd]\nendpoints = ["http://127.0.0.1:9"]\n')
+    config.write_text(
+        'cluster = "main"\n[etcd]\nendpoints = ["http://127.0.0.1:9"]\n[api]\nlisten = "off"\n'
+    )
     monkeypatch.setattr(sentinel_main, "Sentinel", BrokenSentinel)
     monkeypatch.setattr(threading, "excepthook", threading.excepthook)  # main installs its own
     monkeypatch.setattr(sentinel_main.signal, "signal", lambda *arguments: None)

@@ -1,8 +1,12 @@
-"""Metrics every agent serves: its etcd requests and its uptime (pure)."""
+"""Metrics every agent serves (its etcd requests, its uptime) and the /metrics handler."""
 
 from __future__ import annotations
 
-from rhizome.api.exposition import Sample
+from collections.abc import Callable
+
+from rhizome import clock
+from rhizome.api.exposition import CONTENT_TYPE, Sample, render
+from rhizome.api.requests import Handler, Page, Request
 from rhizome.etcd.stats import RequestStats
 
 
@@ -26,3 +30,20 @@ def uptime_sample(agent: str, seconds: float) -> Sample:
         "Seconds since the agent started.",
         (({"agent": agent}, round(seconds, 3)),),
     )
+
+
+def metrics_handler(
+    agent: str, samples_of: Callable[[], list[Sample]], stats: RequestStats
+) -> Handler:
+    """/metrics of `agent`: its own samples, then its etcd requests and uptime."""
+    started = clock.monotonic()
+
+    def metrics(request: Request) -> Page:
+        samples = [
+            *samples_of(),
+            *etcd_samples(agent, stats),
+            uptime_sample(agent, clock.monotonic() - started),
+        ]
+        return 200, CONTENT_TYPE, render(samples).encode()
+
+    return metrics

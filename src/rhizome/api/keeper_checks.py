@@ -47,6 +47,8 @@ class KeeperSnapshot:
     """This keeper is a synchronous standby of the state (requested and confirmed)."""
     may_accept_writes: bool
     """The keeper's own flag: its PostgreSQL may accept writes now."""
+    lag_bytes: int | None
+    """A standby's distance to the master's last published position (None: unknown)."""
     lease_age: float
     """Seconds since the lease was last renewed (inf: no lease)."""
     lease_fresh: bool
@@ -82,7 +84,8 @@ def is_replica(snapshot: KeeperSnapshot, max_lag: int | None = None) -> bool:
         return False
     if snapshot.assigned_master or snapshot.may_accept_writes:
         return False
-    return max_lag is None or (info.lag_bytes is not None and info.lag_bytes <= max_lag)
+    lag = snapshot.lag_bytes
+    return max_lag is None or (lag is not None and lag <= max_lag)
 
 
 def body(snapshot: KeeperSnapshot, check: str, passed: bool) -> dict[str, object]:
@@ -96,7 +99,7 @@ def body(snapshot: KeeperSnapshot, check: str, passed: bool) -> dict[str, object
         "postgres_role": info.role if info else "unknown",
         "accepts_writes": snapshot.may_accept_writes,
         "timeline": info.timeline if info else None,
-        "lag_bytes": info.lag_bytes if info else None,
+        "lag_bytes": snapshot.lag_bytes,
         "synchronous": snapshot.synchronous,
         "fenced": bool(info and info.fenced),
         "lease_age_seconds": round(snapshot.lease_age, 3) if snapshot.lease_age < 1e9 else None,

@@ -68,8 +68,8 @@ def observation_samples(snapshot: KeeperSnapshot) -> list[Sample]:
     if info.timeline is not None:
         samples.append(sample("rhizome_keeper_timeline", "gauge", "PostgreSQL's timeline.",
                               info.timeline))  # fmt: skip
-    if info.lag_bytes is not None:
+    if snapshot.lag_bytes is not None:
         samples.append(sample("rhizome_keeper_lag_bytes", "gauge",
-                              "Bytes this standby is behind its upstream.",
-                              info.lag_bytes))  # fmt: skip
+                              "Bytes this standby is behind the master's last published position.",
+                              snapshot.lag_bytes))  # fmt: skip
     return samples

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 from rhizome.api.exposition import Sample, sample
 from rhizome.api.requests import Handler, Page, Request, json_page
+from rhizome.store.documents import KeeperInfo
+from rhizome.store.positions import reference_position, standby_lag
 from rhizome.store.state import ClusterState
 from rhizome.store.view import ClusterView
 
@@ -87,8 +89,8 @@ def cluster_samples(view: ClusterView) -> list[Sample]:
     master = state.master if state is not None else None
     master_info = next((info for info in keepers if info.name == master), None)
     bound = spec.max_standby_lag_bytes if spec is not None else None
-    lagging = [info for info in keepers if info.lag_bytes is not None and bound is not None
-               and info.lag_bytes > bound]  # fmt: skip
+    lagging = [name for name, lag in standby_lags(state, keepers).items()
+               if lag is not None and bound is not None and lag > bound]  # fmt: skip
     samples = [
         sample("rhizome_cluster_master_writable", "gauge",
                "1 while the state's master reports a primary that accepts writes.",
@@ -108,6 +110,15 @@ def cluster_samples(view: ClusterView) -> list[Sample]:
     return samples
 
 
+def standby_lags(state: ClusterState | None, keepers: list[KeeperInfo]) -> dict[str, int | None]:
+    """Each standby's distance to the master's last published position."""
+    if state is None:
+        return {}
+    observations = {info.name: info for info in keepers}
+    reference = reference_position(state, observations)
+    return {info.name: standby_lag(info, reference) for info in keepers if info.role == "standby"}
+
+
 def state_samples(state: ClusterState) -> list[Sample]:
     counts = {kind: 0 for kind in ROLE_CHANGE_KINDS}
     last = {kind: 0.0 for kind in ROLE_CHANGE_KINDS}
@@ -116,7 +127,8 @@ def state_samples(state: ClusterState) -> list[Sample]:
             counts[change.kind] += 1
             last[change.kind] = max(last[change.kind], change.at)
     operation = state.operation.kind if state.operation is not None else None
-    return [
+    paused = [result for result in state.command_results if result.write_pause is not None]
+    samples = [
         sample("rhizome_cluster_state_generation", "gauge", "Generation of the store's state.",
                state.generation),
         Sample("rhizome_cluster_role_changes", "gauge",
@@ -129,3 +141,9 @@ def state_samples(state: ClusterState) -> list[Sample]:
                "1 while a failover, switchover or initialisation is under way.",
                operation is not None),
     ]  # fmt: skip
+    if paused:
+        latest = max(paused, key=lambda result: result.finished_at)
+        samples.append(sample("rhizome_cluster_last_write_pause_seconds", "gauge",
+                              "Write pause of the last switchover or failover command.",
+                              latest.write_pause or 0.0))  # fmt: skip
+    return samples

@@ -12,7 +12,7 @@ import socket
 import socketserver
 import ssl
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from rhizome.api.config import ApiConfig, ListenAddress
 from rhizome.api.requests import (
@@ -101,12 +101,12 @@ class ApiServer:
         self._server.server_close()
 
 
-def start_api(config: ApiConfig, routes: Mapping[str, Handler]) -> ApiServer | None:
+def start_api(config: ApiConfig, routes: Callable[[], Mapping[str, Handler]]) -> ApiServer | None:
     """Start the API when one is configured; an address in use raises OSError naming it."""
     if config.listen is None:
         return None
     try:
-        server = ApiServer(config, routes)
+        server = ApiServer(config, routes())
     except OSError as error:
         raise OSError(error.errno, f"API address {config.listen}: {error.strerror}") from error
     server.start()

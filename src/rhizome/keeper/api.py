@@ -5,24 +5,30 @@ from __future__ import annotations
 import math
 
 from rhizome import clock
-from rhizome.api.agent_metrics import etcd_samples, uptime_sample
-from rhizome.api.exposition import CONTENT_TYPE, render
+from rhizome.api.agent_metrics import metrics_handler
 from rhizome.api.keeper_checks import KeeperSnapshot, keeper_routes
 from rhizome.api.keeper_metrics import keeper_samples
-from rhizome.api.requests import Handler, Page, Request
+from rhizome.api.requests import Handler
 from rhizome.keeper.loop import Keeper
+from rhizome.store.positions import reference_position, standby_lag
 
 
 def snapshot(keeper: Keeper) -> KeeperSnapshot:
     """What `keeper` knows now; read from other threads without locks (whole replacements)."""
     name = keeper.config.name
-    stored = keeper.follower.view().state
-    state = stored.document if stored is not None else None
+    view = keeper.follower.view()
+    state = view.state.document if view.state is not None else None
+    info = keeper.published
+    lag = None
+    if info is not None and info.role == "standby" and state is not None:
+        observations = {other: stored.document for other, stored in view.keepers.items()}
+        lag = standby_lag(info, reference_position(state, observations))
     lease = keeper.lease
     now = clock.monotonic()
     return KeeperSnapshot(
         name=name,
-        info=keeper.published,
+        info=info,
+        lag_bytes=lag,
         assigned_master=state is not None and state.master == name,
         synchronous=state is not None and name in state.synchronous_standbys.promotable,
         may_accept_writes=keeper.postmaster.running and keeper.postmaster.may_accept_writes,
@@ -34,14 +40,6 @@ def snapshot(keeper: Keeper) -> KeeperSnapshot:
 
 
 def routes(keeper: Keeper) -> dict[str, Handler]:
-    started = clock.monotonic()
-
-    def metrics(request: Request) -> Page:
-        samples = [
-            *keeper_samples(snapshot(keeper)),
-            *etcd_samples("keeper", keeper.store.client.transport.stats),
-            uptime_sample("keeper", clock.monotonic() - started),
-        ]
-        return 200, CONTENT_TYPE, render(samples).encode()
-
+    stats = keeper.store.client.transport.stats
+    metrics = metrics_handler("keeper", lambda: keeper_samples(snapshot(keeper)), stats)
     return {**keeper_routes(lambda: snapshot(keeper)), "/metrics": metrics}

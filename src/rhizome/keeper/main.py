@@ -102,7 +102,9 @@ def run(configuration: Configuration) -> tuple[int, dict[str, str] | None]:
     """Run the keeper; its exit code, and the environment to run again in after SIGUSR2."""
     keeper = Keeper(configuration.keeper, configuration.store.open())
     try:
-        api = start_api(configuration.api, keeper_api.routes(keeper))
+        # Never stopped: it ends with the process, and its socket closes at an exec (SIGUSR2)
+        # without the up to 0.5 s a shutdown() would add to a restart in place.
+        start_api(configuration.api, lambda: keeper_api.routes(keeper))
     except (OSError, ConfigError) as error:
         return fail(str(error)), None
 
@@ -118,9 +120,6 @@ def run(configuration: Configuration) -> tuple[int, dict[str, str] | None]:
         keeper.run()
     except NameTaken as error:
         return fail(str(error)), None
-    finally:
-        if api is not None:
-            api.stop()
     if keeper.restart_requested:
         return 0, {**os.environ, **keeper.systemd_watchdog.inherited}
     return 0, None

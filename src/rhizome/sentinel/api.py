@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from rhizome import clock
-from rhizome.api.agent_metrics import etcd_samples, uptime_sample
-from rhizome.api.exposition import CONTENT_TYPE, render
-from rhizome.api.requests import Handler, Page, Request
+from rhizome.api.agent_metrics import metrics_handler
+from rhizome.api.requests import Handler
 from rhizome.api.sentinel_pages import SentinelSnapshot, sentinel_routes, sentinel_samples
 from rhizome.sentinel.runner import Sentinel
 
@@ -22,14 +21,6 @@ def snapshot(sentinel: Sentinel) -> SentinelSnapshot:
 
 
 def routes(sentinel: Sentinel) -> dict[str, Handler]:
-    started = clock.monotonic()
-
-    def metrics(request: Request) -> Page:
-        samples = [
-            *sentinel_samples(snapshot(sentinel)),
-            *etcd_samples("sentinel", sentinel.store.client.transport.stats),
-            uptime_sample("sentinel", clock.monotonic() - started),
-        ]
-        return 200, CONTENT_TYPE, render(samples).encode()
-
+    stats = sentinel.store.client.transport.stats
+    metrics = metrics_handler("sentinel", lambda: sentinel_samples(snapshot(sentinel)), stats)
     return {**sentinel_routes(lambda: snapshot(sentinel)), "/metrics": metrics}

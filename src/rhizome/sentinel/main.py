@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     thread_watch = ThreadWatch().install()
     sentinel = Sentinel(store, identifier, thread_watch=thread_watch)
     try:
-        server = start_api(api, sentinel_api.routes(sentinel))
+        server = start_api(api, lambda: sentinel_api.routes(sentinel))
     except (OSError, ConfigError) as error:
         print(f"rhizome-sentinel: error: {error}", file=sys.stderr)
         return 2

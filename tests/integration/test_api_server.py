@@ -1,0 +1,88 @@
+"""The API server's sockets: plain, TLS, bearer token and client certificates (real sockets)."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+from collections.abc import Iterator
+
+import pytest
+
+from rhizome.api.config import ApiConfig, ListenAddress
+from rhizome.api.requests import json_page
+from rhizome.api.server import ApiServer
+from tests.harness.ports import LOOPBACK, free_port
+from tests.harness.tls import TlsFiles, create_tls_files
+
+pytestmark = pytest.mark.integration
+TOKEN = "a-long-random-api-token"
+ROUTES = {"/health": lambda request: json_page(200, {"ok": True})}
+
+
+@pytest.fixture(scope="module")
+def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    return create_tls_files(tmp_path_factory.mktemp("api-tls"))
+
+
+def serve(**settings: object) -> Iterator[ApiServer]:
+    config = ApiConfig(ListenAddress(LOOPBACK, free_port()), **settings)  # type: ignore[arg-type]
+    server = ApiServer(config, ROUTES)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def request(port: int, head: str, context: ssl.SSLContext | None = None) -> bytes:
+    with socket.create_connection((LOOPBACK, port), timeout=5) as raw:
+        connection = context.wrap_socket(raw, server_hostname=LOOPBACK) if context else raw
+        connection.sendall(f"GET /health HTTP/1.1\r\nHost: x\r\n{head}\r\n".encode())
+        answer = b""
+        while chunk := connection.recv(4096):
+            answer += chunk
+        return answer
+
+
+def answers_in_plain_text(port: int) -> bool:
+    try:
+        return request(port, f"Authorization: Bearer {TOKEN}\r\n").startswith(b"HTTP/")
+    except ConnectionResetError:
+        return False
+
+
+def client_context(tls: TlsFiles, certificate: bool) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(tls.ca_file))
+    if certificate:
+        context.load_cert_chain(str(tls.client_cert_file), str(tls.client_key_file))
+    return context
+
+
+def test_plain_http_answers_and_a_silent_client_costs_one_thread_only():
+    for server in serve():
+        silent = socket.create_connection((LOOPBACK, server.port))  # never sends anything
+        try:
+            assert request(server.port, "").startswith(b"HTTP/1.1 200 OK")
+        finally:
+            silent.close()
+
+
+def test_tls_with_a_token_refuses_plain_text_and_requests_without_the_token(tls):
+    for server in serve(token=TOKEN, cert_file=str(tls.server_cert_file),
+                        key_file=str(tls.server_key_file)):  # fmt: skip
+        context = client_context(tls, certificate=False)
+        assert request(server.port, "", context).startswith(b"HTTP/1.1 401")
+        wrong = request(server.port, "Authorization: Bearer guess\r\n", context)
+        assert wrong.startswith(b"HTTP/1.1 401")
+        good = request(server.port, f"Authorization: Bearer {TOKEN}\r\n", context)
+        assert good.startswith(b"HTTP/1.1 200 OK")
+        assert not answers_in_plain_text(server.port)
+
+
+def test_client_certificates_are_required_when_a_client_ca_is_set(tls):
+    for server in serve(cert_file=str(tls.server_cert_file), key_file=str(tls.server_key_file),
+                        client_ca_file=str(tls.ca_file)):  # fmt: skip
+        with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
+            request(server.port, "", client_context(tls, certificate=False))
+        answer = request(server.port, "", client_context(tls, certificate=True))
+        assert answer.startswith(b"HTTP/1.1 200 OK")
