@@ -13,7 +13,8 @@ test: lint unit integration molecule
 deps:
 	bash scripts/install-system-deps.sh
 
-$(STAMP): pyproject.toml requirements-dev.txt
+# The system dependencies again when their scripts change (e.g. a new tool, like promtool).
+$(STAMP): pyproject.toml requirements-dev.txt scripts/install-system-deps.sh scripts/install-promtool.sh
 	$(MAKE) deps
 	test -x $(PYTHON) || $(SYSTEM_PYTHON) -m venv $(VENV)
 	$(PYTHON) -m pip install --quiet --upgrade pip

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages that the tests, the demo and the benchmarks need.
 # Idempotent: does nothing when every package is already installed.
-# Also unpacks Debian 13's etcd 3.5 under /opt/rhizome/etcd-3.5 (install-etcd-3.5.sh).
+# Also unpacks Debian 13's etcd 3.5 under /opt/rhizome/etcd-3.5 (install-etcd-3.5.sh)
+# and promtool under /opt/rhizome/prometheus (install-promtool.sh).
 set -euo pipefail
 here=$(dirname "$0")
 
@@ -24,6 +25,7 @@ done
 
 if [ ${#missing[@]} -eq 0 ]; then
     bash "$here/install-etcd-3.5.sh"
+    bash "$here/install-promtool.sh"
     exit 0
 fi
 
@@ -49,3 +51,4 @@ if [ "$created_policy" -eq 1 ]; then
     rm -f "$policy"
 fi
 bash "$here/install-etcd-3.5.sh"
+bash "$here/install-promtool.sh"

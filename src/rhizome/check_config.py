@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from rhizome.api.config import api_config
 from rhizome.config import ConfigError, load_file, store_config
 from rhizome.keeper.config import load_configuration
 from rhizome.proxy.config import load_proxy_config
@@ -22,6 +23,7 @@ def check_sentinel(path: str) -> None:
     data = load_file(path)
     store_config(data, path)
     sentinel_id(data, path)
+    api_config(data, path, "sentinel")
 
 
 def check_store_only(path: str) -> None:

@@ -54,7 +54,7 @@ def test_the_cluster_metrics_tell_master_lag_and_role_changes():
 def test_a_fenced_master_is_not_writable():
     lines = render(sentinel_samples(snapshot(view=cluster(master_writable=False)))).splitlines()
     assert "rhizome_cluster_master_writable 0" in lines
-    assert "rhizome_cluster_fenced_keepers 1" in lines
+    assert "rhizome_cluster_master_fenced 1" in lines
 
 
 def test_before_the_first_read_only_the_sentinel_itself_is_reported():

@@ -37,6 +37,15 @@ def test_a_sentinel_id_is_checked(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "[sentinel] id" in capsys.readouterr().err
 
 
+def test_a_sentinel_api_section_is_checked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    sentinel = STORE + '[sentinel]\nid = "s1"\n[api]\n'
+    assert main(["sentinel", write(tmp_path, sentinel + 'listen = "127.0.0.1:9644"\n')]) == 0
+    assert main(["sentinel", write(tmp_path, sentinel + 'listen = "0.0.0.0:9644"\n')]) == 2
+    assert "reachable from other hosts" in capsys.readouterr().err
+
+
 def test_rhizomectl_needs_the_store_settings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -27,7 +27,8 @@ def keeper_samples(snapshot: KeeperSnapshot) -> list[Sample]:
         sample("rhizome_keeper_accepts_writes", "gauge",
                "1 while this keeper's PostgreSQL may accept writes.", snapshot.may_accept_writes),
         sample("rhizome_keeper_fenced", "gauge",
-               "1 once the keeper made PostgreSQL unable to accept writes.",
+               "1 while the keeper keeps PostgreSQL from accepting writes (every standby; a"
+               " master that lost its lease).",
                bool(info and info.fenced)),
         sample("rhizome_keeper_synchronous_standby", "gauge",
                "1 while this keeper is a synchronous standby every commit waits for.",

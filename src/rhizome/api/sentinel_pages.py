@@ -100,8 +100,9 @@ def cluster_samples(view: ClusterView) -> list[Sample]:
                sum(info.healthy for info in keepers)),
         sample("rhizome_cluster_standbys_over_lag_bound", "gauge",
                "Standbys further behind than the spec's max_standby_lag_bytes.", len(lagging)),
-        sample("rhizome_cluster_fenced_keepers", "gauge",
-               "Keepers reporting their PostgreSQL fenced.", sum(info.fenced for info in keepers)),
+        sample("rhizome_cluster_master_fenced", "gauge",
+               "1 while the state's master reports its PostgreSQL fenced (it lost its lease).",
+               master_info is not None and master_info.fenced),
         sample("rhizome_cluster_paused", "gauge", "1 while the spec pauses the sentinels.",
                spec is not None and spec.paused),
     ]  # fmt: skip

@@ -25,3 +25,12 @@ class RequestStats:
                 self.succeeded += 1
             else:
                 self.failed += 1
+
+
+def combined(stats: tuple[RequestStats, ...]) -> RequestStats:
+    """The totals of several clients' stats (one agent with several clients)."""
+    return RequestStats(
+        succeeded=sum(item.succeeded for item in stats),
+        failed=sum(item.failed for item in stats),
+        seconds=sum(item.seconds for item in stats),
+    )

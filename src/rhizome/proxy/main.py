@@ -69,7 +69,9 @@ async def serve(store_config: StoreConfig, config: ProxyConfig) -> int:
     dispatcher.overdue = failure.guarded("fencing at the deadline", fence.fence_if_overdue)
     follower = StoreFollower(store_config, config, fence, loop, failure)
     fence.wake_publisher = follower.wake.set
-    status = ProxyStatus(dispatcher, fence, follower.counters, clock.monotonic())
+    clients = (follower.watch_store.client, follower.lease_store.client)
+    status = ProxyStatus(dispatcher, fence, follower.counters, clock.monotonic(),
+                         tuple(client.transport.stats for client in clients))  # fmt: skip
     try:
         servers = await open_listeners(config, dispatcher, status)
     except (OSError, ConfigError) as error:

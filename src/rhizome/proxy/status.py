@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rhizome import clock
+from rhizome.api.agent_metrics import etcd_samples, uptime_sample
 from rhizome.api.exposition import CONTENT_TYPE, Sample, render, sample
 from rhizome.api.requests import Handler, Page, Request, json_page
+from rhizome.etcd.stats import RequestStats, combined
 from rhizome.proxy.dispatcher import Dispatcher
 from rhizome.proxy.fencing import StoreFence
 from rhizome.proxy.forwarder import SessionState
@@ -40,6 +42,8 @@ class ProxyStatus:
     fence: StoreFence
     store_counters: StoreCounters
     started_at: float
+    request_stats: tuple[RequestStats, ...] = ()
+    """The etcd clients' (watch and lease), for rhizome_etcd_requests_total."""
 
     def routes(self) -> dict[str, Handler]:
         return {
@@ -78,7 +82,10 @@ class ProxyStatus:
         return 200, CONTENT_TYPE, text.encode()
 
     def samples(self) -> list[Sample]:
-        return [*self.connection_samples(), *self.byte_samples(), *self.store_samples()]
+        uptime = uptime_sample("proxy", clock.monotonic() - self.started_at)
+        etcd = etcd_samples("proxy", combined(self.request_stats))
+        return [*self.connection_samples(), *self.byte_samples(), *self.store_samples(),
+                *etcd, uptime]  # fmt: skip
 
     def connection_samples(self) -> list[Sample]:
         ports = self.dispatcher.ports
