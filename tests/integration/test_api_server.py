@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 
 import pytest
 
 from rhizome.api.config import ApiConfig, ListenAddress
-from rhizome.api.requests import json_page
-from rhizome.api.server import ApiServer
+from rhizome.api.requests import REQUEST_TIMEOUT, json_page
+from rhizome.api.server import MAX_CONNECTIONS, ApiServer
+from tests.harness.cluster import wait_for
 from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.tls import TlsFiles, create_tls_files
 
@@ -24,6 +28,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
     return create_tls_files(tmp_path_factory.mktemp("api-tls"))
 
 
+@contextlib.contextmanager
 def serve(**settings: object) -> Iterator[ApiServer]:
     config = ApiConfig(ListenAddress(LOOPBACK, free_port()), **settings)  # type: ignore[arg-type]
     server = ApiServer(config, ROUTES)
@@ -59,7 +64,7 @@ def client_context(tls: TlsFiles, certificate: bool) -> ssl.SSLContext:
 
 
 def test_plain_http_answers_and_a_silent_client_costs_one_thread_only():
-    for server in serve():
+    with serve() as server:
         silent = socket.create_connection((LOOPBACK, server.port))  # never sends anything
         try:
             assert request(server.port, "").startswith(b"HTTP/1.1 200 OK")
@@ -67,9 +72,32 @@ def test_plain_http_answers_and_a_silent_client_costs_one_thread_only():
             silent.close()
 
 
+def test_a_flood_of_silent_clients_is_refused_beyond_the_cap_and_costs_no_thread():
+    with serve() as server:
+        port = server.port
+        silent = [socket.create_connection((LOOPBACK, port)) for _ in range(MAX_CONNECTIONS)]
+        try:
+            time.sleep(0.5)
+            threads = threading.active_count()
+            assert request_or_none(port) is None, "answered beyond the cap"
+            assert threading.active_count() == threads, "a thread for a connection beyond the cap"
+        finally:
+            for connection in silent:
+                connection.close()
+        wait_for(lambda: request_or_none(port), REQUEST_TIMEOUT + 2, "a free slot")
+
+
+def request_or_none(port: int) -> bytes | None:
+    try:
+        answer = request(port, "")
+    except (ConnectionResetError, BrokenPipeError):
+        return None
+    return answer if answer.startswith(b"HTTP/1.1 200") else None
+
+
 def test_tls_with_a_token_refuses_plain_text_and_requests_without_the_token(tls):
-    for server in serve(token=TOKEN, cert_file=str(tls.server_cert_file),
-                        key_file=str(tls.server_key_file)):  # fmt: skip
+    with serve(token=TOKEN, cert_file=str(tls.server_cert_file),
+               key_file=str(tls.server_key_file)) as server:  # fmt: skip
         context = client_context(tls, certificate=False)
         assert request(server.port, "", context).startswith(b"HTTP/1.1 401")
         wrong = request(server.port, "Authorization: Bearer guess\r\n", context)
@@ -80,8 +108,8 @@ def test_tls_with_a_token_refuses_plain_text_and_requests_without_the_token(tls)
 
 
 def test_client_certificates_are_required_when_a_client_ca_is_set(tls):
-    for server in serve(cert_file=str(tls.server_cert_file), key_file=str(tls.server_key_file),
-                        client_ca_file=str(tls.ca_file)):  # fmt: skip
+    with serve(cert_file=str(tls.server_cert_file), key_file=str(tls.server_key_file),
+               client_ca_file=str(tls.ca_file)) as server:  # fmt: skip
         with pytest.raises((ssl.SSLError, ConnectionResetError, BrokenPipeError)):
             request(server.port, "", client_context(tls, certificate=False))
         answer = request(server.port, "", client_context(tls, certificate=True))

@@ -13,6 +13,7 @@ import socketserver
 import ssl
 import threading
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from rhizome.api.config import ApiConfig, ListenAddress
 from rhizome.api.requests import (
@@ -28,10 +29,16 @@ from rhizome.api.requests import (
 
 log = logging.getLogger(__name__)
 
+Request = socket.socket | tuple[bytes, socket.socket]
+"""What socketserver hands over (a TCP server: the connection's socket)."""
+MAX_CONNECTIONS = 32
+"""Connections served at once; more are closed at once, so a flood costs no threads."""
+
 
 class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 2 * MAX_CONNECTIONS  # a burst is queued, in order, not dropped
 
     def __init__(self, address: ListenAddress, routes: Mapping[str, Handler],
                  token: str | None, context: ssl.SSLContext | None) -> None:  # fmt: skip
@@ -39,7 +46,24 @@ class _Server(socketserver.ThreadingTCPServer):
         self.routes = routes
         self.token = token
         self.context = context
+        self.slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__((address.host, address.port), _Connection)
+
+    def process_request(self, request: Request, client_address: Any) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)  # closed at once: no thread for it
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request: Request, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
 
 
 class _Connection(socketserver.BaseRequestHandler):
