@@ -36,7 +36,7 @@ def cluster(master_writable: bool = True):
 
 def snapshot(**changes) -> SentinelSnapshot:
     base = {"sentinel_id": "s1", "view": cluster(), "leader": True, "lease_age": 0.3,
-            "loop_age": 0.1}  # fmt: skip
+            "lease_ttl": 5.0, "loop_age": 0.1}  # fmt: skip
     return SentinelSnapshot(**(base | changes))
 
 
@@ -63,6 +63,11 @@ def test_before_the_first_read_only_the_sentinel_itself_is_reported():
     assert "rhizome_cluster_" not in text
     assert checks(snapshot(view=None)) == {"health": False, "liveness": True,
                                           "readiness": False, "leader": True}  # fmt: skip
+
+
+def test_a_sentinel_whose_lease_is_older_than_its_ttl_is_unhealthy():
+    assert checks(snapshot(lease_age=4.9))["health"]
+    assert not checks(snapshot(lease_age=5.0))["health"], "etcd unreachable for a whole TTL"
 
 
 def test_leader_and_liveness_pages():

@@ -157,7 +157,7 @@ def cluster_view() -> ClusterView:
 
 
 def sentinel_page(view: ClusterView | None, leader: bool) -> str:
-    snapshot = SentinelSnapshot("db1", view, leader, lease_age=0.8, loop_age=0.5)
+    snapshot = SentinelSnapshot("db1", view, leader, lease_age=0.8, lease_ttl=5.0, loop_age=0.5)
     stats = RequestStats(succeeded=800, failed=0, seconds=1.25)
     return render([*sentinel_samples(snapshot), *etcd_samples("sentinel", stats),
                    uptime_sample("sentinel", 7200.0)])  # fmt: skip

@@ -30,12 +30,14 @@ class SentinelSnapshot:
     """None until the first full read of the store."""
     leader: bool
     lease_age: float
+    """Seconds since the sentinel's lease was last renewed (inf: none)."""
+    lease_ttl: float
     loop_age: float
 
 
 def checks(snapshot: SentinelSnapshot) -> dict[str, bool]:
     return {
-        "health": snapshot.view is not None and snapshot.lease_age < 1e9,
+        "health": snapshot.view is not None and snapshot.lease_age < snapshot.lease_ttl,
         "liveness": snapshot.loop_age <= LIVENESS_BUDGET,
         "readiness": snapshot.view is not None,
         "leader": snapshot.leader,

@@ -18,7 +18,7 @@ def snapshot(keeper: Keeper) -> KeeperSnapshot:
     name = keeper.config.name
     view = keeper.follower.view()
     state = view.state.document if view.state is not None else None
-    info = keeper.published
+    info = keeper.observed  # not the published one: etcd may be unreachable
     lag = None
     if info is not None and info.role == "standby" and state is not None:
         observations = {other: stored.document for other, stored in view.keepers.items()}

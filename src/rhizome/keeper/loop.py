@@ -95,6 +95,7 @@ class Keeper:
         self.acknowledged_generation = 0
         self.last_error: str | None = None
         self.published: KeeperInfo | None = None
+        self.observed: KeeperInfo | None = None  # the last observation, published or not (API)
         self.published_at = 0.0
         self.next_observation = 0.0
         self.republish = False
@@ -263,6 +264,7 @@ class Keeper:
             instance_id=self.publisher.own_instance if self.publisher is not None else None,
             holding=self.hold_switch.holding(self.guard.mode),
         )  # fmt: skip
+        self.observed = info
         interval = self.spec.timing.keeper_publish_interval
         due = clock.monotonic() >= self.published_at + interval * UNCHANGED_REPUBLISH_INTERVALS
         lease_id = self.lease.lease_id

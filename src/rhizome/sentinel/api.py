@@ -16,6 +16,7 @@ def snapshot(sentinel: Sentinel) -> SentinelSnapshot:
         view=view,
         leader=view is not None and sentinel.is_leader(view),
         lease_age=sentinel.lease.seconds_since_renewal(),
+        lease_ttl=sentinel.lease.ttl,
         loop_age=clock.monotonic() - sentinel.ticked_at,
     )
 
