@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from rhizome.api.exposition import Sample, sample
 from rhizome.api.requests import Handler, Page, Request, json_page
-from rhizome.store.documents import KeeperInfo
-from rhizome.store.positions import reference_position, standby_lag
+from rhizome.store.positions import standby_lags
 from rhizome.store.state import ClusterState
 from rhizome.store.view import ClusterView
 
@@ -91,7 +90,8 @@ def cluster_samples(view: ClusterView) -> list[Sample]:
     master = state.master if state is not None else None
     master_info = next((info for info in keepers if info.name == master), None)
     bound = spec.max_standby_lag_bytes if spec is not None else None
-    lagging = [name for name, lag in standby_lags(state, keepers).items()
+    lags = standby_lags(state, {info.name: info for info in keepers}) if state else {}
+    lagging = [name for name, lag in lags.items()
                if lag is not None and bound is not None and lag > bound]  # fmt: skip
     samples = [
         sample("rhizome_cluster_master_writable", "gauge",
@@ -111,15 +111,6 @@ def cluster_samples(view: ClusterView) -> list[Sample]:
     if state is not None:
         samples += state_samples(state)
     return samples
-
-
-def standby_lags(state: ClusterState | None, keepers: list[KeeperInfo]) -> dict[str, int | None]:
-    """Each standby's distance to the master's last published position."""
-    if state is None:
-        return {}
-    observations = {info.name: info for info in keepers}
-    reference = reference_position(state, observations)
-    return {info.name: standby_lag(info, reference) for info in keepers if info.role == "standby"}
 
 
 def state_samples(state: ClusterState) -> list[Sample]:

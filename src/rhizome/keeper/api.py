@@ -10,7 +10,7 @@ from rhizome.api.keeper_checks import KeeperSnapshot, keeper_routes
 from rhizome.api.keeper_metrics import keeper_samples
 from rhizome.api.requests import Handler
 from rhizome.keeper.loop import Keeper
-from rhizome.store.positions import reference_position, standby_lag
+from rhizome.store.positions import standby_lags
 
 
 def snapshot(keeper: Keeper) -> KeeperSnapshot:
@@ -20,9 +20,9 @@ def snapshot(keeper: Keeper) -> KeeperSnapshot:
     state = view.state.document if view.state is not None else None
     info = keeper.observed  # not the published one: etcd may be unreachable
     lag = None
-    if info is not None and info.role == "standby" and state is not None:
+    if info is not None and state is not None:
         observations = {other: stored.document for other, stored in view.keepers.items()}
-        lag = standby_lag(info, reference_position(state, observations))
+        lag = standby_lags(state, {**observations, name: info}).get(name)
     lease = keeper.lease
     now = clock.monotonic()
     return KeeperSnapshot(

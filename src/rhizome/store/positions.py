@@ -27,3 +27,13 @@ def standby_lag(keeper: KeeperInfo, reference: int | None) -> int | None:
     if reference is None or position is None:
         return None
     return max(0, reference - position)
+
+
+def standby_lags(state: ClusterState, keepers: Mapping[str, KeeperInfo]) -> dict[str, int | None]:
+    """Each standby's distance to the master's last published position (None: unknown)."""
+    reference = reference_position(state, keepers)
+    return {
+        name: standby_lag(info, reference)
+        for name, info in keepers.items()
+        if info.role == "standby"
+    }
