@@ -4,13 +4,16 @@
 
 - `FAULT_DIRECTORY/stall` (its text: seconds): once, a thread holds the GIL
   that long, so the whole proxy stalls while the kernel keeps receiving for
-  it (a GC pause, a starved CPU); `stall.started` appears when it begins.
+  it (a GC pause, a starved CPU). `stall.started` holds one byte, 1 once the
+  stall holds the GIL for good: written through a shared mapping, because a
+  file write would let the event loop run in between.
 - `FAULT_DIRECTORY/lease_error`: the lease thread's next renewal raises.
 - `FAULT_DIRECTORY/watch_error`: the watch thread raises on its next update.
 """
 
 from __future__ import annotations
 
+import mmap
 import sys
 import threading
 import time
@@ -20,18 +23,29 @@ from typing import Any
 POLL_INTERVAL = 0.02
 
 
+SETTLE = 0.1
+"""Seconds after which a thread that asked for the GIL under the old switch interval
+has had its turn and given it back: from then on the stall holds it alone."""
+
+
 def stall_when_asked(directory: Path) -> None:
     request = directory / "stall"
-    while not request.exists():
-        time.sleep(POLL_INTERVAL)
-    seconds = float(request.read_text())
-    (directory / "stall.started").touch()
-    normal = sys.getswitchinterval()
-    sys.setswitchinterval(seconds + 5)  # no other thread gets the GIL meanwhile
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        pass
-    sys.setswitchinterval(normal)
+    started = directory / "stall.started"
+    started.write_bytes(b"\0")
+    with started.open("r+b") as file, mmap.mmap(file.fileno(), 1) as marker:
+        while not request.exists():
+            time.sleep(POLL_INTERVAL)
+        seconds = float(request.read_text())
+        normal = sys.getswitchinterval()
+        sys.setswitchinterval(seconds + 5)  # no other thread gets the GIL meanwhile
+        now = time.monotonic()
+        settled, end = now + SETTLE, now + seconds
+        while time.monotonic() < settled:
+            pass
+        marker[0] = 1  # a memory write: the GIL stays held
+        while time.monotonic() < end:
+            pass
+        sys.setswitchinterval(normal)
 
 
 def install(directory: Path) -> None:

@@ -78,6 +78,11 @@ class FaultyProxy(ProxyProcess):
     def inject(self, fault: str, text: str = "") -> None:
         (self.faults / fault).write_text(text)
 
+    def stalled(self) -> bool:
+        """The injected stall holds the GIL: the proxy's event loop cannot run."""
+        marker = self.faults / "stall.started"
+        return marker.exists() and marker.read_bytes() == b"\1"
+
 
 def forwarding_session(pg1, sentinel, proxy: ProxyProcess) -> socket.socket:
     """A logged-in raw client session through the started proxy to pg1."""
@@ -110,7 +115,7 @@ def test_bytes_a_client_sent_while_the_proxy_was_stalled_never_reach_the_old_mas
     try:
         raw = forwarding_session(pg1, sentinel, proxy)
         proxy.inject("stall", str(FAST_TIMING.proxy_close_deadline + FREEZE_MARGIN))
-        wait_for((proxy.faults / "stall.started").exists, 5, "the stall")
+        wait_for(proxy.stalled, 5, "the stall")
         stalled_at = time.monotonic()
         raw.setblocking(False)
         raw.send(message(b"Q", b"INSERT INTO written VALUES (1)\0"))
