@@ -126,8 +126,12 @@ def apply_fault(cluster: ChaosCluster, fault: Fault) -> FaultRecord:
 
 
 def run_campaign(cluster: ChaosCluster, seed: int, faults: Sequence[Fault],
-                 progress: Callable[[str], None] = print) -> CampaignResult:  # fmt: skip
-    """Everything after `cluster.start()`: schema, workloads, probe, faults, final checks."""
+                 progress: Callable[[str], None] = print,
+                 before_fault: Callable[[Fault], None] = lambda fault: None,
+                 ) -> CampaignResult:  # fmt: skip
+    """Everything after `cluster.start()`: schema, workloads, probe, faults, final checks.
+
+    `before_fault` runs before each fault (a test changing the spec between faults)."""
     connection = master_connection(cluster)
     try:
         query(connection, SCHEMA, (), 30)
@@ -144,6 +148,7 @@ def run_campaign(cluster: ChaosCluster, seed: int, faults: Sequence[Fault],
     try:
         time.sleep(SETTLE_SECONDS)
         for fault in faults:
+            before_fault(fault)
             record = apply_fault(cluster, fault)
             records.append(record)
             progress(progress_line(record, len(faults), inserts))

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any
 
 from chaos import network
+from chaos.api_security import ApiSecurity
 from chaos.convergence import convergence_problems, live_problems
 from chaos.node import PROXY_PORT, Node
 from rhizome.etcd import EtcdClient, EtcdError, EtcdSettings
@@ -25,25 +26,31 @@ from rhizome.store.view import ClusterView
 START_TIMEOUT = 180.0
 
 
-def cluster_spec(mode: str) -> dict[str, Any]:
+def cluster_spec(mode: str, failsafe: bool = False) -> dict[str, Any]:
     """The spec the campaign runs with: defaults, synchronous replication in sync mode."""
     if mode not in ("sync", "async"):
         raise ValueError(f"mode must be sync or async, got {mode!r}")
-    return {"synchronous_replication": {"enabled": mode == "sync"}}
+    spec: dict[str, Any] = {"synchronous_replication": {"enabled": mode == "sync"}}
+    return {**spec, "failsafe": True} if failsafe else spec
 
 
 class ChaosCluster:
-    def __init__(self, directory: Path, mode: str, layout: network.Layout | None = None) -> None:
+    def __init__(self, directory: Path, mode: str, layout: network.Layout | None = None,
+                 failsafe: bool = False) -> None:  # fmt: skip
+        """`failsafe`: the spec's failsafe on, every agent's API on its node's address."""
         self.directory = directory
         self.mode = mode
+        self.failsafe = failsafe
         self.layout = layout or network.Layout.for_process()
         self.password = "chaos-" + secrets.token_hex(8)
         count = self.layout.node_count
-        urls = [f"http://{self.layout.node_address(i)}:2379" for i in range(1, count + 1)]
+        addresses = [self.layout.node_address(i) for i in range(1, count + 1)]
+        urls = [f"http://{address}:2379" for address in addresses]
         self.etcd_urls = urls
+        self.api = ApiSecurity.create(directory / "api-tls", addresses) if failsafe else None
         self.nodes = [
-            Node(i, self.layout.node_namespace(i), self.layout.node_address(i),
-                 directory / f"n{i}", urls, self.password)
+            Node(i, self.layout.node_namespace(i), addresses[i - 1],
+                 directory / f"n{i}", urls, self.password, self.api)
             for i in range(1, count + 1)
         ]  # fmt: skip
         settings = EtcdSettings(endpoints=tuple(urls), request_timeout=1.0)
@@ -74,7 +81,8 @@ class ChaosCluster:
             node.etcd.launch()
         for node in self.nodes:
             node.etcd.wait_ready()
-        assert self.store.write_spec(parse_spec(cluster_spec(self.mode)), 0) is not None
+        spec = parse_spec(cluster_spec(self.mode, self.failsafe))
+        assert self.store.write_spec(spec, 0) is not None
         for node in self.nodes:
             node.start_agents()
         self.wait_converged(timeout)

@@ -9,7 +9,8 @@ from chaos.cluster import ChaosCluster
 from chaos.network import ETCD_CLIENT_PORT, ETCD_PEER_PORT, INTERFACE, in_namespace, run
 from chaos.node import Node
 from chaos.operations import switchover
-from chaos.plan import Fault
+from chaos.plan import FAILSAFE_KINDS, Fault
+from tests.harness.processes import ServerProcess
 
 Heal = Callable[[], None]
 KEEPER_FENCE_BOUND = 10.0
@@ -91,7 +92,22 @@ def inject(cluster: ChaosCluster, fault: Fault, node: Node) -> Heal:
         process = node.proxy if kind == "proxy-freeze" else node.etcd
         process.freeze()
         return process.thaw
+    if kind in FAILSAFE_KINDS:
+        return freeze_all_etcd(cluster, node.proxy if kind == "etcd-freeze-all-and-proxy" else None)
     return inject_network(cluster, fault, node)
+
+
+def freeze_all_etcd(cluster: ChaosCluster, proxy: ServerProcess | None) -> Heal:
+    """SIGSTOP every etcd member (after `proxy`, when given); the heal thaws them together."""
+    frozen = ([proxy] if proxy is not None else []) + [node.etcd for node in cluster.nodes]
+    for process in frozen:
+        process.freeze()
+
+    def heal() -> None:
+        for process in reversed(frozen):
+            process.thaw()
+
+    return heal
 
 
 def inject_network(cluster: ChaosCluster, fault: Fault, node: Node) -> Heal:

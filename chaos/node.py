@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from chaos.api_security import KEEPER_API_PORT, PROXY_API_PORT, ApiSecurity
 from chaos.network import ETCD_CLIENT_PORT, ETCD_PEER_PORT, as_user, in_namespace
 from tests.harness.agents import shared_config
 from tests.harness.etcd import EtcdServer, _etcd_free_environment
@@ -24,7 +25,6 @@ from tests.harness.processes import ServerProcess, is_alive
 
 POSTGRES_PORT = 5432
 PROXY_PORT = 6432
-PROXY_HTTP_PORT = 9642
 
 
 class NodeEtcd(EtcdServer):
@@ -54,12 +54,19 @@ class NodeKeeper(KeeperProcess):
     """A keeper (and its PostgreSQL) on the node's address, run as postgres in the namespace."""
 
     def __init__(self, name: str, endpoints: list[str], log_dir: Path, namespace: str,
-                 address: str, password: str) -> None:  # fmt: skip
+                 address: str, password: str, api: ApiSecurity | None = None) -> None:  # fmt: skip
+        self.api = api  # before the base class writes the configuration a first time
         super().__init__(name, endpoints, log_dir, superuser_password=password, log_level="info")
         self.namespace = namespace
         self.host = address
         self.port = POSTGRES_PORT
         self.write_config()
+
+    def config_text(self) -> str:
+        text = super().config_text()
+        if self.api is None:
+            return text
+        return text.split("[api]")[0] + self.api.section(self.host, KEEPER_API_PORT)
 
     def start(self) -> None:
         if self.is_running:
@@ -121,13 +128,14 @@ class Node:
     """The processes of one node; `address` is its only address, in `namespace`."""
 
     def __init__(self, index: int, namespace: str, address: str, directory: Path,
-                 etcd_urls: list[str], password: str) -> None:  # fmt: skip
+                 etcd_urls: list[str], password: str,
+                 api: ApiSecurity | None = None) -> None:  # fmt: skip
         self.name = f"n{index}"
         self.namespace = namespace
         self.address = address
         directory.mkdir(parents=True, exist_ok=True)
         self.etcd = NodeEtcd(f"etcd{index}", directory, namespace, address)
-        self.keeper = NodeKeeper(self.name, etcd_urls, directory, namespace, address, password)
+        self.keeper = NodeKeeper(self.name, etcd_urls, directory, namespace, address, password, api)
         sentinel_config = directory / "sentinel.toml"
         sentinel_config.write_text(
             shared_config(etcd_urls) + f'\n[sentinel]\nid = "sentinel-{self.name}"\n'
@@ -136,8 +144,9 @@ class Node:
         proxy_config.write_text(
             shared_config(etcd_urls) + f'\n[proxy]\nid = "proxy-{self.name}"\n'
             f'read_write_listen = "{address}:{PROXY_PORT}"\nconnect_timeout = 1.0\n'
-            f'[api]\nlisten = "127.0.0.1:{PROXY_HTTP_PORT}"\n'
-        )
+            + (api.section(address, PROXY_API_PORT) if api else
+               f'[api]\nlisten = "127.0.0.1:{PROXY_API_PORT}"\n')
+        )  # fmt: skip
         self.sentinel = agent_process(namespace, "rhizome.sentinel.main", sentinel_config,
                                       directory / "sentinel.log")  # fmt: skip
         self.proxy = agent_process(namespace, "rhizome.proxy.main", proxy_config,

@@ -38,18 +38,23 @@ NETWORK_KINDS = (
 )
 OPERATION_KINDS = ("switchover",)
 ALL_KINDS = PROCESS_KINDS + NETWORK_KINDS + OPERATION_KINDS
-CLUSTER_WIDE_KINDS = ("etcd-outage", "etcd-no-quorum")
+FAILSAFE_KINDS = ("etcd-freeze-all", "etcd-freeze-all-and-proxy")
+"""Whole-etcd outages for a cluster with failsafe on (not in the standard campaign):
+every member SIGSTOPped; with -and-proxy, a standby's proxy frozen first (it
+cannot confirm, so the master must fence)."""
+KNOWN_KINDS = ALL_KINDS + FAILSAFE_KINDS
+CLUSTER_WIDE_KINDS = ("etcd-outage", "etcd-no-quorum", "etcd-freeze-all")
 """Faults on the whole cluster (their target is "master" by convention)."""
-STANDBY_ONLY_KINDS = ("proxy-master-cut",)
+STANDBY_ONLY_KINDS = ("proxy-master-cut", "etcd-freeze-all-and-proxy")
 """Faults whose node is always a standby (the proxy of a node other than the master)."""
 OPERATIONS_DURING = ("switchover", "maintenance", "pending-restart")
 """Operations that can run during a fault: never during a switchover or a cluster-wide
 loss of etcd (every operation goes through the store and would only fail)."""
-NO_OPERATION_KINDS = ("switchover", *CLUSTER_WIDE_KINDS)
+NO_OPERATION_KINDS = ("switchover", *CLUSTER_WIDE_KINDS, *FAILSAFE_KINDS)
 
 DURATION_BOUNDS: dict[str, tuple[float, float]] = {kind: (3.0, 15.0) for kind in ALL_KINDS}
-DURATION_BOUNDS["etcd-outage"] = (5.0, 60.0)
-DURATION_BOUNDS["etcd-no-quorum"] = (5.0, 60.0)
+for _kind in ("etcd-outage", "etcd-no-quorum", *FAILSAFE_KINDS):
+    DURATION_BOUNDS[_kind] = (5.0, 60.0)
 DURATION_BOUNDS["switchover"] = (0.0, 0.0)
 OPERATION_DURING_PROBABILITY = 0.2
 MASTER_PROBABILITY = 0.6
@@ -84,9 +89,9 @@ def plan(
     `duration_scale` (0 < scale ≤ 1) shortens every duration toward its lower bound,
     for quick runs; the lower bounds stay.
     """
-    unknown = sorted(set(kinds) - set(ALL_KINDS))
+    unknown = sorted(set(kinds) - set(KNOWN_KINDS))
     if unknown or not kinds:
-        raise ValueError(f"kinds must be a non-empty subset of {ALL_KINDS}; unknown: {unknown}")
+        raise ValueError(f"kinds must be a non-empty subset of {KNOWN_KINDS}; unknown: {unknown}")
     if count < 0 or not 0 < duration_scale <= 1:
         raise ValueError("count must be ≥ 0 and duration_scale in (0, 1]")
     generator = random.Random(seed)

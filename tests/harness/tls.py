@@ -67,8 +67,11 @@ def _sign(directory: Path, name: str, common_name: str, extensions: str) -> tupl
     return cert_file, key_file
 
 
-def create_tls_files(directory: Path, client_name: str = DEFAULT_CLIENT_NAME) -> TlsFiles:
-    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate.
+def create_tls_files(
+    directory: Path, client_name: str = DEFAULT_CLIENT_NAME, server_names: str = SERVER_NAMES
+) -> TlsFiles:
+    """A CA, a server certificate for `server_names` (default 127.0.0.1/localhost) and a
+    client certificate.
 
     The client certificate's common name is client_name: etcd with client-cert-auth
     and auth enabled takes it as the user name when no password is given.
@@ -79,7 +82,7 @@ def create_tls_files(directory: Path, client_name: str = DEFAULT_CLIENT_NAME) ->
         directory,
         "server",
         "localhost",
-        f"subjectAltName={SERVER_NAMES}\n"
+        f"subjectAltName={server_names}\n"
         "keyUsage=critical,digitalSignature\n"
         "extendedKeyUsage=serverAuth,clientAuth\n",
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from rhizome.keeper.conffiles import Upstream
@@ -327,3 +329,22 @@ def test_a_standby_runs_without_the_fence_a_primary_requires():
         data="present", control=control("shut down in recovery"), fencing_problem=WATCHDOG_PROBLEM
     )
     assert plan(local, facts(STANDBY, upstream=upstream())).actions == (Start(standby=True),)
+
+
+FAILSAFE_HOLD = "this keeper confirmed failsafe to the master: not becoming a primary for 2.0 s"
+
+
+@pytest.mark.parametrize(
+    "local",
+    [
+        LocalStatus(data="present", control=control(), promotion_hold=FAILSAFE_HOLD),
+        LocalStatus(
+            data="present", process_running=True, sql=standby(), promotion_hold=FAILSAFE_HOLD
+        ),
+    ],
+)
+def test_a_keeper_that_confirmed_failsafe_neither_starts_nor_promotes_a_primary(local):
+    result = plan(local, facts(MASTER))
+    assert not result.actions and result.waiting == FAILSAFE_HOLD
+    unheld = plan(replace(local, promotion_hold=None), facts(MASTER))
+    assert unheld.actions, "the hold alone held it back"

@@ -8,11 +8,16 @@
     cert_file = "/etc/rhizome/keeper/api.pem"  # TLS (with key_file)
     key_file = "/etc/rhizome/keeper/api.key"
     client_ca_file = "/etc/rhizome/api-ca.pem" # TLS clients must present a certificate signed by it
+    advertise_url = "https://db1:9643"         # where other agents reach this API (failsafe)
+    ca_file = "/etc/rhizome/api-ca.pem"        # verifies the other agents' API certificates
 
 Each agent has its own default address on localhost (keeper 9643, sentinel
 9644, proxy 9642). An API bound anywhere else is reachable from other hosts:
 it then needs TLS (cert_file and key_file) and authentication (token_file or
-client_ca_file), or the agent refuses to start.
+client_ca_file), or the agent refuses to start. Failsafe confirmations
+(rhizome.failsafe) go to `advertise_url`, by default the scheme and listen
+address (a wildcard address needs advertise_url); an agent asking others
+presents its token, and its own certificate to peers that require one.
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ from typing import Any
 
 from rhizome.config import ConfigError, read_secret_file
 
-API_KEYS = {"listen", "token_file", "cert_file", "key_file", "client_ca_file"}
+API_KEYS = {
+    "listen", "token_file", "cert_file", "key_file", "client_ca_file", "advertise_url", "ca_file",
+}  # fmt: skip
+WILDCARD_HOSTS = ("0.0.0.0", "::", "")
 DEFAULT_LISTEN = {
     "keeper": "127.0.0.1:9643",
     "sentinel": "127.0.0.1:9644",
@@ -77,6 +85,23 @@ class ApiConfig:
     cert_file: str | None = None
     key_file: str | None = None
     client_ca_file: str | None = None
+    advertise_url: str | None = None
+    ca_file: str | None = None
+
+    @property
+    def authenticated(self) -> bool:
+        """Requests must prove who sends them (a token, or a client certificate)."""
+        return self.token is not None or self.client_ca_file is not None
+
+    @property
+    def url(self) -> str | None:
+        """Where other agents reach this API; None: only from this host, or unknown."""
+        if self.advertise_url is not None:
+            return self.advertise_url.rstrip("/")
+        if self.listen is None or self.listen.loopback or self.listen.host in WILDCARD_HOSTS:
+            return None
+        scheme = "https" if self.cert_file is not None else "http"
+        return f"{scheme}://{self.listen}"
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The server's TLS context (None: plain HTTP); errors name the file."""
@@ -101,7 +126,9 @@ def api_config(data: dict[str, Any], source: str, agent: str) -> ApiConfig:
     unknown = sorted(set(section) - API_KEYS)
     if unknown:
         raise ConfigError(f"{source}: unknown [api] settings {unknown}; known: {sorted(API_KEYS)}")
-    files = {name: section.get(name) for name in ("cert_file", "key_file", "client_ca_file")}
+    files = {
+        name: section.get(name) for name in ("cert_file", "key_file", "client_ca_file", "ca_file")
+    }
     for name, value in files.items():
         if value is not None and (not isinstance(value, str) or not value.startswith("/")):
             raise ConfigError(f"{source}: [api] {name} must be an absolute path")
@@ -116,7 +143,7 @@ def api_config(data: dict[str, Any], source: str, agent: str) -> ApiConfig:
     token = None
     if section.get("token_file") is not None:
         token = read_secret_file(str(section["token_file"]), "API token")
-    config = ApiConfig(listen, token, **files)
+    config = ApiConfig(listen, token, advertise_url=advertised(section, source), **files)
     check_exposure(config, source)
     return config
 
@@ -132,3 +159,14 @@ def check_exposure(config: ApiConfig, source: str) -> None:
             " set cert_file and key_file (TLS) and token_file or client_ca_file"
             ' (authentication), or listen on localhost, e.g. "127.0.0.1:9643"'
         )
+
+
+def advertised(section: dict[str, Any], source: str) -> str | None:
+    value = section.get("advertise_url")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value.startswith(("http://", "https://")):
+        raise ConfigError(
+            f'{source}: [api] advertise_url must be a URL such as "https://db1:9643", not {value!r}'
+        )
+    return value

@@ -1,7 +1,8 @@
 """One HTTP request in, one page out: parsing, authentication and routing (pure).
 
 The agents answer one request per connection and close it, so a request is
-everything up to the blank line after its headers; bodies are not read.
+everything up to the blank line after its headers; bodies are not read (a
+POST carries its arguments in the query string).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ REQUEST_LIMIT = 8192
 REQUEST_TIMEOUT = 5.0
 """Seconds a client has to send its request (and, with TLS, to shake hands)."""
 
+POST_PATHS = frozenset({"/failsafe"})
+"""Paths that change something (they take POST); every other path is read with GET or HEAD."""
+
 Page = tuple[int, str, bytes]
 """(status, content type, body)"""
 
@@ -24,8 +28,10 @@ REASONS = {
     200: "OK",
     400: "Bad Request",
     401: "Unauthorized",
+    403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    409: "Conflict",
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
@@ -93,7 +99,9 @@ def answer(raw: bytes, routes: Mapping[str, Handler], token: str | None) -> Page
     handler = routes.get(request.path)
     if handler is None:
         return text_page(404, f"unknown path; try {', '.join(sorted(routes))}")
-    if request.method not in ("GET", "HEAD"):
+    if request.path in POST_PATHS and request.method != "POST":
+        return text_page(405, "only POST")
+    if request.path not in POST_PATHS and request.method not in ("GET", "HEAD"):
         return text_page(405, "only GET and HEAD")
     status, content_type, body = handler(request)
     return status, content_type, b"" if request.method == "HEAD" else body

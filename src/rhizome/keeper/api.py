@@ -9,6 +9,7 @@ from rhizome.api.agent_metrics import metrics_handler
 from rhizome.api.keeper_checks import KeeperSnapshot, keeper_routes
 from rhizome.api.keeper_metrics import keeper_samples
 from rhizome.api.requests import Handler
+from rhizome.failsafe.responder import failsafe_page
 from rhizome.keeper.loop import Keeper
 from rhizome.store.positions import standby_lags
 
@@ -42,4 +43,5 @@ def snapshot(keeper: Keeper) -> KeeperSnapshot:
 def routes(keeper: Keeper) -> dict[str, Handler]:
     stats = keeper.store.client.transport.stats
     metrics = metrics_handler("keeper", lambda: keeper_samples(snapshot(keeper)), stats)
-    return {**keeper_routes(lambda: snapshot(keeper)), "/metrics": metrics}
+    failsafe = failsafe_page(keeper.failsafe.api.authenticated, keeper.failsafe.confirm)
+    return {**keeper_routes(lambda: snapshot(keeper)), "/metrics": metrics, "/failsafe": failsafe}

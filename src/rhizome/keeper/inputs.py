@@ -159,6 +159,7 @@ def observe_local(
     may_accept_writes: bool = False,
     fencing_problem: str | None = None,
     start_failures: StartFailures = NO_FAILURES,
+    promotion_hold: str | None = None,
 ) -> LocalStatus:
     """Everything the keeper can see of its own PostgreSQL now."""
     data = data_state(keeper)
@@ -185,6 +186,7 @@ def observe_local(
         fresh_copy=(keeper.data_dir / "backup_label").exists(),
         fencing_problem=fencing_problem,
         start_failures=start_failures,
+        promotion_hold=promotion_hold,
     )
 
 

@@ -12,12 +12,14 @@ cannot delay it.
 On every tick the watchdog also calls `heartbeat(deadline)` with the fence
 deadline of the last renewal: the keeper passes it to its fencing guard, a
 separate process that kills PostgreSQL at that deadline if this thread (or
-the whole keeper) stops (guard.py).
+the whole keeper) stops (guard.py). A failsafe round that every member
+confirmed counts as a renewal sent when the round started (rhizome.failsafe).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections.abc import Callable
 
@@ -61,14 +63,20 @@ class LeaseGuard:
         fence: Callable[[float, float], None],
         on_new_lease: Callable[[], None],
         heartbeat: Callable[[float], None] = lambda deadline: None,
+        extension: Callable[[], float] = lambda: -math.inf,
     ) -> None:
-        """`fence(seconds_since_renewal, kill_at)` must stop a writable PostgreSQL by kill_at."""
+        """`fence(seconds_since_renewal, kill_at)` must stop a writable PostgreSQL by kill_at.
+
+        `extension()`: the monotonic time of a failsafe round that counts as a
+        renewal sent then (rhizome.failsafe; -inf: none).
+        """
         self.holder = holder
         self.renew_interval = renew_interval
         self.fence_deadline = fence_deadline
         self._fence = fence
         self._on_new_lease = on_new_lease
         self._heartbeat = heartbeat
+        self._extension = extension
         self._stopped = threading.Event()
         self._check_requested = threading.Event()
         self._document_lease: int | None = None
@@ -92,9 +100,14 @@ class LeaseGuard:
     def wait_for_lease(self, timeout: float) -> bool:
         return self._first_renewal.wait(timeout)
 
+    def renewed_at(self) -> float:
+        """When the last successful renewal was sent, or the last failsafe round started."""
+        own = self.holder.renewed_at if self.holder.lease_id is not None else -math.inf
+        return max(own, self._extension())
+
     def fresh(self) -> bool:
         """The lease was renewed recently enough to run or become a primary."""
-        return self.holder.seconds_since_renewal() < fencing_point(self.fence_deadline)
+        return clock.monotonic() - self.renewed_at() < fencing_point(self.fence_deadline)
 
     def check_now(self) -> None:
         """Renew at once instead of at the next interval.
@@ -141,9 +154,9 @@ class LeaseGuard:
     def _watch_forever(self) -> None:
         threshold = fencing_point(self.fence_deadline)
         while not self._stopped.wait(WATCHDOG_INTERVAL):
-            self._heartbeat(self.holder.renewed_at + self.fence_deadline)
-            since = self.holder.seconds_since_renewal()
+            renewed_at = self.renewed_at()
+            self._heartbeat(renewed_at + self.fence_deadline)
+            since = clock.monotonic() - renewed_at
             if since >= threshold and self._first_renewal.is_set():
-                renewed_at = self.holder.renewed_at
                 kill_at = renewed_at + self.fence_deadline - KILL_MARGIN
                 self._fence(since, kill_at)

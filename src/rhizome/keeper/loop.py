@@ -16,6 +16,7 @@ import threading
 import time
 
 from rhizome import clock
+from rhizome.api.config import ApiConfig
 from rhizome.etcd import EtcdError
 from rhizome.etcd.client import LEASE_NOT_FOUND
 from rhizome.fatal import die_on_thread_errors
@@ -33,6 +34,7 @@ from rhizome.keeper import (
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.config_gate import ConfigGate
 from rhizome.keeper.database import KeptSession
+from rhizome.keeper.failsafe import KeeperFailsafe
 from rhizome.keeper.guard import Mode
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import KeeperPublisher, instance_id
@@ -61,12 +63,15 @@ watch, and the lease, not the document, tells that the keeper lives."""
 class Keeper:
     """One keeper: owns one PostgreSQL and its lease."""
 
-    def __init__(self, keeper: KeeperConfig, store: ClusterStore) -> None:
+    def __init__(self, keeper: KeeperConfig, store: ClusterStore, api: ApiConfig | None = None):
         self.config = keeper
         self.store = store
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.follower = StoreFollower(store)
+        self.failsafe = KeeperFailsafe(
+            keeper.name, store, self.follower, api or ApiConfig(None), lambda: self.spec
+        )
         self.guard = GuardLink(
             keeper.data_dir,
             keeper.state_dir / handover.GUARD_SOCKET,
@@ -160,9 +165,14 @@ class Keeper:
 
     def _hold_lease(self, holder: LeaseHolder, renew_interval: float, deadline: float) -> None:
         self.lease = LeaseGuard(
-            holder, renew_interval, deadline, self._fence, self._new_lease, self._heartbeat
-        )
+            holder, renew_interval, deadline, self._fence, self._new_lease, self._heartbeat,
+            extension=self.failsafe.extension,
+        )  # fmt: skip
         self.lease.start()
+        self.failsafe.start_asking(
+            lambda: self.postmaster.running and self.postmaster.may_accept_writes,
+            holder.seconds_since_renewal,
+        )
 
     def _adopt_lease(self, handoff: handover.Handoff) -> None:
         holder = LeaseHolder(self.store.client, handoff.lease_ttl)
@@ -210,7 +220,7 @@ class Keeper:
             fencing_problem=fencing.fencing_problem(
                 self.config.watchdog, self.config.watchdog_device, self.guard.watchdog_problem
             ),
-            start_failures=self.starts.failures,
+            start_failures=self.starts.failures, promotion_hold=self.failsafe.promotion_hold(),
         )  # fmt: skip
         self.config_gate.observed(local.sql.file_errors if local.sql else ())
         now = clock.monotonic()
@@ -262,7 +272,7 @@ class Keeper:
             acknowledged_generation=self.acknowledged_generation,
             may_accept_writes=self.postmaster.may_accept_writes, last_error=self.last_error,
             instance_id=self.publisher.own_instance if self.publisher is not None else None,
-            holding=self.hold_switch.holding(self.guard.mode),
+            holding=self.hold_switch.holding(self.guard.mode), api_url=self.failsafe.api.url,
         )  # fmt: skip
         self.observed = info
         interval = self.spec.timing.keeper_publish_interval
@@ -324,7 +334,7 @@ class Keeper:
         if not (self.postmaster.running and self.postmaster.may_accept_writes):
             return
         assert self.lease is not None
-        renewed_at = self.lease.holder.renewed_at
+        renewed_at = self.lease.renewed_at()
         self.postmaster.fence(kill_at)
         since = clock.monotonic() - renewed_at
         log.error(
@@ -380,6 +390,7 @@ class Keeper:
             if fenced:
                 self.guard.stop()
             self.follower.stop()
+            self.failsafe.stop()
 
     def _leave_running(self, way: Mode) -> bool:
         """Leave PostgreSQL and the lease to the guard and the next keeper (detach, hold).
@@ -406,4 +417,5 @@ class Keeper:
         self._write_handoff()
         self.guard.leave(way)
         self.follower.stop()
+        self.failsafe.stop()
         return True

@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(configuration: Configuration) -> tuple[int, dict[str, str] | None]:
     """Run the keeper; its exit code, and the environment to run again in after SIGUSR2."""
-    keeper = Keeper(configuration.keeper, configuration.store.open())
+    keeper = Keeper(configuration.keeper, configuration.store.open(), configuration.api)
     try:
         # Never stopped: it ends with the process, and its socket closes at an exec (SIGUSR2)
         # without the up to 0.5 s a shutdown() would add to a restart in place.

@@ -59,6 +59,9 @@ class LocalStatus:
     not work): no primary is started or promoted, and a running one is stopped."""
     start_failures: StartFailures = NO_FAILURES
     """Consecutive failed starts: the next start waits for its back-off."""
+    promotion_hold: str | None = None
+    """Why this keeper may not become a primary yet: it confirmed failsafe to a master
+    that may still accept writes (rhizome.failsafe.rules.promotion_hold)."""
 
 
 @dataclass(frozen=True)
@@ -233,8 +236,8 @@ def plan_master(local: LocalStatus, facts: ClusterFacts) -> Plan:
     if local.sql.role == "standby":
         if not local.lease_fresh:
             return waiting("the lease is not renewed: not promoting")
-        if local.fencing_problem is not None:
-            return waiting(local.fencing_problem)
+        if local.fencing_problem is not None or local.promotion_hold is not None:
+            return waiting(local.fencing_problem or local.promotion_hold or "")
         return Plan((Promote(),))
     if local.fencing_problem is not None:
         return Plan((Stop(StopMode.FAST, local.fencing_problem),))
@@ -251,8 +254,8 @@ def start_master(local: LocalStatus, facts: ClusterFacts) -> Plan:
             )
     if not local.lease_fresh:
         return waiting("the lease is not renewed: not starting a primary")
-    if local.fencing_problem is not None:
-        return waiting(local.fencing_problem)
+    if local.fencing_problem is not None or local.promotion_hold is not None:
+        return waiting(local.fencing_problem or local.promotion_hold or "")
     steps: tuple[Action, ...] = (Start(standby=False),)
     if local.config_differs:
         steps = (WriteConfig(), *steps)

@@ -19,6 +19,7 @@ def keeper_info(
     last_error: str | None,
     instance_id: str | None = None,
     holding: bool = False,
+    api_url: str | None = None,
 ) -> KeeperInfo:
     """What the keeper publishes about itself and its PostgreSQL."""
     sql = local.sql
@@ -57,6 +58,7 @@ def keeper_info(
         fenced=not unfenced,
         instance_id=instance_id,
         holding=holding,
+        api_url=api_url,
     )
 
 

@@ -243,6 +243,7 @@ class StoreFollower:
             ),
             acknowledged_proxy_generation=generation,
             observed_at=time.time(),
+            api_url=self.config.api.url,
         )
         try:
             self.lease_store.publish_proxy(info, lease.id)

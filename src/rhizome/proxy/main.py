@@ -14,8 +14,10 @@ import uvloop
 from rhizome import clock
 from rhizome.api.config import ListenAddress
 from rhizome.config import ConfigError, StoreConfig
+from rhizome.failsafe.responder import failsafe_page
 from rhizome.proxy.config import ProxyConfig, load_proxy_config
 from rhizome.proxy.dispatcher import Arrival, Dispatcher
+from rhizome.proxy.failsafe import ProxyFailsafe
 from rhizome.proxy.failure import SafetyFailure
 from rhizome.proxy.fencing import StoreFence
 from rhizome.proxy.follower import StoreFollower
@@ -72,8 +74,9 @@ async def serve(store_config: StoreConfig, config: ProxyConfig) -> int:
     clients = (follower.watch_store.client, follower.lease_store.client)
     status = ProxyStatus(dispatcher, fence, follower.counters, clock.monotonic(),
                          tuple(client.transport.stats for client in clients))  # fmt: skip
+    failsafe = ProxyFailsafe(fence, follower)
     try:
-        servers = await open_listeners(config, dispatcher, status)
+        servers = await open_listeners(config, dispatcher, status, failsafe)
     except (OSError, ConfigError) as error:
         log.error("cannot listen: %s", error)
         return 1
@@ -95,7 +98,7 @@ async def serve(store_config: StoreConfig, config: ProxyConfig) -> int:
 
 
 async def open_listeners(
-    config: ProxyConfig, dispatcher: Dispatcher, status: ProxyStatus
+    config: ProxyConfig, dispatcher: Dispatcher, status: ProxyStatus, failsafe: ProxyFailsafe
 ) -> list[asyncio.Server]:
     """Listen on every configured address; an address in use names itself."""
     loop = asyncio.get_running_loop()
@@ -124,7 +127,10 @@ async def open_listeners(
         await listen(config.read_only_listen, lambda: Arrival(dispatcher, True), "read-only")
     api = config.api
     if api.listen is not None:
-        routes = status.routes()
+        routes = {
+            **status.routes(),
+            "/failsafe": failsafe_page(api.authenticated, failsafe.confirm),
+        }
         await listen(api.listen, lambda: HttpEndpoint(routes, api.token), "api", api.ssl_context())
     return servers
 

@@ -59,6 +59,8 @@ class Routes:
     """A planned switchover is about to move the master: new read-write clients
     are held while the sessions to the master go on (operation phase `draining`)."""
     timing: TimingSettings = field(default_factory=TimingSettings)
+    failsafe: bool = False
+    """The spec's failsafe setting (rhizome.failsafe)."""
 
     def nowhere(self) -> Routes:
         """The same routes with every target removed (a proxy cut off from the store)."""
@@ -102,6 +104,7 @@ def compute_routes(view: ClusterView, settings: RoutingSettings) -> Routes:
         standby_exclusions=exclusions,
         hold_new_read_write=holds_new_read_write(state),
         timing=spec.timing,
+        failsafe=spec.failsafe,
     )
 
 

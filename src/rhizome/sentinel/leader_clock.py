@@ -49,6 +49,11 @@ class LeaderClock:
         now = self.started_wall + (self.monotonic() - self.started_monotonic)
         return now, self.rearm_pending
 
+    def restart(self) -> None:
+        """This sentinel could not count on its lease: its next decision starts a leadership
+        anew (its timers are re-armed; what it measured while cut off means nothing)."""
+        self.leadership = None
+
     def decision_stored(self) -> None:
         """A decision of this leadership is in the store: its timers are on this clock."""
         self.rearm_pending = False

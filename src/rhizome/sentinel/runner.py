@@ -83,6 +83,7 @@ class Sentinel:
         """One pass: keep the lease, campaign if needed, lead if elected."""
         timing = view.spec.document.timing if view.spec else TimingSettings()
         if not self._keep_lease(timing):
+            self.leader_clock.restart()
             return
         if view.leader is None:
             self._campaign()
@@ -145,6 +146,7 @@ class Sentinel:
             commands=view.commands,
             now=now,
             rearm_timers=rearm_timers,
+            leadership_started_at=self.leader_clock.started_wall,
         )
         decision = decide(observation)
         if decision.notes != self._last_notes:

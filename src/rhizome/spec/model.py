@@ -1,12 +1,13 @@
 """ClusterSpec: what the operator wants, stored in the `spec` key."""
 
 from collections.abc import Sequence
-from typing import Annotated, Literal, Self
+from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import Field, Strict, StrictBool, ValidationError, model_validator
 
 from rhizome.spec.postgres import HbaEntry, PgParameters, commits_without_standbys
 from rhizome.spec.timing import TimingSettings
+from rhizome.store.additions import WithOptionalAdditions
 from rhizome.store.codec import StoreDocument, StoreModel
 from rhizome.store.fields import Bytes, KeeperName
 from rhizome.store.validation import (
@@ -89,8 +90,10 @@ class KeeperSettings(StoreModel):
     first."""
 
 
-class ClusterSpec(StoreDocument):
+class ClusterSpec(WithOptionalAdditions, StoreDocument):
     """The operator's wishes for one cluster, stored in `spec`."""
+
+    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"failsafe"})
 
     timing: TimingSettings = TimingSettings()
     """Intervals, leases and deadlines, validated as a set."""
@@ -120,6 +123,11 @@ class ClusterSpec(StoreDocument):
     master's disk fills); 0 never removes. Default one day."""
     keepers: dict[KeeperName, KeeperSettings] = Field(default_factory=dict)
     """Per-keeper settings by keeper name; unlisted keepers get the defaults."""
+    failsafe: StrictBool = False
+    """A master keeper that cannot reach etcd keeps PostgreSQL writable while every
+    keeper and proxy confirms over its API that it cannot reach etcd either
+    (docs/protocol.md, "Failsafe"). Needs every agent's API reachable from the
+    others, with authentication."""
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Self:

@@ -145,6 +145,9 @@ class KeeperInfo(StoreDocument):
     would leave PostgreSQL running (no fence) until a keeper comes back. Set
     only while the cluster is paused and until the keeper re-armed its fencing
     after the resume (docs/fencing.md, "Restarts and pause")."""
+    api_url: Text | None = None
+    """Where the keeper's HTTP API answers other agents (failsafe confirmations),
+    e.g. "https://db1:9643"; None when it listens on localhost only."""
 
     @property
     def wal_position(self) -> int | None:
@@ -201,6 +204,8 @@ class ProxyInfo(StoreDocument):
     """The proxy target generation this proxy routes by."""
     observed_at: UnixTime
     """When the proxy last published this document (proxy clock)."""
+    api_url: Text | None = None
+    """Where the proxy's HTTP API answers other agents (failsafe confirmations)."""
 
 
 class LeaderInfo(StoreDocument):

@@ -55,6 +55,14 @@ def master_loss(progress: Progress) -> str | None:
     timing = progress.timing
     if document is None:
         waited = progress.now - state.missing_keepers_since.get(master, progress.now)
+        back = progress.now - progress.observation.leadership_started_at
+        if progress.spec.failsafe and back < timing.keeper_lease_ttl:
+            progress.note(
+                f"master {master}: keeper missing {back:.1f} s after this sentinel began to lead"
+                " or regained etcd; with failsafe it may have served through an etcd outage and"
+                " must get one keeper_lease_ttl to publish again"
+            )
+            return None
         if waited >= timing.failover_delay:
             return f"the keeper of master {master} stopped reporting (its lease expired)"
         progress.note(f"master {master}: keeper missing for {waited:.1f} s, waiting")

@@ -7,6 +7,7 @@ build the next state in a `Progress`, a scratch pad local to that call.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ class ClusterObservation:
     """The first decisions of a new leadership: the timers in `state` were
     measured on another host's clock, so each restarts at `now` (a change of
     leader delays a timer by at most its own length, never fires it early)."""
+    leadership_started_at: float = -math.inf
+    """`now` when this leadership began, or when this sentinel last regained etcd."""
 
 
 @dataclass(frozen=True)
