@@ -12,12 +12,10 @@ servers writable through the proxies. Needs root (network namespaces, iptables).
 from __future__ import annotations
 
 import os
-import ssl
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+import urllib3
 
 from chaos.analysis import count_between, dual_writable, longest_gap
 from chaos.api_security import KEEPER_API_PORT, PROXY_API_PORT
@@ -44,15 +42,9 @@ FIRST_SECOND = 1.0
 
 def post_failsafe(cluster: ChaosCluster, url: str, token: str | None) -> int:
     assert cluster.api is not None
-    context = ssl.create_default_context(cafile=str(cluster.api.ca_file))
-    request = urllib.request.Request(f"{url}/failsafe?master=n1&generation=1", method="POST")
-    if token is not None:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=5, context=context) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as error:
-        return error.code
+    pool = urllib3.PoolManager(ca_certs=str(cluster.api.ca_file), retries=False, timeout=5.0)
+    headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+    return pool.request("POST", f"{url}/failsafe?master=n1&generation=1", headers=headers).status
 
 
 def check_every_api_refuses_an_unauthenticated_failsafe_request(cluster: ChaosCluster) -> None:
