@@ -35,6 +35,17 @@ LAG_UNITS["TB"] = 1024**4
 
 
 @dataclass(frozen=True)
+class FailsafeCounts:
+    """The keeper's failsafe figures (rhizome.failsafe)."""
+
+    active: bool = False
+    """PostgreSQL stays writable on confirmations, not on a lease renewal."""
+    complete_rounds: int = 0
+    refused_rounds: int = 0
+    confirmations_given: int = 0
+
+
+@dataclass(frozen=True)
 class KeeperSnapshot:
     """What the keeper knows at one moment, gathered by its adapter (keeper/api.py)."""
 
@@ -56,6 +67,7 @@ class KeeperSnapshot:
     """Seconds since the keeper's loop last ran a pass (long during a base backup)."""
     watchdog_age: float
     """Seconds since the fencing watchdog last ticked (every 0.02 s while it runs)."""
+    failsafe: FailsafeCounts = FailsafeCounts()
 
 
 def parse_lag(text: str) -> int | None:

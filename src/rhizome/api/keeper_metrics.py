@@ -41,7 +41,23 @@ def keeper_samples(snapshot: KeeperSnapshot) -> list[Sample]:
         samples.append(sample("rhizome_keeper_lease_age_seconds", "gauge",
                               "Seconds since the keeper's lease was last renewed.",
                               round(snapshot.lease_age, 3)))  # fmt: skip
-    return samples + observation_samples(snapshot)
+    return samples + failsafe_samples(snapshot) + observation_samples(snapshot)
+
+
+def failsafe_samples(snapshot: KeeperSnapshot) -> list[Sample]:
+    counts = snapshot.failsafe
+    rounds = (({"outcome": "confirmed"}, float(counts.complete_rounds)),
+              ({"outcome": "refused"}, float(counts.refused_rounds)))  # fmt: skip
+    return [
+        sample("rhizome_keeper_failsafe_active", "gauge",
+               "1 while PostgreSQL stays writable on failsafe confirmations (etcd unreachable).",
+               counts.active),
+        Sample("rhizome_keeper_failsafe_rounds_total", "counter",
+               "Failsafe rounds this master ran: every member confirmed, or not.", rounds),
+        sample("rhizome_keeper_failsafe_confirmations_total", "counter",
+               "Failsafe confirmations this keeper gave to a master.",
+               counts.confirmations_given),
+    ]  # fmt: skip
 
 
 def observation_samples(snapshot: KeeperSnapshot) -> list[Sample]:

@@ -37,6 +37,7 @@ def snapshot(keeper: Keeper) -> KeeperSnapshot:
         lease_fresh=lease is not None and lease.fresh(),
         loop_age=now - keeper.passed_at,
         watchdog_age=now - keeper.heartbeat_at,
+        failsafe=keeper.failsafe.counts(),
     )
 
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from rhizome import clock
 from rhizome.api.config import ApiConfig
+from rhizome.api.keeper_checks import FailsafeCounts
 from rhizome.failsafe import rules
 from rhizome.failsafe.asker import FailsafeAsker, Question
 from rhizome.failsafe.peers import Peers
@@ -45,6 +46,7 @@ class KeeperFailsafe:
         self.spec = spec
         self.confirmed_at: float | None = None
         """When this keeper last confirmed failsafe to a master (monotonic)."""
+        self.confirmations = 0
         self.asker: FailsafeAsker | None = None
         self.writable: Callable[[], bool] = lambda: False
         self.lease_age: Callable[[], float] = lambda: 0.0
@@ -71,6 +73,12 @@ class KeeperFailsafe:
             and (clock.monotonic() - self.extension() < deadline)
         )
 
+    def counts(self) -> FailsafeCounts:
+        asker = self.asker
+        complete = asker.complete_rounds if asker is not None else 0
+        refused = asker.rounds - complete if asker is not None else 0
+        return FailsafeCounts(self.active(), complete, refused, self.confirmations)
+
     def question(self) -> Question | None:
         spec = self.spec()
         interval = spec.timing.keeper_publish_interval
@@ -96,6 +104,7 @@ class KeeperFailsafe:
         ))  # fmt: skip
         if answer.confirmed:
             self.confirmed_at = clock.monotonic()
+            self.confirmations += 1
         return answer
 
     def promotion_hold(self) -> str | None:
