@@ -12,10 +12,13 @@ a primary, and the sentinel could take one's "stopped" for the other's.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import secrets
 
+from rhizome import clock
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.report import same_report
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.documents import KeeperInfo
 from rhizome.store.errors import StoreDocumentError
@@ -57,8 +60,14 @@ def holder_problem(name: str, own_instance: str, stored: KeeperInfo) -> str | No
     )
 
 
+UNCHANGED_REPUBLISH_INTERVALS = 10
+"""An unchanged observation is published again after this many
+keeper_publish_interval (a change at once): every put wakes every agent's
+watch, and the lease, not the document, tells that the keeper lives."""
+
+
 class KeeperPublisher:
-    """Publishes one keeper's document by compare-and-swap on its key."""
+    """Publishes one keeper's document by compare-and-swap on its key, when it is due."""
 
     def __init__(self, store: ClusterStore, name: str, own_instance: str) -> None:
         self.store = store
@@ -66,6 +75,26 @@ class KeeperPublisher:
         self.own_instance = own_instance
         self.revision: int | None = None
         """The key's mod_revision after our last write; None: read it first."""
+        self.published: KeeperInfo | None = None
+        self.published_at = -math.inf
+        self.republish = False
+        """Publish at the next chance, changed or not (a new lease)."""
+
+    def publish_if_due(self, info: KeeperInfo, lease: int, stored: bool, interval: float) -> bool:
+        """Publish `info` when it changed, is not `stored` in the store, a new lease asks
+        for it, or it is UNCHANGED_REPUBLISH_INTERVALS old; True when published now.
+        Store errors are raised."""
+        due = clock.monotonic() >= self.published_at + interval * UNCHANGED_REPUBLISH_INTERVALS
+        if same_report(self.published, info) and stored and not (due or self.republish):
+            return False
+        self.republish = False
+        if not self.publish(info, lease):
+            log.warning("the keeper document changed under us twice: publishing again")
+            return False
+        if not same_report(self.published, info):
+            log.debug("published %s", info)
+        self.published, self.published_at = info, clock.monotonic()
+        return True
 
     def check_name(self) -> int:
         """The key's mod_revision (0: absent) if we may write it; raises NameTaken."""

@@ -41,7 +41,7 @@ from rhizome.keeper.identity import KeeperPublisher, instance_id
 from rhizome.keeper.lease import LeaseGuard, fencing_point
 from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, Stop, plan
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode
-from rhizome.keeper.report import keeper_info, same_report
+from rhizome.keeper.report import keeper_info
 from rhizome.keeper.start_backoff import StartRecord
 from rhizome.lease import LeaseHolder
 from rhizome.spec import ClusterSpec
@@ -54,10 +54,6 @@ log = logging.getLogger(__name__)
 WAITING_RECHECK = 0.25
 FAILURE_BACKOFF = 1.0
 STARTUP_RETRY = 0.5
-UNCHANGED_REPUBLISH_INTERVALS = 10
-"""An unchanged observation is published again after this many
-keeper_publish_interval (a change at once): every put wakes every agent's
-watch, and the lease, not the document, tells that the keeper lives."""
 
 
 class Keeper:
@@ -99,11 +95,8 @@ class Keeper:
         self.rewinds = inputs.RewindMemory()
         self.acknowledged_generation = 0
         self.last_error: str | None = None
-        self.published: KeeperInfo | None = None
         self.observed: KeeperInfo | None = None  # the last observation, published or not (API)
-        self.published_at = 0.0
         self.next_observation = 0.0
-        self.republish = False
         self.starts = StartRecord()  # failed starts back off (plan)
         self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
         self.hold_switch = pause_hold.HoldSwitch()
@@ -275,29 +268,19 @@ class Keeper:
             holding=self.hold_switch.holding(self.guard.mode), api_url=self.failsafe.api.url,
         )  # fmt: skip
         self.observed = info
-        interval = self.spec.timing.keeper_publish_interval
-        due = clock.monotonic() >= self.published_at + interval * UNCHANGED_REPUBLISH_INTERVALS
         lease_id = self.lease.lease_id
-        if lease_id is None or (
-            same_report(self.published, info) and stored and not (due or self.republish)
-        ):
+        if lease_id is None or self.publisher is None:
             return
-        self.republish = False
-        assert self.publisher is not None
+        interval = self.spec.timing.keeper_publish_interval
         try:
-            if not self.publisher.publish(info, lease_id):
-                log.warning("the keeper document changed under us twice: publishing again")
-                return
+            published = self.publisher.publish_if_due(info, lease_id, stored, interval)
         except EtcdError as error:
             log.warning("cannot publish the keeper document: %s", error)
             if LEASE_NOT_FOUND in str(error):
                 self.lease.check_now()
             return
-        if not same_report(self.published, info):
-            log.debug("published %s", info)
-        self.published = info
-        self.published_at = clock.monotonic()
-        self._write_handoff()
+        if published:
+            self._write_handoff()
 
     def _write_handoff(self) -> None:
         """Keep handoff.json current for the next keeper (a killed one cannot write it)."""
@@ -323,7 +306,8 @@ class Keeper:
         self.wake.set()
 
     def _new_lease(self) -> None:
-        self.republish = True
+        if self.publisher is not None:
+            self.publisher.republish = True
         self.wake.set()
 
     def _fence(self, seconds_since_renewal: float, kill_at: float) -> None:
