@@ -19,6 +19,19 @@ log = logging.getLogger(__name__)
 
 MINIMUM_BUDGET = 0.5
 """Seconds a renewal gets at least once its caller's deadline is (nearly) gone."""
+EXPIRY_MARGIN = 0.5
+"""Seconds beyond its TTL after which a lease not renewed is taken for gone."""
+
+
+def outlived(renewed_at: float, now: float, ttl: float) -> bool:
+    """A lease last renewed at `renewed_at` (0: never, e.g. adopted) is past its TTL.
+
+    etcd revokes such a lease, but only when its leader gets to it: after a
+    whole-cluster freeze a keepalive waits for that revocation (seconds).
+    Taking a new lease at once instead is harmless: the old one, if etcd
+    extended it meanwhile (a leader change), only expires later.
+    """
+    return 0 < renewed_at < now - ttl - EXPIRY_MARGIN
 
 
 def renewal_deadline(now: float, renewed_at: float | None, within: float, ttl: float) -> float:
@@ -61,6 +74,12 @@ class LeaseHolder:
         """
         sent_at = clock.monotonic()
         self.granted_new = False
+        if self.lease_id is not None and outlived(self.renewed_at, sent_at, self.ttl):
+            log.warning(
+                "lease %x outlived its TTL unrenewed: a new one will be granted", self.lease_id
+            )
+            self.lease_id = None
+            return False
         deadline = None
         if within is not None:
             renewed_at = self.renewed_at if self.lease_id is not None else None

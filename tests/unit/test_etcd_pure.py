@@ -25,7 +25,7 @@ from rhizome.etcd.transport import (
     attempt_timeout,
     raise_for_error,
 )
-from rhizome.lease import MINIMUM_BUDGET, renewal_deadline
+from rhizome.lease import MINIMUM_BUDGET, outlived, renewal_deadline
 
 ENDPOINTS = ("http://a:1", "http://b:1", "http://c:1")
 
@@ -185,3 +185,9 @@ def test_configuration_files_choose_the_endpoint_order():
     assert etcd_settings(endpoints, "agent.toml").endpoint_order == "spread"
     listed = etcd_settings({**endpoints, "endpoint_order": "listed"}, "agent.toml")
     assert listed.endpoint_order == "listed"
+
+
+def test_a_lease_unrenewed_past_its_ttl_is_taken_for_gone_but_not_one_never_renewed_here():
+    assert not outlived(100.0, 105.4, 5)
+    assert outlived(100.0, 105.6, 5)
+    assert not outlived(0.0, 1000.0, 5), "adopted from a previous process: ask etcd"

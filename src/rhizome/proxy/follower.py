@@ -31,7 +31,7 @@ from typing import Any
 from rhizome import clock
 from rhizome.config import StoreConfig
 from rhizome.etcd import EtcdError, EtcdLeaseExpired, EventKind, KeyValue, Lease, WatchUpdate
-from rhizome.lease import renewal_deadline
+from rhizome.lease import outlived, renewal_deadline
 from rhizome.proxy.config import ProxyConfig
 from rhizome.proxy.failure import SafetyFailure
 from rhizome.proxy.fencing import StoreFence
@@ -200,7 +200,11 @@ class StoreFollower:
     def keep_lease(self, ttl: int) -> Lease | None:
         """Keep our lease alive, or take a new one; returns a lease to revoke once replaced."""
         lease = self.lease
-        if lease is not None and lease.ttl == ttl:
+        if (
+            lease is not None
+            and lease.ttl == ttl
+            and not outlived(self.last_renewal, clock.monotonic(), ttl)
+        ):
             try:
                 close = self.timing_value("proxy_close_deadline")
                 deadline = renewal_deadline(clock.monotonic(), self.last_renewal, close, ttl)
