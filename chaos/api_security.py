@@ -4,12 +4,15 @@ Failsafe (rhizome.failsafe) needs every keeper and proxy API reachable from the
 other nodes: bound to the node's address, which requires TLS and
 authentication. One CA, one server certificate naming every node's address,
 one token; the files belong to the postgres user (the keeper runs as it)
-with mode 0600.
+with mode 0600, in a directory of their own under /tmp (pytest's directories
+are root's alone).
 """
 
 from __future__ import annotations
 
 import secrets
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +32,9 @@ class ApiSecurity:
     token_file: Path
 
     @classmethod
-    def create(cls, directory: Path, addresses: Sequence[str]) -> ApiSecurity:
+    def create(cls, addresses: Sequence[str]) -> ApiSecurity:
+        """The files, in a new directory (remove it with `remove`)."""
+        directory = Path(tempfile.mkdtemp(prefix="rhizome-api-tls-", dir="/tmp"))
         names = ",".join(f"IP:{address}" for address in addresses)
         files = create_tls_files(directory, server_names=names)
         token_file = directory / "api.token"
@@ -40,6 +45,9 @@ class ApiSecurity:
         for path in (security.key_file, token_file):
             path.chmod(0o600)
         return security
+
+    def remove(self) -> None:
+        shutil.rmtree(self.token_file.parent, ignore_errors=True)
 
     @property
     def token(self) -> str:

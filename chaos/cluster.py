@@ -47,7 +47,7 @@ class ChaosCluster:
         addresses = [self.layout.node_address(i) for i in range(1, count + 1)]
         urls = [f"http://{address}:2379" for address in addresses]
         self.etcd_urls = urls
-        self.api = ApiSecurity.create(directory / "api-tls", addresses) if failsafe else None
+        self.api = ApiSecurity.create(addresses) if failsafe else None
         self.nodes = [
             Node(i, self.layout.node_namespace(i), addresses[i - 1],
                  directory / f"n{i}", urls, self.password, self.api)
@@ -60,6 +60,8 @@ class ChaosCluster:
     # -- lifecycle -----------------------------------------------------------------------
 
     def __enter__(self) -> ChaosCluster:
+        if self.api is not None:
+            self._exit_stack.callback(self.api.remove)
         self._exit_stack.callback(network.destroy, self.layout)
         network.create(self.layout)
         self._exit_stack.callback(self._stop_nodes)
