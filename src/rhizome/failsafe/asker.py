@@ -22,7 +22,10 @@ from rhizome.failsafe.rules import FailsafeRequest, Member, RoundOutcome
 log = logging.getLogger(__name__)
 
 ASK_INTERVAL = 0.2
-"""Seconds between the end of one round and the start of the next."""
+"""Seconds between the end of one round and the start of the next, and between two
+looks at the lease while failsafe is on."""
+IDLE_INTERVAL = 1.0
+"""Seconds between two looks at the spec while failsafe is off (a wake-up costs CPU)."""
 
 
 @dataclass(frozen=True)
@@ -34,9 +37,12 @@ class Question:
 class FailsafeAsker:
     """Runs rounds while `question()` returns one; thread-safe readers of its results."""
 
-    def __init__(self, question: Callable[[], Question | None], peers: Peers) -> None:
+    def __init__(
+        self, question: Callable[[], Question | None], peers: Peers, enabled: Callable[[], bool]
+    ) -> None:
         self.question = question
         self.peers = peers
+        self.enabled = enabled
         self.confirmed_at = -math.inf
         """Monotonic start of the last round every member confirmed."""
         self.rounds = 0
@@ -56,7 +62,7 @@ class FailsafeAsker:
         self.peers.close()
 
     def _run(self) -> None:
-        while not self._stopped.wait(ASK_INTERVAL):
+        while not self._stopped.wait(ASK_INTERVAL if self.enabled() else IDLE_INTERVAL):
             question = self.question()
             if question is None:
                 self._quiet()

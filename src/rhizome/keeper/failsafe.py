@@ -53,7 +53,7 @@ class KeeperFailsafe:
 
     def start_asking(self, writable: Callable[[], bool], lease_age: Callable[[], float]) -> None:
         self.writable, self.lease_age = writable, lease_age
-        self.asker = FailsafeAsker(self.question, Peers(self.api))
+        self.asker = FailsafeAsker(self.question, Peers(self.api), lambda: self.spec().failsafe)
         self.asker.start()
 
     def stop(self) -> None:
