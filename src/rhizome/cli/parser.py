@@ -10,6 +10,7 @@ from rhizome.cli.context import CONFIG_ENVIRONMENT, DEFAULT_CONFIG_PATH, Context
 from rhizome.cli.operations import run_maintenance, run_pause, run_remove, run_resume
 from rhizome.cli.reports import run_history, run_status
 from rhizome.cli.spec_commands import run_init, run_spec_apply, run_spec_patch, run_spec_show
+from rhizome.cli.upgrade_commands import add_upgrade_arguments, run_upgrade_check
 
 Handler = Callable[[Context, argparse.Namespace], int]
 
@@ -67,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_spec_commands(commands)
     add_operation_commands(commands)
     add_keeper_commands(commands)
+    upgrade_help = "may a major upgrade start? tables, extensions, disk, cluster health"
+    add_upgrade_arguments(commands.add("upgrade-check", upgrade_help, run_upgrade_check))
     return parser
 
 
