@@ -8,7 +8,9 @@ files of its extension directory (Debian: /usr/share/postgresql/N/extension).
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -61,21 +63,27 @@ def database_facts(cursor: Any, name: str) -> DatabaseFacts:
 def read_databases(dsn: str) -> tuple[int, tuple[DatabaseFacts, ...]]:
     """The master's major version and the facts of each database that accepts connections."""
     found = []
-    with connect(dsn) as connection, connection.cursor() as cursor:
+    with connect(dsn) as cursor:
         cursor.execute("SHOW server_version_num")
         version = int(cursor.fetchone()[0]) // 10000
         cursor.execute(DATABASES)
         names = [row[0] for row in cursor.fetchall()]
     for name in names:
-        with connect(make_dsn(dsn, dbname=name)) as connection, connection.cursor() as cursor:
+        with connect(make_dsn(dsn, dbname=name)) as cursor:
             found.append(database_facts(cursor, name))
     return version, tuple(found)
 
 
-def connect(dsn: str) -> Any:
+@contextlib.contextmanager
+def connect(dsn: str) -> Iterator[Any]:
+    """A cursor of a read-only autocommit session, closed with its connection."""
     connection = psycopg2.connect(make_dsn(dsn, connect_timeout=CONNECT_TIMEOUT))
-    connection.set_session(readonly=True, autocommit=True)
-    return connection
+    try:
+        connection.set_session(readonly=True, autocommit=True)
+        with connection.cursor() as cursor:
+            yield cursor
+    finally:
+        connection.close()
 
 
 def available_extensions(directory: Path) -> frozenset[str] | None:
