@@ -237,6 +237,35 @@ def test_a_check_request_renews_at_once_and_a_revoked_lease_fences_without_waiti
     assert fences and fences[0] - asked_at < 0.3, "the revoked lease waited for the next interval"
 
 
+def watch_revoked_lease(extension: float) -> tuple[list[float], list[float]]:
+    """Fences and heartbeat deadlines of a guard whose lease is revoked, for 0.3 s."""
+    holder = RevocableHolder()
+    fences: list[float] = []
+    beats: list[float] = []
+    guard = LeaseGuard(holder, 10.0, 3.5, lambda since, kill_at: fences.append(kill_at),  # type: ignore[arg-type]
+                       lambda: None, beats.append, extension=lambda: extension)  # fmt: skip
+    guard.start()
+    try:
+        assert guard.wait_for_lease(1)
+        holder.revoked = True
+        guard.check_now()
+        time.sleep(0.3)
+    finally:
+        guard.stop(revoke=False)
+    return fences, beats
+
+
+def test_a_lost_lease_fences_at_once_and_the_guard_only_ever_gets_finite_deadlines():
+    fences, beats = watch_revoked_lease(extension=-math.inf)
+    assert fences, "a lost lease fences at once"
+    assert beats and all(map(math.isfinite, beats)), "the guard refuses `arm -inf` and ends"
+
+
+def test_a_complete_failsafe_round_keeps_a_master_whose_lease_was_lost():
+    fences, beats = watch_revoked_lease(extension=time.monotonic() + 0.5)
+    assert not fences and all(map(math.isfinite, beats))
+
+
 @pytest.mark.parametrize(
     ("before", "now", "held", "vanished"),
     [

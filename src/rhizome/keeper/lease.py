@@ -101,13 +101,20 @@ class LeaseGuard:
         return self._first_renewal.wait(timeout)
 
     def renewed_at(self) -> float:
-        """When the last successful renewal was sent, or the last failsafe round started."""
-        own = self.holder.renewed_at if self.holder.lease_id is not None else -math.inf
-        return max(own, self._extension())
+        """When the last successful renewal was sent, or the last complete failsafe round
+        started: the fence deadline counts from there (always a finite time)."""
+        return max(self.holder.renewed_at, self._extension())
+
+    def seconds_since_renewal(self) -> float:
+        """Since `renewed_at`; infinite once the lease is lost, unless a failsafe round
+        completed since (a lost lease fences at once, however recent its last renewal)."""
+        if self.holder.lease_id is None:
+            return clock.monotonic() - self._extension()
+        return clock.monotonic() - self.renewed_at()
 
     def fresh(self) -> bool:
         """The lease was renewed recently enough to run or become a primary."""
-        return clock.monotonic() - self.renewed_at() < fencing_point(self.fence_deadline)
+        return self.seconds_since_renewal() < fencing_point(self.fence_deadline)
 
     def check_now(self) -> None:
         """Renew at once instead of at the next interval.
@@ -156,7 +163,7 @@ class LeaseGuard:
         while not self._stopped.wait(WATCHDOG_INTERVAL):
             renewed_at = self.renewed_at()
             self._heartbeat(renewed_at + self.fence_deadline)
-            since = clock.monotonic() - renewed_at
+            since = self.seconds_since_renewal()
             if since >= threshold and self._first_renewal.is_set():
                 kill_at = renewed_at + self.fence_deadline - KILL_MARGIN
                 self._fence(since, kill_at)
