@@ -99,10 +99,9 @@ def answer(raw: bytes, routes: Mapping[str, Handler], token: str | None) -> Page
     handler = routes.get(request.path)
     if handler is None:
         return text_page(404, f"unknown path; try {', '.join(sorted(routes))}")
-    if request.path in POST_PATHS and request.method != "POST":
-        return text_page(405, "only POST")
-    if request.path not in POST_PATHS and request.method not in ("GET", "HEAD"):
-        return text_page(405, "only GET and HEAD")
+    allowed = ("POST",) if request.path in POST_PATHS else ("GET", "HEAD")
+    if request.method not in allowed:
+        return text_page(405, f"only {' and '.join(allowed)}")
     status, content_type, body = handler(request)
     return status, content_type, b"" if request.method == "HEAD" else body
 

@@ -63,6 +63,11 @@ class LocalStatus:
     """Why this keeper may not become a primary yet: it confirmed failsafe to a master
     that may still accept writes (rhizome.failsafe.rules.promotion_hold)."""
 
+    @property
+    def primary_blocker(self) -> str | None:
+        """Why no primary may be started or promoted here now (None: one may)."""
+        return self.fencing_problem or self.promotion_hold
+
 
 @dataclass(frozen=True)
 class UpstreamStatus:
@@ -236,8 +241,8 @@ def plan_master(local: LocalStatus, facts: ClusterFacts) -> Plan:
     if local.sql.role == "standby":
         if not local.lease_fresh:
             return waiting("the lease is not renewed: not promoting")
-        if local.fencing_problem is not None or local.promotion_hold is not None:
-            return waiting(local.fencing_problem or local.promotion_hold or "")
+        if local.primary_blocker is not None:
+            return waiting(local.primary_blocker)
         return Plan((Promote(),))
     if local.fencing_problem is not None:
         return Plan((Stop(StopMode.FAST, local.fencing_problem),))
@@ -254,8 +259,8 @@ def start_master(local: LocalStatus, facts: ClusterFacts) -> Plan:
             )
     if not local.lease_fresh:
         return waiting("the lease is not renewed: not starting a primary")
-    if local.fencing_problem is not None or local.promotion_hold is not None:
-        return waiting(local.fencing_problem or local.promotion_hold or "")
+    if local.primary_blocker is not None:
+        return waiting(local.primary_blocker)
     steps: tuple[Action, ...] = (Start(standby=False),)
     if local.config_differs:
         steps = (WriteConfig(), *steps)

@@ -25,7 +25,6 @@ class ProxyFailsafe:
     def __init__(self, fence: StoreFence, follower: StoreFollower) -> None:
         self.fence = fence
         self.follower = follower
-        self.confirmations = 0
 
     def confirm(self, request: rules.FailsafeRequest) -> rules.Answer:
         routes = self.fence.store_routes or Routes()
@@ -36,6 +35,5 @@ class ProxyFailsafe:
             master=routes.master.keeper if routes.master is not None else None, generation=None,
         ))  # fmt: skip
         if answer.confirmed:
-            self.confirmations += 1
             self.follower.post(self.fence.renewed, clock.monotonic(), None)
         return answer

@@ -20,25 +20,20 @@ from psycopg2.extensions import make_dsn
 from rhizome.store.view import ClusterView
 from rhizome.upgrade.facts import ClusterHealth, DatabaseFacts, Method, UpgradeFacts
 
-WITHOUT_IDENTITY = """
-SELECT format('%I.%I', n.nspname, c.relname)
+USER_TABLES = """
+SELECT format('%I.%I', n.nspname, c.relname), c.relpersistence = 'u',
+       c.relkind = 'r' AND c.relpersistence = 'p'
+       AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (
+            SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
   AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
                   AND d.objid = c.oid AND d.deptype = 'e')
-  AND c.relkind = 'r' AND c.relpersistence = 'p'
-  AND (c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS (
-       SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary)))
+  AND c.relkind IN ('r', 'p')
 ORDER BY 1"""
-"""Tables whose UPDATEs and DELETEs logical replication cannot carry (not an extension's)."""
-UNLOGGED = """
-SELECT format('%I.%I', n.nspname, c.relname)
-FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'
-  AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
-                  AND d.objid = c.oid AND d.deptype = 'e')
-  AND c.relkind IN ('r', 'p') AND c.relpersistence = 'u'
-ORDER BY 1"""
+"""Every table of the users' schemas (not an extension's): its name, whether it is
+unlogged, and whether logical replication cannot carry its UPDATEs and DELETEs
+(no primary key under the default replica identity, or replica identity NOTHING)."""
 LARGE_OBJECTS = "SELECT count(*) FROM pg_largeobject_metadata"
 EXTENSIONS = "SELECT extname, extversion FROM pg_extension WHERE extname <> 'plpgsql' ORDER BY 1"
 SIZE = "SELECT pg_database_size(current_database())"
@@ -47,16 +42,17 @@ CONNECT_TIMEOUT = 10
 
 
 def database_facts(cursor: Any, name: str) -> DatabaseFacts:
-    def column(sql: str) -> tuple[Any, ...]:
+    def rows(sql: str) -> list[tuple[Any, ...]]:
         cursor.execute(sql)
-        return tuple(row[0] for row in cursor.fetchall())
+        return list(cursor.fetchall())
 
-    cursor.execute(EXTENSIONS)
-    extensions = tuple((row[0], row[1]) for row in cursor.fetchall())
+    tables = rows(USER_TABLES)
     return DatabaseFacts(
-        name=name, size_bytes=int(column(SIZE)[0]),
-        tables_without_identity=column(WITHOUT_IDENTITY), unlogged_tables=column(UNLOGGED),
-        large_objects=int(column(LARGE_OBJECTS)[0]), extensions=extensions,
+        name=name, size_bytes=int(rows(SIZE)[0][0]),
+        tables_without_identity=tuple(table for table, _, keyless in tables if keyless),
+        unlogged_tables=tuple(table for table, unlogged, _ in tables if unlogged),
+        large_objects=int(rows(LARGE_OBJECTS)[0][0]),
+        extensions=tuple((extension, version) for extension, version in rows(EXTENSIONS)),
     )  # fmt: skip
 
 
