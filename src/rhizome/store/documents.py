@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 PostgresRole = Literal["primary", "standby", "unknown"]
-CommandKind = Literal["switchover", "failover"]
+CommandKind = Literal["switchover", "failover", "cutover"]
 
 
 def _check_system_identifier(identifier: str) -> str:
@@ -148,6 +148,12 @@ class KeeperInfo(StoreDocument):
     api_url: Text | None = None
     """Where the keeper's HTTP API answers other agents (failsafe confirmations),
     e.g. "https://db1:9643"; None when it listens on localhost only."""
+    sealed_lsn: Lsn | None = None
+    """Master sealed for a cutover (KeeperAssignment.sealed): its position once
+    no client session was left and the sequences were recorded; None otherwise."""
+    upgrade_confirmed_lsn: Lsn | None = None
+    """Master only: the least confirmed_flush_lsn of the `rhizome_upgrade_%`
+    logical slots (what the successor cluster has flushed); None without one."""
 
     @property
     def wal_position(self) -> int | None:
@@ -222,12 +228,13 @@ class LeaderInfo(StoreDocument):
 class Command(WithOptionalAdditions, StoreDocument):
     """An operator request; the leader sentinel records its progress in `state`."""
 
-    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"old_master_stopped"})
+    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"old_master_stopped", "successor"})
 
     name: Identifier
     """The command's name (also the last segment of its key)."""
     kind: CommandKind
-    """switchover: planned change of master; failover: forced promotion."""
+    """switchover: planned change of master; failover: forced promotion; cutover:
+    hand the cluster over to its `successor` (a major upgrade)."""
     target: KeeperName | None = None
     """Keeper to promote; None lets the sentinel choose the best candidate."""
     requested_at: UnixTime
@@ -241,10 +248,21 @@ class Command(WithOptionalAdditions, StoreDocument):
     stopped (e.g. its host is powered off). It ends the old master's pause hold
     (ClusterState.paused_holds), which otherwise forbids promoting anybody while
     its keeper is absent."""
+    successor: Identifier | None = None
+    """Cutover only: the cluster that takes over, fed by logical replication from
+    this cluster's master (rhizomectl upgrade prepare)."""
 
     @model_validator(mode="after")
-    def _old_master_stopped_only_for_a_failover(self) -> Self:
+    def _fields_match_the_kind(self) -> Self:
+        problems = []
         if self.old_master_stopped and self.kind != "failover":
             problem = "applies to a failover only (a switchover needs a running master)"
-            raise_problems([FieldProblem("old_master_stopped", problem, "leave it false")])
+            problems.append(FieldProblem("old_master_stopped", problem, "leave it false"))
+        if (self.successor is None) != (self.kind != "cutover"):
+            problem = "names the cluster a cutover hands over to, and only a cutover"
+            fix = "set it for a cutover" if self.kind == "cutover" else "leave it unset"
+            problems.append(FieldProblem("successor", problem, fix))
+        if self.kind == "cutover" and self.target is not None:
+            problems.append(FieldProblem("target", "a cutover promotes nobody here", "unset it"))
+        raise_problems(problems)
         return self

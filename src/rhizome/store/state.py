@@ -40,19 +40,26 @@ KeeperRole = Literal["master", "standby", "fenced", "removed"]
 follow nobody (an old master during a failover or switchover). removed: no
 longer part of the cluster; stop PostgreSQL and never rejoin with this data."""
 
-OperationKind = Literal["initialisation", "failover", "switchover"]
+OperationKind = Literal["initialisation", "failover", "switchover", "cutover"]
 CommandOutcome = Literal["done", "refused", "abandoned"]
 
 
-class KeeperAssignment(StoreModel):
+class KeeperAssignment(WithOptionalAdditions):
     """What one keeper must make its PostgreSQL be."""
 
     model_config = AGENT_WRITTEN
+
+    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"sealed"})
 
     role: KeeperRole
     """The role the keeper converges to."""
     follow: KeeperName | None = None
     """For a standby: the keeper it streams from; None for every other role."""
+    sealed: StrictBool = False
+    """Master only, during a major-upgrade cutover (docs/design/major-upgrade.md):
+    PostgreSQL keeps running but accepts no client session (pg_hba.conf keeps only
+    the keeper's, replication and superuser lines; every client backend is
+    terminated), so that its final position can be streamed to the successor."""
 
     @model_validator(mode="after")
     def _follow_matches_role(self) -> Self:
@@ -62,6 +69,8 @@ class KeeperAssignment(StoreModel):
             raise_problems(
                 [FieldProblem("follow", f"a {self.role} keeper follows nobody", "set it to null")]
             )
+        if self.sealed and self.role != "master":
+            raise_problems([FieldProblem("sealed", "only a master is sealed", "set it to false")])
         return self
 
 
@@ -150,7 +159,13 @@ class Operation(WithOptionalAdditions):
     model_config = AGENT_WRITTEN
 
     OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset(
-        {"previous_master_instance", "abandoned_targets", "synchronous_standbys_before"}
+        {
+            "previous_master_instance",
+            "abandoned_targets",
+            "synchronous_standbys_before",
+            "successor",
+            "final_lsn",
+        }
     )
 
     kind: OperationKind
@@ -186,6 +201,12 @@ class Operation(WithOptionalAdditions):
     """The synchronous set of the old master, kept at the operation's first
     promotion: the set that holds every acknowledged commit if that promotion
     is abandoned (a promotion restarts the set unconfirmed)."""
+    successor: Identifier | None = None
+    """Cutover only: the cluster that takes over (its master is fed by logical
+    replication from this cluster's master)."""
+    final_lsn: Lsn | None = None
+    """Cutover only: the sealed master's position once no session could commit
+    and the sequences were recorded; the successor must have confirmed it."""
 
 
 class RoleChange(StoreModel):
@@ -237,7 +258,7 @@ class ClusterState(WithOptionalAdditions, StoreDocument):
 
     model_config = AGENT_WRITTEN
 
-    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"paused_holds"})
+    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"paused_holds", "successor"})
 
     generation: Generation = 0
     """Increases on every topology change; keepers acknowledge it."""
@@ -284,6 +305,9 @@ class ClusterState(WithOptionalAdditions, StoreDocument):
     `holding: false` after the resume, or when a failover command confirms the
     old master stopped (`Command.old_master_stopped`); until then its keeper's
     absence is no reason to promote anybody (sentinel/decision/pause_holds.py)."""
+    successor: Identifier | None = None
+    """The cluster that replaced this one in a major-upgrade cutover: its proxies
+    now follow that cluster's state, and this cluster's keepers stay stopped."""
 
     @model_validator(mode="after")
     def _topology_is_consistent(self) -> Self:
