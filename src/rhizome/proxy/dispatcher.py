@@ -70,6 +70,10 @@ class Dispatcher:
         self.config = config
         self.routes = Routes().nowhere()
         self.applied_generation = 0
+        self.acknowledgement: tuple[str, int] = ("", 0)
+        """(cluster, proxy generation) in force, replaced in one store: the store threads
+        read it, and a generation means nothing without its cluster (a successor's
+        generations are unrelated numbers)."""
         self.forward_until = 0.0
         """Monotonic time after which nothing may be forwarded (lease close deadline)."""
         self.ports = {False: Port(False), True: Port(True)}
@@ -78,8 +82,8 @@ class Dispatcher:
         self.accepting = True
         self.drain_timer: asyncio.TimerHandle | None = None
         """Set while routes that hold new read-write clients wait for logins to finish."""
-        self.drain_until = (-1, 0.0)
-        """(proxy generation, monotonic time) by which its drain ends."""
+        self.drain_until: tuple[tuple[str, int], float] = (("", -1), 0.0)
+        """((cluster, proxy generation), monotonic time) by which its drain ends."""
         self.acknowledged: Callable[[], None] = lambda: None
         """Called when a generation is applied later than `apply` (after a drain)."""
         self.overdue: Callable[[], None] = lambda: None
@@ -252,12 +256,16 @@ class Dispatcher:
         if routes.hold_new_read_write and self.logins_in_flight():
             self.start_draining(routes)
         else:
-            self.applied_generation = routes.proxy_generation
+            self.record_applied(routes)
         for port in self.ports.values():
             to_dispatch += list(port.held)
         for session in to_dispatch:
             if session.state is SessionState.HELD:
                 self.dispatch(session)
+
+    def record_applied(self, routes: Routes) -> None:
+        self.applied_generation = routes.proxy_generation
+        self.acknowledgement = (routes.cluster, routes.proxy_generation)
 
     def logins_in_flight(self) -> bool:
         """Whether a read-write session is connecting or has not finished its login."""
@@ -266,9 +274,10 @@ class Dispatcher:
 
     def start_draining(self, routes: Routes) -> None:
         """Acknowledge once the logins under way end, by the drain limit of this generation."""
-        if self.drain_until[0] != routes.proxy_generation:  # not restarted by a re-apply
+        generation = (routes.cluster, routes.proxy_generation)
+        if self.drain_until[0] != generation:  # not restarted by a re-apply
             limit = min(LOGIN_DRAIN_LIMIT, routes.timing.proxy_hold_timeout / 2)
-            self.drain_until = (routes.proxy_generation, clock.monotonic() + limit)
+            self.drain_until = (generation, clock.monotonic() + limit)
         delay = max(0.0, self.drain_until[1] - clock.monotonic())
         self.drain_timer = asyncio.get_running_loop().call_later(delay, self.drained)
 
@@ -279,7 +288,7 @@ class Dispatcher:
     def drained(self) -> None:
         """The logins under way finished (or the drain limit passed): acknowledge."""
         self.stop_draining()
-        self.applied_generation = self.routes.proxy_generation
+        self.record_applied(self.routes)
         self.acknowledged()
 
     def stop_draining(self) -> None:

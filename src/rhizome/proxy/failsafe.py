@@ -14,26 +14,28 @@ from rhizome import clock
 from rhizome.failsafe import rules
 from rhizome.failsafe.responder import reaches_store
 from rhizome.proxy.fencing import StoreFence
-from rhizome.proxy.follower import StoreFollower
 from rhizome.proxy.routing import Routes
+from rhizome.proxy.succession import Succession
 from rhizome.store.keys import KeyKind
 
 
 class ProxyFailsafe:
     """Answers failsafe requests (on an executor thread: the probe blocks) for one proxy."""
 
-    def __init__(self, fence: StoreFence, follower: StoreFollower) -> None:
+    def __init__(self, fence: StoreFence, succession: Succession) -> None:
         self.fence = fence
-        self.follower = follower
+        self.succession = succession
 
     def confirm(self, request: rules.FailsafeRequest) -> rules.Answer:
-        routes = self.fence.store_routes or Routes()
-        store = self.follower.lease_store
+        routes = self.fence.store_routes or Routes(cluster=self.fence.cluster)
+        follower = self.succession.follower  # of the cluster followed now
+        store = follower.lease_store
         reaches = reaches_store(store.client, store.keys.single(KeyKind.SPEC))
         answer = rules.answer(request, rules.MemberView(
             kind="proxy", failsafe=routes.failsafe, reaches_etcd=reaches,
             master=routes.master.keeper if routes.master is not None else None, generation=None,
         ))  # fmt: skip
         if answer.confirmed:
-            self.follower.post(self.fence.renewed, clock.monotonic(), None)
+            # Counts for the cluster these routes are of, should the proxy have moved on since.
+            follower.post(self.fence.renewed, clock.monotonic(), None, routes.cluster)
         return answer

@@ -15,6 +15,12 @@ it is applied. A report queued before a freeze (or a renewal sent after the
 deadline passed) therefore finds the proxy fenced, and a renewal extends the
 deadline only to `started_at + proxy_close_deadline`, counted from when its
 request was sent.
+
+Routes and renewals carry the cluster they come from. After a major-upgrade
+cutover the proxy follows the old cluster's successor (succession.py):
+`follow` switches the fence to the successor, which routes nowhere until
+the successor's own routes come with a renewal with a fresh view, and from
+then on reports of the old cluster are ignored, whatever their revision.
 """
 
 from __future__ import annotations
@@ -33,9 +39,15 @@ log = logging.getLogger(__name__)
 class StoreFence:
     """Owns the routes from the store and the lease close deadline."""
 
-    def __init__(self, dispatcher: Dispatcher, wake_publisher: Callable[[], None]) -> None:
+    def __init__(
+        self, dispatcher: Dispatcher, wake_publisher: Callable[[], None], cluster: str = ""
+    ) -> None:
         self.dispatcher = dispatcher
         self.wake_publisher = wake_publisher
+        self.cluster = cluster
+        """The cluster whose routes are followed; reports of any other are ignored."""
+        self.successor_named: Callable[[Routes], None] = lambda routes: None
+        """Called with routes of the followed cluster that name a successor."""
         self.store_routes: Routes | None = None
         self.fenced = True
         """True until the first renewal with a fresh view, and after a missed deadline."""
@@ -52,9 +64,18 @@ class StoreFence:
         """The proxy generation whose routes are in force (connections already closed)."""
         return self.dispatcher.applied_generation
 
+    def acknowledged_generation_of(self, cluster: str) -> int:
+        """What the proxy acknowledges to `cluster`'s sentinel (callable from any thread).
+
+        0 while routes of another cluster are in force: their generation is an
+        unrelated number, and 0 acknowledges nothing a sentinel waits for.
+        """
+        applied_cluster, generation = self.dispatcher.acknowledgement
+        return generation if applied_cluster == cluster else 0
+
     def offer(self, routes: Routes) -> None:
-        """Routes read from the store; older than those in hand: ignored."""
-        if self.halted:
+        """Routes read from the store; older than those in hand, or of another cluster: ignored."""
+        if self.halted or routes.cluster != self.cluster:
             return
         self.fence_if_overdue()
         current = self.store_routes
@@ -69,14 +90,22 @@ class StoreFence:
                     routes.master or "nowhere (holding new connections)",
                 )
             self.apply()
+        if routes.successor is not None:
+            self.successor_named(routes)
 
-    def renewed(self, started_at: float, fresh: Routes | None) -> None:
-        """The lease was renewed by a request sent at `started_at` (monotonic)."""
-        if self.halted:
+    def renewed(self, started_at: float, fresh: Routes | None, cluster: str | None = None) -> None:
+        """The lease was renewed by a request sent at `started_at` (monotonic).
+
+        `cluster`: whose lease it is; None for the cluster followed (a failsafe
+        confirmation). A renewal of a cluster no longer followed proves nothing.
+        """
+        if self.halted or (cluster is not None and cluster != self.cluster):
             return
         self.fence_if_overdue()  # a deadline missed before this report was run stays missed
         if fresh is not None:
             self.offer(fresh)
+            if fresh.cluster != self.cluster:
+                return  # it named a successor, followed from now on: this lease is not its
         timing = (self.store_routes or Routes()).timing
         deadline = started_at + timing.proxy_close_deadline
         self.dispatcher.forward_until = max(self.dispatcher.forward_until, deadline)
@@ -108,6 +137,24 @@ class StoreFence:
                 " holding new ones until the store answers again"
             )
             self.apply()
+
+    def follow(self, cluster: str) -> None:
+        """Follow `cluster` (a successor) from now on: route nowhere until its routes arrive.
+
+        The routes in hand keep their revision (the successor's views, read
+        later from the same etcd, are newer) and their timing until the
+        successor's own arrive; their generation is not carried over.
+        """
+        previous = self.store_routes or Routes()
+        self.cluster = cluster
+        self.fenced = True
+        self.store_routes = Routes(
+            revision=previous.revision,
+            cluster=cluster,
+            timing=previous.timing,
+            failsafe=previous.failsafe,
+        )
+        self.apply()
 
     def apply(self) -> None:
         routes = self.store_routes or Routes()

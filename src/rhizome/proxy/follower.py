@@ -1,5 +1,9 @@
 """The store follower: a watch thread and a lease thread, reporting to the loop.
 
+One follower follows one cluster's keys and names that cluster in every
+report; after a major-upgrade cutover the proxy starts a follower of the
+successor and stops this one (succession.py).
+
 The watch thread keeps the cluster's keys up to date from a `PrefixWatcher`
 and sends the routes they imply to the event loop as soon as anything that
 matters changed. The lease thread renews the proxy's lease every
@@ -31,6 +35,7 @@ from typing import Any
 from rhizome import clock
 from rhizome.config import StoreConfig
 from rhizome.etcd import EtcdError, EtcdLeaseExpired, EventKind, KeyValue, Lease, WatchUpdate
+from rhizome.etcd.stats import RequestStats
 from rhizome.lease import outlived, renewal_deadline
 from rhizome.proxy.config import ProxyConfig
 from rhizome.proxy.failure import SafetyFailure
@@ -60,15 +65,19 @@ class StoreFollower:
         fence: StoreFence,
         loop: asyncio.AbstractEventLoop,
         failure: SafetyFailure,
+        counters: StoreCounters | None = None,
     ) -> None:
         self.config = config
+        self.cluster = store_config.cluster
+        """The cluster followed: its keys, and the cluster named in every report."""
         self.failure = failure
         self.fence = fence
         self.loop = loop
         self.settings = RoutingSettings(config.max_standby_lag_bytes, config.fallback_to_master)
         self.watch_store = store_config.open()
         self.lease_store = store_config.open()
-        self.counters = StoreCounters()
+        self.counters = counters if counters is not None else StoreCounters()
+        """Shared by the followers of a succession, so that the metrics keep counting."""
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.watcher = self.watch_store.watcher(idle_timeout=WATCH_IDLE_TIMEOUT)
@@ -83,6 +92,10 @@ class StoreFollower:
             threading.Thread(target=failure.thread_target(name, body), name=name, daemon=True)
             for name, body in (("proxy-watch", self.watch_loop), ("proxy-lease", self.lease_loop))
         ]
+
+    def request_stats(self) -> tuple[RequestStats, ...]:
+        """The etcd clients' request counts (watch and lease), for the metrics."""
+        return (self.watch_store.client.transport.stats, self.lease_store.client.transport.stats)
 
     def start(self) -> None:
         for thread in self.threads:
@@ -147,7 +160,7 @@ class StoreFollower:
         for problem in sorted(problems - self.reported_problems):
             log.warning("ignoring a document: %s", problem)
         self.reported_problems = problems
-        return compute_routes(view, self.settings)
+        return compute_routes(view, self.settings, self.cluster)
 
     # -- the lease thread --------------------------------------------------------
 
@@ -165,7 +178,7 @@ class StoreFollower:
                 if started - self.last_renewal >= self.timing_value("proxy_close_deadline"):
                     needs_fresh_view = True  # the loop is, or will be, fenced
                 needs_fresh_view = not self.renew(started, needs_fresh_view)
-            elif self.fence.acknowledged_generation != self.published_generation:
+            elif self.acknowledged_generation() != self.published_generation:
                 self.publish()
 
     def timing_value(self, name: str) -> float:
@@ -191,7 +204,7 @@ class StoreFollower:
             return False
         self.counters.renewals += 1
         self.last_renewal = started
-        self.post(self.fence.renewed, started, fresh)
+        self.post(self.fence.renewed, started, fresh, self.cluster)
         published = self.is_published() or self.publish()
         if published and replaced is not None:
             self.revoke_quietly(replaced)
@@ -225,19 +238,23 @@ class StoreFollower:
 
     def fresh_routes(self) -> Routes:
         view = self.lease_store.read_view()
-        return compute_routes(view, self.settings)
+        return compute_routes(view, self.settings, self.cluster)
+
+    def acknowledged_generation(self) -> int:
+        """The generation of this cluster in force (0 while another cluster's routes are)."""
+        return self.fence.acknowledged_generation_of(self.cluster)
 
     def is_published(self) -> bool:
         """Whether the store has our document with the applied generation, on our lease."""
         lease_id = self.lease.id if self.lease is not None else None
-        current = (self.fence.acknowledged_generation, lease_id)
+        current = (self.acknowledged_generation(), lease_id)
         return current == (self.published_generation, self.published_on)
 
     def publish(self) -> bool:
         lease = self.lease
         if lease is None:
             return False
-        generation = self.fence.acknowledged_generation
+        generation = self.acknowledged_generation()
         info = ProxyInfo(
             id=self.config.id,
             listen_addresses=tuple(

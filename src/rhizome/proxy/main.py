@@ -20,10 +20,10 @@ from rhizome.proxy.dispatcher import Arrival, Dispatcher
 from rhizome.proxy.failsafe import ProxyFailsafe
 from rhizome.proxy.failure import SafetyFailure
 from rhizome.proxy.fencing import StoreFence
-from rhizome.proxy.follower import StoreFollower
 from rhizome.proxy.forwarder import ignore_writes_to_closed_peers
 from rhizome.proxy.http import HttpEndpoint
 from rhizome.proxy.status import ProxyStatus
+from rhizome.proxy.succession import Succession
 
 log = logging.getLogger("rhizome.proxy")
 
@@ -69,18 +69,19 @@ async def serve(store_config: StoreConfig, config: ProxyConfig) -> int:
     )
     fence.deadline_callback = failure.guarded("the close deadline timer", fence.check_deadline)
     dispatcher.overdue = failure.guarded("fencing at the deadline", fence.fence_if_overdue)
-    follower = StoreFollower(store_config, config, fence, loop, failure)
-    fence.wake_publisher = follower.wake.set
-    clients = (follower.watch_store.client, follower.lease_store.client)
-    status = ProxyStatus(dispatcher, fence, follower.counters, clock.monotonic(),
-                         tuple(client.transport.stats for client in clients))  # fmt: skip
-    failsafe = ProxyFailsafe(fence, follower)
+    succession = Succession(store_config, config, fence, loop, failure)
+    status = ProxyStatus(dispatcher, fence, succession.counters, clock.monotonic(),
+                         succession.follower.request_stats())  # fmt: skip
+    succession.follower_started = lambda follower: status.count_requests_of(
+        follower.request_stats()
+    )
+    failsafe = ProxyFailsafe(fence, succession)
     try:
         servers = await open_listeners(config, dispatcher, status, failsafe)
     except (OSError, ConfigError) as error:
         log.error("cannot listen: %s", error)
         return 1
-    follower.start()
+    succession.start()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stop.set)
     log.info("proxy %s of cluster %s started", config.id, store_config.cluster)
@@ -91,7 +92,7 @@ async def serve(store_config: StoreConfig, config: ProxyConfig) -> int:
         server.close()
     dispatcher.shutdown()
     fence.stop()
-    await loop.run_in_executor(None, follower.stop)
+    await succession.stop()
     if failure.exit_code:
         log.critical("exiting with code %d so that the service is restarted", failure.exit_code)
     return failure.exit_code

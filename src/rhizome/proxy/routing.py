@@ -5,6 +5,10 @@ into `Routes`: the read-write backend (the published proxy target, or none),
 the standbys that qualify for new read-only connections, and the backends
 whose existing connections may stay. `choose_backend` balances read-only
 connections. Nothing here does I/O, so every rule is unit tested.
+
+A cluster whose state names a `successor` (the end of a major-upgrade
+cutover) routes nowhere at all: its proxies move to the successor's routes
+(succession.py) and never forward to the old cluster's servers again.
 """
 
 from __future__ import annotations
@@ -45,6 +49,10 @@ class Routes:
 
     revision: int = 0
     """Store revision these routes were computed from (newer views win)."""
+    cluster: str = ""
+    """The cluster whose view these routes come from (generations are that cluster's)."""
+    successor: str | None = None
+    """The cluster that replaced this one (state.successor): follow its routes instead."""
     proxy_generation: int = 0
     """The proxy target generation these routes apply."""
     master: Backend | None = None
@@ -83,8 +91,8 @@ class Routes:
         return backend == self.master
 
 
-def compute_routes(view: ClusterView, settings: RoutingSettings) -> Routes:
-    """The routes the store's `view` asks for."""
+def compute_routes(view: ClusterView, settings: RoutingSettings, cluster: str = "") -> Routes:
+    """The routes the store's `view` (of `cluster`) asks for."""
     spec = view.spec.document if view.spec is not None else ClusterSpec()
     state = view.state.document if view.state is not None else None
     master = read_write_backend(state)
@@ -95,8 +103,10 @@ def compute_routes(view: ClusterView, settings: RoutingSettings) -> Routes:
         allowed.add(master)
         if not targets:
             targets = (master,)
-    return Routes(
+    routes = Routes(
         revision=view.revision,
+        cluster=cluster,
+        successor=state.successor if state is not None else None,
         proxy_generation=state.proxy_target.proxy_generation if state is not None else 0,
         master=master,
         read_only_targets=targets,
@@ -106,6 +116,7 @@ def compute_routes(view: ClusterView, settings: RoutingSettings) -> Routes:
         timing=spec.timing,
         failsafe=spec.failsafe,
     )
+    return routes if routes.successor is None else routes.nowhere()
 
 
 def holds_new_read_write(state: ClusterState | None) -> bool:

@@ -45,6 +45,10 @@ class ProxyStatus:
     request_stats: tuple[RequestStats, ...] = ()
     """The etcd clients' (watch and lease), for rhizome_etcd_requests_total."""
 
+    def count_requests_of(self, stats: tuple[RequestStats, ...]) -> None:
+        """Add the etcd clients of a successor's follower (the totals keep counting)."""
+        self.request_stats = (*self.request_stats, *stats)
+
     def routes(self) -> dict[str, Handler]:
         return {
             "/health": lambda request: self.health_page(),
@@ -63,6 +67,7 @@ class ProxyStatus:
         healthy = not self.fence.fenced
         body = {
             "status": "ok" if healthy else "fenced",
+            "cluster": self.fence.cluster,
             "detail": (
                 "lease renewed; routing by the store"
                 if healthy
