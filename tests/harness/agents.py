@@ -19,21 +19,25 @@ def shared_config(etcd_urls: list[str], cluster: str = "main") -> str:
 class SentinelProcess:
     """`rhizome-sentinel` in its own process group, logging to a file."""
 
-    def __init__(self, directory: Path, sentinel_id: str, etcd_urls: list[str]) -> None:
+    def __init__(
+        self, directory: Path, sentinel_id: str, etcd_urls: list[str], cluster: str = "main"
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.sentinel_id = sentinel_id
         self.config_path = directory / f"{sentinel_id}.toml"
         self.api_port = free_port()
         self.config_path.write_text(
-            shared_config(etcd_urls) + f'\n[sentinel]\nid = "{sentinel_id}"\n'
+            shared_config(etcd_urls, cluster) + f'\n[sentinel]\nid = "{sentinel_id}"\n'
             f'[api]\nlisten = "{LOOPBACK}:{self.api_port}"\n'
         )
         argv = [sys.executable, "-m", "rhizome.sentinel.main", "--config", str(self.config_path)]
         self.process = ServerProcess(argv, directory / f"{sentinel_id}.log")
 
     @classmethod
-    def for_etcd(cls, directory: Path, sentinel_id: str, etcd: EtcdServer) -> SentinelProcess:
-        return cls(directory, sentinel_id, [etcd.client_url])
+    def for_etcd(
+        cls, directory: Path, sentinel_id: str, etcd: EtcdServer, cluster: str = "main"
+    ) -> SentinelProcess:
+        return cls(directory, sentinel_id, [etcd.client_url], cluster)
 
     def start(self) -> SentinelProcess:
         self.process.start()

@@ -51,25 +51,27 @@ class LocalCluster:
         keeper_count: int = 3,
         sentinel_count: int = 1,
         spec: dict[str, Any] | None = None,
+        cluster: str = "main",
     ) -> None:
         self.directory = directory
         self.etcd = etcd
         self.spec = parse_spec(spec or {})
         settings = EtcdSettings(endpoints=(etcd.client_url,), request_timeout=1.0)
-        self.store = ClusterStore(EtcdClient(settings), "main")
+        self.store = ClusterStore(EtcdClient(settings), cluster)
         password = "test-superuser-password"
         self.keepers = {
             f"pg{index}": KeeperProcess(
                 f"pg{index}",
                 [etcd.client_url],
                 directory / "keepers",
+                cluster=cluster,
                 superuser_password=password,
                 log_level="info",
             )
             for index in range(1, keeper_count + 1)
         }
         self.sentinels = [
-            SentinelProcess.for_etcd(directory / "sentinels", f"sentinel{index}", etcd)
+            SentinelProcess.for_etcd(directory / "sentinels", f"sentinel{index}", etcd, cluster)
             for index in range(sentinel_count)
         ]
 

@@ -168,3 +168,27 @@ def test_only_the_wal_receiver_carries_the_bare_keeper_name():
     assert f"application_name='{config.name}-basebackup'" in backup
     assert f"application_name='{config.name}-rewind'" in rewind
     assert f"application_name=''{config.name}''" in rendered.postgresql_conf
+
+
+def test_a_sealed_master_keeps_only_the_keeper_replication_and_superuser_entries():
+    spec = parse_spec(
+        {
+            "pg_hba": [
+                {"type": "host", "database": "app", "user": "app", "address": "10.0.0.0/8",
+                 "method": "scram-sha-256"},
+                {"type": "host", "database": "all", "user": "postgres", "address": "10.0.0.0/8",
+                 "method": "scram-sha-256"},
+                {"type": "local", "database": "all", "user": "all", "method": "peer"},
+            ]
+        }
+    )  # fmt: skip
+    open_hba = render_configuration(keeper(), spec, ConfigRequest()).pg_hba_conf
+    sealed = render_configuration(keeper(), spec, ConfigRequest(sealed=True)).pg_hba_conf
+    kept = [line.split() for line in sealed.splitlines() if line and not line.startswith("#")]
+    assert kept == [
+        ["local", "all", "postgres", "scram-sha-256"],
+        ["host", "all", "postgres", "10.0.0.0/8", "scram-sha-256"],
+        ["host", "replication", "replicator", "all", "scram-sha-256"],
+        ["host", "postgres", "postgres", "all", "scram-sha-256"],
+    ]
+    assert "Sealed for a major-upgrade cutover" in sealed and "app" in open_hba

@@ -22,6 +22,7 @@ from rhizome.keeper.plan import (
     Plan,
     Promote,
     Rewind,
+    Seal,
     Start,
     Stop,
     UpstreamStatus,
@@ -348,3 +349,17 @@ def test_a_keeper_that_confirmed_failsafe_neither_starts_nor_promotes_a_primary(
     assert not result.actions and result.waiting == FAILSAFE_HOLD
     unheld = plan(replace(local, promotion_hold=None), facts(MASTER))
     assert unheld.actions, "the hold alone held it back"
+
+
+SEALED = KeeperAssignment(role="master", sealed=True)
+
+
+def test_a_sealed_master_writes_its_configuration_then_seals_once():
+    rewritten = replace(RUNNING_PRIMARY, config_differs=True)
+    assert plan(rewritten, facts(SEALED)).actions == (WriteConfig(), Seal())
+    assert plan(RUNNING_PRIMARY, facts(SEALED)).actions == (Seal(),)
+    sealed = replace(RUNNING_PRIMARY, sealed_lsn=0x3000100)
+    assert plan(sealed, facts(SEALED)).converged
+    intruder = replace(sealed, sql=primary(client_sessions=1))
+    assert plan(intruder, facts(SEALED)).actions == (Seal(),)  # sealed again, further on
+    assert plan(RUNNING_PRIMARY, facts(MASTER)).converged  # the seal lifted: nothing to do

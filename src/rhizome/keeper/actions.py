@@ -33,12 +33,14 @@ from rhizome.keeper.plan import (
     Promote,
     Rewind,
     RewindOutcome,
+    Seal,
     Start,
     Stop,
     WriteConfig,
 )
 from rhizome.keeper.postgres_log import logged_since, start_reason
 from rhizome.keeper.postmaster import Postmaster
+from rhizome.keeper.seal import SealRecord, seal
 from rhizome.keeper.start_backoff import StartRecord
 from rhizome.spec import ClusterSpec
 
@@ -62,6 +64,7 @@ class ActionContext:
     request: ConfigRequest
     record_rewind: Callable[[RewindOutcome], None]
     starts: StartRecord = field(default_factory=StartRecord)
+    seals: SealRecord = field(default_factory=SealRecord)
 
 
 def execute(action: Action, context: ActionContext) -> None:
@@ -205,6 +208,10 @@ def _mark_removed(action: Any, context: ActionContext) -> None:
     log.info("removed from the cluster: this data directory will not be started again")
 
 
+def _seal(action: Any, context: ActionContext) -> None:
+    seal(context.keeper, context.seals)
+
+
 HANDLERS: dict[type, Callable[[Any, ActionContext], None]] = {
     Initdb: _initdb,
     WriteConfig: _write_config,
@@ -217,4 +224,5 @@ HANDLERS: dict[type, Callable[[Any, ActionContext], None]] = {
     CreateSlots: _create_slots,
     DropSlots: _drop_slots,
     MarkRemoved: _mark_removed,
+    Seal: _seal,
 }

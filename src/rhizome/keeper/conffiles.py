@@ -61,6 +61,9 @@ class ConfigRequest:
     """Run as a standby (standby.signal present)."""
     synchronous_standbys: tuple[str, ...] = ()
     """Primary: the names to list in synchronous_standby_names."""
+    sealed: bool = False
+    """Primary sealed for a cutover: pg_hba.conf keeps only the keeper's, replication
+    and superuser entries (KeeperAssignment.sealed)."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +161,12 @@ def render_configuration(
         keeper_name=keeper.name,
         superuser=keeper.superuser,
         replication_user=keeper.replication_user,
-        spec_entries=[hba_line(entry) for entry in spec.pg_hba],
+        spec_entries=[
+            hba_line(entry)
+            for entry in spec.pg_hba
+            if not request.sealed or entry.user == keeper.superuser
+        ],
+        sealed=request.sealed,
     )
     return RenderedConfiguration(postgresql_conf, pg_hba_conf)
 

@@ -27,6 +27,8 @@ STATEMENT_TIMEOUT_MS = 10_000
 OBSERVATION_TIMEOUT = CONNECT_TIMEOUT
 """Seconds a kept session may take to connect, or to answer one observation."""
 
+KEEPER_APPLICATION_NAME = "rhizome-keeper"
+"""The application_name of the keeper's local sessions (a sealed master keeps them)."""
 Connection = psycopg2.extensions.connection
 DatabaseError = psycopg2.Error
 Result = TypeVar("Result")
@@ -38,12 +40,15 @@ class Unresponsive(psycopg2.OperationalError):  # type: ignore[misc]  # psycopg2
 
 @contextmanager
 def local_session(
-    keeper: KeeperConfig, statement_timeout_ms: int = STATEMENT_TIMEOUT_MS
+    keeper: KeeperConfig,
+    statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+    database: str = "postgres",
 ) -> Iterator[Any]:
     """An autocommit cursor on the local instance, over its Unix socket, as superuser."""
     with superuser_session(
-        keeper, str(keeper.socket_dir), keeper.port, "rhizome-keeper", statement_timeout_ms
-    ) as cursor:
+        keeper, str(keeper.socket_dir), keeper.port, KEEPER_APPLICATION_NAME,
+        statement_timeout_ms, database,
+    ) as cursor:  # fmt: skip
         yield cursor
 
 
@@ -59,10 +64,16 @@ def upstream_session(keeper: KeeperConfig, upstream: Upstream) -> Iterator[Any]:
 
 @contextmanager
 def superuser_session(
-    keeper: KeeperConfig, host: str, port: int, application_name: str, statement_timeout_ms: int
+    keeper: KeeperConfig,
+    host: str,
+    port: int,
+    application_name: str,
+    statement_timeout_ms: int,
+    database: str = "postgres",
 ) -> Iterator[Any]:
     """An autocommit cursor as the superuser, with connect and statement timeouts."""
     parameters = superuser_parameters(keeper, host, port, application_name, statement_timeout_ms)
+    parameters["dbname"] = database
     connection = psycopg2.connect(**parameters, connect_timeout=CONNECT_TIMEOUT)
     try:
         connection.autocommit = True
@@ -165,7 +176,11 @@ class KeptSession:
     def _connect(self) -> Any:
         keeper = self.keeper
         parameters = superuser_parameters(
-            keeper, str(keeper.socket_dir), keeper.port, "rhizome-keeper", STATEMENT_TIMEOUT_MS
+            keeper,
+            str(keeper.socket_dir),
+            keeper.port,
+            KEEPER_APPLICATION_NAME,
+            STATEMENT_TIMEOUT_MS,
         )
         # async_: autocommit, and every wait goes through wait_until()
         connection = psycopg2.connect(**parameters, async_=True)

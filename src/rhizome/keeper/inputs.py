@@ -128,7 +128,8 @@ def config_request(
 ) -> ConfigRequest:
     if assignment is None or assignment.role != "standby":
         names = state.synchronous_standbys.requested if state is not None else ()
-        return ConfigRequest(synchronous_standbys=tuple(names))
+        sealed = assignment is not None and assignment.sealed
+        return ConfigRequest(synchronous_standbys=tuple(names), sealed=sealed)
     return ConfigRequest(upstream=upstream_address(upstream), standby=True)
 
 
@@ -160,6 +161,7 @@ def observe_local(
     fencing_problem: str | None = None,
     start_failures: StartFailures = NO_FAILURES,
     promotion_hold: str | None = None,
+    sealed_lsn: int | None = None,
 ) -> LocalStatus:
     """Everything the keeper can see of its own PostgreSQL now."""
     data = data_state(keeper)
@@ -187,6 +189,7 @@ def observe_local(
         fencing_problem=fencing_problem,
         start_failures=start_failures,
         promotion_hold=promotion_hold,
+        sealed_lsn=sealed_lsn,
     )
 
 

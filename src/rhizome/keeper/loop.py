@@ -42,6 +42,7 @@ from rhizome.keeper.lease import LeaseGuard, fencing_point
 from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, Stop, plan
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode
 from rhizome.keeper.report import keeper_info
+from rhizome.keeper.seal import SealRecord
 from rhizome.keeper.start_backoff import StartRecord
 from rhizome.lease import LeaseHolder
 from rhizome.spec import ClusterSpec
@@ -98,6 +99,7 @@ class Keeper:
         self.observed: KeeperInfo | None = None  # the last observation, published or not (API)
         self.next_observation = 0.0
         self.starts = StartRecord()  # failed starts back off (plan)
+        self.seals = SealRecord()  # a master sealed for a cutover (seal.py)
         self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
         self.hold_switch = pause_hold.HoldSwitch()
         self.passed_at = clock.monotonic()  # for the API: the loop's last pass
@@ -214,6 +216,7 @@ class Keeper:
                 self.config.watchdog, self.config.watchdog_device, self.guard.watchdog_problem
             ),
             start_failures=self.starts.failures, promotion_hold=self.failsafe.promotion_hold(),
+            sealed_lsn=self.seals.current(wish.assignment),
         )  # fmt: skip
         self.config_gate.observed(local.sql.file_errors if local.sql else ())
         now = clock.monotonic()
@@ -227,7 +230,7 @@ class Keeper:
             return self._idle_pause(decided)
         return self._act(decided, actions.ActionContext(
             self.config, self.postmaster, wish.spec, wish.request,
-            lambda outcome: self.rewinds.record(wish, outcome), self.starts,
+            lambda outcome: self.rewinds.record(wish, outcome), self.starts, self.seals,
         ))  # fmt: skip
 
     def _act(self, decided: Plan, context: actions.ActionContext) -> float:

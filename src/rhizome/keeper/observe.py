@@ -8,7 +8,12 @@ from typing import Any, Literal
 
 from rhizome.keeper.conffiles import Upstream
 from rhizome.keeper.config import KeeperConfig
-from rhizome.keeper.database import DatabaseError, KeptSession, upstream_session
+from rhizome.keeper.database import (
+    KEEPER_APPLICATION_NAME,
+    DatabaseError,
+    KeptSession,
+    upstream_session,
+)
 from rhizome.keeper.passwords import verifier_matches
 from rhizome.keeper.timelines import (
     TimelineSwitch,
@@ -43,6 +48,10 @@ class SqlObservation:
     roles_current: bool = True
     file_errors: tuple[tuple[str, str], ...] = ()
     """(parameter, error) PostgreSQL finds in its configuration files now (pg_file_settings)."""
+    client_sessions: int = 0
+    """Primary: client backends other than the keeper's own (a sealed master has none)."""
+    upgrade_confirmed_lsn: int | None = None
+    """Primary: the least confirmed_flush_lsn of the major upgrade's logical slots."""
 
     @property
     def position(self) -> int | None:
@@ -171,6 +180,26 @@ def _primary_details(cursor: Any, keeper: KeeperConfig) -> dict[str, Any]:
         "synchronous_streaming": synchronous,
         "slots": slots,
         "roles_current": roles_current(cursor, keeper),
+        **_upgrade_details(cursor),
+    }
+
+
+def _upgrade_details(cursor: Any) -> dict[str, Any]:
+    """Client sessions, and how far a major upgrade's successor confirmed (seal.py)."""
+    cursor.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
+        " AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM %s",
+        (KEEPER_APPLICATION_NAME,),
+    )
+    (sessions,) = cursor.fetchone()
+    cursor.execute(
+        "SELECT min(confirmed_flush_lsn)::text FROM pg_replication_slots"
+        " WHERE slot_type = 'logical' AND slot_name LIKE 'rhizome\\_upgrade\\_%'"
+    )
+    (confirmed,) = cursor.fetchone()
+    return {
+        "client_sessions": sessions,
+        "upgrade_confirmed_lsn": parse_lsn(confirmed) if confirmed else None,
     }
 
 

@@ -62,6 +62,9 @@ class LocalStatus:
     promotion_hold: str | None = None
     """Why this keeper may not become a primary yet: it confirmed failsafe to a master
     that may still accept writes (rhizome.failsafe.rules.promotion_hold)."""
+    sealed_lsn: int | None = None
+    """The position at which this master was last sealed for a cutover (seal.py);
+    None while it is not sealed."""
 
     @property
     def primary_blocker(self) -> str | None:
@@ -153,9 +156,15 @@ class MarkRemoved:
     pass
 
 
+@dataclass(frozen=True)
+class Seal:
+    """Terminate every client session of a sealed master, record its sequences, and
+    take its position (after the pg_hba.conf without client entries is in force)."""
+
+
 Action = (
     Initdb | WriteConfig | Start | Stop | Promote | BaseBackup | Rewind | EnsureRoles
-    | CreateSlots | DropSlots | MarkRemoved
+    | CreateSlots | DropSlots | MarkRemoved | Seal
 )  # fmt: skip
 
 
@@ -281,6 +290,9 @@ def primary_upkeep(local: LocalStatus, facts: ClusterFacts) -> Plan:
     extra = tuple(name for name in facts.unwanted_slots if name in local.sql.slots)
     if extra:
         steps.append(DropSlots(extra))
+    sealed = facts.assignment is not None and facts.assignment.sealed
+    if sealed and (local.sealed_lsn is None or local.sql.client_sessions > 0):
+        steps.append(Seal())  # again whenever a session got in: the position moves on
     return Plan(tuple(steps))
 
 

@@ -59,6 +59,8 @@ def keeper_info(
         instance_id=instance_id,
         holding=holding,
         api_url=api_url,
+        sealed_lsn=local.sealed_lsn if primary else None,
+        upgrade_confirmed_lsn=sql.upgrade_confirmed_lsn if primary and sql else None,
     )
 
 

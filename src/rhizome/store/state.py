@@ -235,7 +235,7 @@ class CommandResult(StoreModel):
 
     command: Identifier
     """Name of the command (its key was deleted when it finished)."""
-    kind: Literal["switchover", "failover"]
+    kind: Literal["switchover", "failover", "cutover"]
     """The command's kind."""
     outcome: CommandOutcome
     """done: carried out; refused: not started, see reason; abandoned: timed out."""

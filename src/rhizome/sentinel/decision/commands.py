@@ -9,6 +9,7 @@ bound when nobody else is eligible).
 
 from __future__ import annotations
 
+from rhizome.sentinel.decision.cutover import start_cutover
 from rhizome.sentinel.decision.failover import adopt_failover_command, start_failover_command
 from rhizome.sentinel.decision.model import Progress
 from rhizome.sentinel.decision.results import already_finished, refuse_command
@@ -42,6 +43,8 @@ def start_next_command(progress: Progress, master_loss: str | None) -> None:
     command = pending[0].document
     if command.kind == "switchover":
         start_switchover(progress, command, master_loss)
+    elif command.kind == "cutover":
+        start_cutover(progress, command, master_loss)
     else:
         start_failover_command(progress, command)
 

@@ -24,6 +24,7 @@ from rhizome.sentinel.decision.commands import (
     handle_commands_during_operation,
     start_next_command,
 )
+from rhizome.sentinel.decision.cutover import advance_cutover
 from rhizome.sentinel.decision.failover import (
     advance_fencing,
     master_loss,
@@ -47,6 +48,7 @@ MAXIMUM_STEPS = 16
 """Steps of one decision; a handful suffice, the bound only guards against a loop."""
 
 PAUSED_NOTE = "the cluster is paused: no change is made and commands stay pending"
+HANDED_OVER_NOTE = "handed over to cluster {}: no change is made here any more"
 HELD_NOTE = "held while paused (their PostgreSQL outlives their keeper): "
 
 PHASES: dict[str, Callable[[Progress], None]] = {
@@ -67,6 +69,9 @@ def decide(observation: ClusterObservation) -> Decision:
     initial = observation.state if observation.state is not None else ClusterState()
     if observation.spec.paused:
         return paused_decision(observation, initial)
+    if initial.successor is not None:  # its keepers stay as they are until removed
+        note = HANDED_OVER_NOTE.format(initial.successor)
+        return Decision(state=initial, finished_commands=(), notes=(note,))
     progress = Progress(observation, initial)
     for _ in range(MAXIMUM_STEPS):
         before = progress.state
@@ -109,6 +114,8 @@ def decide_step(progress: Progress) -> None:
     """Apply the rules once to the working state."""
     update_memory(progress)
     state = progress.state
+    if state.successor is not None:
+        return  # handed over by the cutover just decided
     if not state.initialized:
         advance_initialisation(progress)
     elif state.operation is None:
@@ -146,6 +153,9 @@ def advance_operation(progress: Progress) -> None:
         if loss is not None and not maintenance and take_over_lost_master(progress, loss):
             return
     handle_commands_during_operation(progress)
+    if operation.kind == "cutover":
+        advance_cutover(progress)
+        return
     handler = PHASES.get(operation.phase)
     if handler is None:
         progress.note(f"unknown phase {operation.phase!r} of a {operation.kind}: waiting")

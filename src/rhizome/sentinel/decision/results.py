@@ -14,7 +14,7 @@ from rhizome.sentinel.decision.model import Progress
 from rhizome.store.documents import Command
 from rhizome.store.state import COMMAND_RESULTS_LIMIT, CommandOutcome, CommandResult
 
-CommandKindName = Literal["switchover", "failover"]
+CommandKindName = Literal["switchover", "failover", "cutover"]
 
 
 def already_finished(progress: Progress, command: Command) -> bool:
@@ -78,7 +78,9 @@ def finish_operation_command(
     if operation is None or operation.command is None:
         return
     stored = progress.observation.commands.get(operation.command)
-    kind: CommandKindName = "switchover" if operation.kind == "switchover" else "failover"
+    kind: CommandKindName = "failover"
+    if operation.kind in ("switchover", "cutover"):
+        kind = "switchover" if operation.kind == "switchover" else "cutover"
     record_result(
         progress,
         name=operation.command,

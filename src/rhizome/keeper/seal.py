@@ -1,0 +1,94 @@
+"""Sealing a master for a major-upgrade cutover (docs/design/major-upgrade.md).
+
+A sealed master keeps running so that its logical replication slots can
+stream everything to the successor cluster, but no client session can commit
+on it: its pg_hba.conf (conffiles.py, in force before `Seal` is planned) lets
+in only the keeper, replication and the superuser's entries, and `seal`
+terminates every client backend but the keeper's. Then it records each
+sequence's last value into the replicated `rhizome_upgrade.sequence_values`
+table (the successor's trigger moves its sequences past them) and takes the
+position after that: once the successor confirmed it, it has every commit.
+
+A session that gets in anyway (a superuser logging in, or a login that was
+being authenticated by the old pg_hba.conf) is seen by the next observation
+and the master is sealed again, at a later position.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.database import KEEPER_APPLICATION_NAME, local_session
+from rhizome.keeper.timelines import parse_lsn
+from rhizome.store.documents import KeeperAssignment
+from rhizome.upgrade.sequences import record_sequences, upgrade_databases
+
+log = logging.getLogger(__name__)
+
+TERMINATE_WAIT_MS = 2000
+"""How long pg_terminate_backend waits for each session to end."""
+TERMINATE_ROUNDS = 10
+ROUND_PAUSE = 0.1
+
+
+class SealRecord:
+    """The position of the last seal, kept while the assignment says sealed."""
+
+    def __init__(self) -> None:
+        self.lsn: int | None = None
+
+    def current(self, assignment: KeeperAssignment | None) -> int | None:
+        """The sealed position; forgotten as soon as the seal is lifted (a rollback)."""
+        if assignment is None or not assignment.sealed:
+            self.lsn = None
+        return self.lsn
+
+
+def seal(keeper: KeeperConfig, record: SealRecord) -> None:
+    """Terminate the client sessions, record the sequences, and remember the position."""
+    terminated = terminate_client_sessions(keeper)
+    with local_session(keeper) as cursor:
+        databases = upgrade_databases(cursor.connection)
+    recorded = 0
+    for database in databases:
+        with local_session(keeper, database=database) as cursor:
+            recorded += record_sequences(cursor.connection)
+    with local_session(keeper) as cursor:
+        cursor.execute("SELECT pg_current_wal_lsn()::text")
+        (position,) = cursor.fetchone()
+    record.lsn = parse_lsn(position)
+    log.info(
+        "sealed for the cutover at %s: %d client sessions terminated, %d sequences recorded",
+        position, terminated, recorded,
+    )  # fmt: skip
+
+
+def terminate_client_sessions(keeper: KeeperConfig) -> int:
+    """End every client backend but the keeper's; raises when they keep coming."""
+    total = 0
+    with local_session(keeper) as cursor:
+        for _ in range(TERMINATE_ROUNDS):
+            ended = terminate_round(cursor)
+            if ended == 0:
+                return total
+            total += ended
+            time.sleep(ROUND_PAUSE)
+    raise RuntimeError(
+        f"client sessions kept arriving after {TERMINATE_ROUNDS} rounds of termination:"
+        " check that pg_hba.conf was reloaded and who logs in as the superuser"
+    )
+
+
+def terminate_round(cursor: Any) -> int:
+    """Terminate the client sessions found now; returns how many there were."""
+    cursor.execute(
+        "SELECT count(pg_terminate_backend(pid, %s)) FROM pg_stat_activity"
+        " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
+        " AND application_name IS DISTINCT FROM %s",
+        (TERMINATE_WAIT_MS, KEEPER_APPLICATION_NAME),
+    )
+    (ended,) = cursor.fetchone()
+    return int(ended)

@@ -1,0 +1,172 @@
+"""Major-upgrade cutover (command `cutover`, docs/design/major-upgrade.md).
+
+The master hands the cluster over to its `successor`, a second rhizome
+cluster whose master is fed by logical replication from this one:
+
+0. Drain (phase `draining`) and block (phase `blocking`) as a switchover
+   does: proxies hold new read-write clients, then route nowhere, every live
+   proxy acknowledging each generation.
+1. Seal (phase `sealing`): the master's assignment gets `sealed`; its keeper
+   lets no client in, terminates every client session, records the
+   sequences in the replicated table and reports `sealed_lsn`.
+2. Hand over once the master acknowledged the sealing generation and the
+   successor confirmed everything up to that position (the least
+   confirmed_flush_lsn of the upgrade's logical slots): the state names the
+   `successor`, the proxies follow its store keys (proxy/succession.py) and
+   this cluster changes nothing any more (decide.py).
+
+Refused when the master is lost, when it has no logical slot of the upgrade
+(`rhizomectl upgrade prepare` was not run) or when the successor lags more
+than max_standby_lag_bytes. Abandoned (routing and the master restored) on
+the command's timeout or a phase longer than proxy_hold_timeout; nothing was
+written on the successor that this cluster lacks, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from rhizome.sentinel.decision.fencing import instance_of, unacknowledged_proxies
+from rhizome.sentinel.decision.model import Progress
+from rhizome.sentinel.decision.results import finish_operation_command, refuse_command
+from rhizome.sentinel.decision.switchover import overdue_reason
+from rhizome.store.documents import Command
+from rhizome.store.state import DRAINING_PHASE, KeeperAssignment, Operation
+
+SEALING_PHASE = "sealing"
+
+
+def start_cutover(progress: Progress, command: Command, master_loss: str | None) -> None:
+    """Refuse the command, or hold new clients (phase draining)."""
+    master = progress.state.master
+    assert command.successor is not None
+    if master_loss is not None or master is None:
+        refuse_command(progress, command, f"{master_loss}: the cluster needs a master to hand over")
+        return
+    refusal = successor_refusal(progress, master)
+    if refusal is not None:
+        refuse_command(progress, command, refusal)
+        return
+    operation = Operation(
+        kind="cutover",
+        phase=DRAINING_PHASE,
+        previous_master=master,
+        previous_master_instance=instance_of(progress, master),
+        started_at=progress.now,
+        phase_started_at=progress.now,
+        command=command.name,
+        phase_generation=progress.next_generation,
+        reason=f"cutover to cluster {command.successor} requested by {command.requested_by}",
+        successor=command.successor,
+    )
+    target = progress.state.proxy_target
+    progress.change(
+        operation=operation, proxy_target=target.retargeted(target.master, target.host, target.port)
+    )
+    progress.note(f"cutover: holding new clients to hand {master} over to {command.successor}")
+
+
+def successor_refusal(progress: Progress, master: str) -> str | None:
+    """Why the successor cannot take over now (no upgrade slot, or too far behind)."""
+    document = progress.keeper(master)
+    confirmed = document.upgrade_confirmed_lsn if document is not None else None
+    if document is None or confirmed is None or document.flush_lsn is None:
+        return (
+            f"master {master} reports no logical slot rhizome_upgrade_*: run"
+            " `rhizomectl upgrade prepare` against it and the successor's master first"
+        )
+    behind = document.flush_lsn - confirmed
+    bound = progress.spec.max_standby_lag_bytes
+    if behind > bound:
+        return (
+            f"the successor is {behind} bytes behind master {master} (bound"
+            f" max_standby_lag_bytes {bound}): wait until `rhizomectl upgrade status` shows"
+            " it caught up"
+        )
+    return None
+
+
+def advance_cutover(progress: Progress) -> None:
+    """Move the cutover in progress forward, phase by phase."""
+    operation = progress.state.operation
+    assert operation is not None
+    overdue = overdue_reason(progress)
+    if overdue is not None:
+        abandon_cutover(progress, overdue)
+    elif operation.phase == SEALING_PHASE:
+        advance_sealing(progress)
+    elif unacknowledged_proxies(progress):
+        waiting = ", ".join(unacknowledged_proxies(progress))
+        progress.note(f"cutover: waiting for proxies {waiting} ({operation.phase})")
+    elif operation.phase == DRAINING_PHASE:
+        next_phase(progress, "blocking", proxy_target=progress.state.proxy_target.retargeted(None))
+    else:
+        master = operation.previous_master
+        assert master is not None
+        sealed = KeeperAssignment(role="master", sealed=True)
+        next_phase(progress, SEALING_PHASE, assignments={**progress.state.assignments,
+                                                         master: sealed})  # fmt: skip
+
+
+def next_phase(progress: Progress, phase: str, **changes: object) -> None:
+    operation = progress.state.operation
+    assert operation is not None
+    progress.change(
+        operation=operation.with_changes(
+            phase=phase, phase_started_at=progress.now, phase_generation=progress.next_generation
+        ),
+        **changes,
+    )
+    progress.note(f"cutover: {phase} {operation.previous_master}")
+
+
+def advance_sealing(progress: Progress) -> None:
+    """Hand over once the sealed master's final position reached the successor."""
+    operation = progress.state.operation
+    assert operation is not None and operation.successor is not None
+    master = progress.keeper(operation.previous_master)
+    if master is None:
+        abandon_cutover(progress, f"the keeper of {operation.previous_master} was lost")
+        return
+    sealed_at = sealed_position(progress)
+    if sealed_at is None:
+        progress.note(f"cutover: waiting for {master.name} to report itself sealed")
+        return
+    confirmed = master.upgrade_confirmed_lsn
+    if confirmed is None or confirmed < sealed_at:
+        progress.note(
+            f"cutover: waiting for {operation.successor} to confirm {sealed_at}"
+            f" (it confirmed {confirmed})"
+        )
+        return
+    reason = f"cluster {operation.successor} took over at position {sealed_at}"
+    finish_operation_command(progress, "done", reason, new_master=None)
+    progress.change(operation=None, successor=operation.successor)
+    progress.note(f"cutover: {reason}; proxies follow it, this cluster changes nothing more")
+
+
+def sealed_position(progress: Progress) -> int | None:
+    """The master's sealed position, once the instance that was master acknowledged
+    the sealing generation (a seal reported for an earlier one is not taken)."""
+    operation = progress.state.operation
+    assert operation is not None
+    master = progress.keeper(operation.previous_master)
+    if master is None or master.sealed_lsn is None:
+        return None
+    expected = operation.previous_master_instance
+    if expected is not None and master.instance_id != expected:
+        return None
+    if master.acknowledged_state_generation < (operation.phase_generation or 0):
+        return None
+    return master.sealed_lsn
+
+
+def abandon_cutover(progress: Progress, why: str) -> None:
+    """Give up: the seal is lifted and the proxies route to the master again."""
+    operation = progress.state.operation
+    assert operation is not None
+    master = operation.previous_master
+    reason = f"{why}; {master} goes on as master"
+    finish_operation_command(progress, "abandoned", reason, new_master=master)
+    assignments = dict(progress.state.assignments)
+    if master is not None and master in assignments:
+        assignments[master] = KeeperAssignment(role="master")
+    progress.change(operation=None, assignments=assignments)
