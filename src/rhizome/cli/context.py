@@ -92,3 +92,17 @@ class Context:
     def warn(self, text: str) -> None:
         """A line the operator should notice, on stderr so that output stays parseable."""
         print(f"rhizomectl: warning: {text}", file=self.err)
+
+
+@dataclass
+class Terminal:
+    """Where a command that needs no store writes (rhizomectl upgrade ...: only PostgreSQL)."""
+
+    out: TextIO
+    err: TextIO
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self.out, flush=True)
+
+    def warn(self, text: str) -> None:
+        print(f"rhizomectl: warning: {text}", file=self.err, flush=True)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from rhizome.cli.context import Context, StoreOptions, resolve_store_config
+from rhizome.cli.context import Context, StoreOptions, Terminal, resolve_store_config
 from rhizome.cli.errors import EXIT_FAILED, EXIT_UNREACHABLE, EXIT_USAGE, CliError
 from rhizome.cli.parser import Handler, build_parser
 from rhizome.config import ConfigError
@@ -48,7 +48,10 @@ def error_message(error: Exception, options: StoreOptions) -> str:
 def run(arguments: argparse.Namespace) -> int:
     """Open the store from the global options and run the chosen command's handler."""
     options = StoreOptions(arguments.config, arguments.endpoints, arguments.cluster)
+    local = getattr(arguments, "local_handler", None)  # a command that needs no store
     try:
+        if local is not None:
+            return int(local(Terminal(out=sys.stdout, err=sys.stderr), arguments))
         store = resolve_store_config(options).open()
         context = Context(store=store, out=sys.stdout, err=sys.stderr)
         handler: Handler = arguments.handler
@@ -64,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arguments = parser.parse_args(argv)
     except SystemExit as request:  # --help, or a usage error argparse has reported
         return request.code if isinstance(request.code, int) else EXIT_USAGE
-    if arguments.handler is None:
+    if arguments.handler is None and getattr(arguments, "local_handler", None) is None:
         arguments.command_parser.print_usage(sys.stderr)
         prog = arguments.command_parser.prog
         print(f"rhizomectl: error: choose a command ({prog} --help lists them)", file=sys.stderr)

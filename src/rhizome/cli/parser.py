@@ -11,6 +11,7 @@ from rhizome.cli.operations import run_maintenance, run_pause, run_remove, run_r
 from rhizome.cli.reports import run_history, run_status
 from rhizome.cli.spec_commands import run_init, run_spec_apply, run_spec_patch, run_spec_show
 from rhizome.cli.upgrade_commands import add_upgrade_arguments, run_upgrade_check
+from rhizome.cli.upgrade_replication import LocalHandler, add_upgrade_commands
 
 Handler = Callable[[Context, argparse.Namespace], int]
 
@@ -58,6 +59,15 @@ class CommandSet:
         parser.set_defaults(handler=handler, command_parser=parser)
         return parser
 
+    def add_local(
+        self, name: str, help_text: str, handler: LocalHandler
+    ) -> argparse.ArgumentParser:
+        """A subcommand that needs no store (its handler gets only the terminal), so it
+        takes none of the options that say where the cluster lives."""
+        parser = self.group.add_parser(name, help=help_text, description=help_text)
+        parser.set_defaults(handler=None, local_handler=handler, command_parser=parser)
+        return parser
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rhizomectl", description=DESCRIPTION)
@@ -70,6 +80,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_keeper_commands(commands)
     upgrade_help = "may a major upgrade start? tables, extensions, disk, cluster health"
     add_upgrade_arguments(commands.add("upgrade-check", upgrade_help, run_upgrade_check))
+    upgrade_help = "blue/green major upgrade by logical replication: prepare, status, finish"
+    upgrade = CommandSet(commands.add("upgrade", upgrade_help, None), "upgrade commands")
+    add_upgrade_commands(upgrade.add_local, positive_seconds)
     return parser
 
 
