@@ -14,6 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench.probes import Endpoint
 from tests.harness.cluster import LocalCluster, wait_for
@@ -27,9 +28,15 @@ HEALTH_TIMEOUT = 180.0
 class RhizomeSystem:
     name = "rhizome"
 
-    def __init__(self, directory: Path, etcd: EtcdServer) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        etcd: EtcdServer,
+        spec: dict[str, Any] | None = None,
+        keeper_count: int = 3,
+    ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.cluster = LocalCluster(directory, etcd)
+        self.cluster = LocalCluster(directory, etcd, keeper_count=keeper_count, spec=spec)
         self.etcd = etcd
         self.proxy_port = free_port()
         self.proxy_http_port = free_port()

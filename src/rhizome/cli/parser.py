@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from rhizome.cli.commands import DEFAULT_COMMAND_TIMEOUT, run_failover, run_switchover
 from rhizome.cli.context import CONFIG_ENVIRONMENT, DEFAULT_CONFIG_PATH, Context
+from rhizome.cli.cutover_command import run_cutover
 from rhizome.cli.operations import run_maintenance, run_pause, run_remove, run_resume
 from rhizome.cli.reports import run_history, run_status
 from rhizome.cli.spec_commands import run_init, run_spec_apply, run_spec_patch, run_spec_show
@@ -80,10 +81,25 @@ def build_parser() -> argparse.ArgumentParser:
     add_keeper_commands(commands)
     upgrade_help = "may a major upgrade start? tables, extensions, disk, cluster health"
     add_upgrade_arguments(commands.add("upgrade-check", upgrade_help, run_upgrade_check))
-    upgrade_help = "blue/green major upgrade by logical replication: prepare, status, finish"
+    upgrade_help = (
+        "blue/green major upgrade by logical replication: prepare, status, cutover, finish"
+    )
     upgrade = CommandSet(commands.add("upgrade", upgrade_help, None), "upgrade commands")
     add_upgrade_commands(upgrade.add_local, positive_seconds)
+    cutover_help = "hand the cluster over to the successor `prepare` fed (proxies follow it)"
+    cutover = upgrade.add("cutover", cutover_help, run_cutover)
+    cutover.add_argument("--successor", required=True, metavar="CLUSTER",
+                         help="the new version's rhizome cluster (same store)")  # fmt: skip
+    add_wait_options(cutover)
     return parser
+
+
+def add_wait_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wait", action="store_true", help="wait for the outcome")
+    parser.add_argument(
+        "--timeout", type=positive_seconds, default=DEFAULT_COMMAND_TIMEOUT, metavar="S",
+        help=TIMEOUT_HELP,
+    )  # fmt: skip
 
 
 def add_report_commands(commands: CommandSet) -> None:
@@ -125,11 +141,7 @@ def add_operation_commands(commands: CommandSet) -> None:
         "ends its pause hold, which otherwise forbids the failover while its keeper is gone",
     )
     for parser in (switchover, failover):
-        parser.add_argument("--wait", action="store_true", help="wait for the outcome")
-        parser.add_argument(
-            "--timeout", type=positive_seconds, default=DEFAULT_COMMAND_TIMEOUT, metavar="S",
-            help=TIMEOUT_HELP,
-        )  # fmt: skip
+        add_wait_options(parser)
     commands.add("pause", "stop the sentinel's automatic changes (spec.paused)", run_pause)
     commands.add("resume", "end a pause", run_resume)
 

@@ -23,6 +23,7 @@ from rhizome.keeper.timelines import (
     timeline_reached,
 )
 from rhizome.store.fields import KEEPER_NAME_PATTERN
+from rhizome.upgrade.sequences import confirmed_lsn
 
 SYNCHRONOUS_METHOD = re.compile(r"^\s*(?:(?:FIRST|ANY)\s+)?\d+\s*\((.*)\)\s*$", re.IGNORECASE)
 
@@ -192,15 +193,7 @@ def _upgrade_details(cursor: Any) -> dict[str, Any]:
         (KEEPER_APPLICATION_NAME,),
     )
     (sessions,) = cursor.fetchone()
-    cursor.execute(
-        "SELECT min(confirmed_flush_lsn)::text FROM pg_replication_slots"
-        " WHERE slot_type = 'logical' AND slot_name LIKE 'rhizome\\_upgrade\\_%'"
-    )
-    (confirmed,) = cursor.fetchone()
-    return {
-        "client_sessions": sessions,
-        "upgrade_confirmed_lsn": parse_lsn(confirmed) if confirmed else None,
-    }
+    return {"client_sessions": sessions, "upgrade_confirmed_lsn": confirmed_lsn(cursor)}
 
 
 def roles_current(cursor: Any, keeper: KeeperConfig) -> bool:

@@ -24,7 +24,7 @@ from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.database import KEEPER_APPLICATION_NAME, local_session
 from rhizome.keeper.timelines import parse_lsn
 from rhizome.store.documents import KeeperAssignment
-from rhizome.upgrade.sequences import record_sequences, upgrade_databases
+from rhizome.upgrade.sequences import confirmed_lsn, record_sequences, upgrade_databases
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,8 @@ TERMINATE_WAIT_MS = 2000
 """How long pg_terminate_backend waits for each session to end."""
 TERMINATE_ROUNDS = 10
 ROUND_PAUSE = 0.1
+CONFIRMATION_WAIT = 2.0
+CONFIRMATION_POLL = 0.01
 
 
 class SealRecord:
@@ -64,6 +66,19 @@ def seal(keeper: KeeperConfig, record: SealRecord) -> None:
         "sealed for the cutover at %s: %d client sessions terminated, %d sequences recorded",
         position, terminated, recorded,
     )  # fmt: skip
+    wait_for_confirmation(keeper, record.lsn)
+
+
+def wait_for_confirmation(keeper: KeeperConfig, position: int) -> None:
+    """Watch the successor confirm `position` for a moment, so that the observation
+    right after this action reports it (instead of the next one, a publish interval on)."""
+    deadline = time.monotonic() + CONFIRMATION_WAIT
+    with local_session(keeper) as cursor:
+        while time.monotonic() < deadline:
+            confirmed = confirmed_lsn(cursor)
+            if confirmed is not None and confirmed >= position:
+                return
+            time.sleep(CONFIRMATION_POLL)
 
 
 def terminate_client_sessions(keeper: KeeperConfig) -> int:

@@ -42,7 +42,7 @@ CONFIRMED = (
 @contextlib.contextmanager
 def cursor_of(session: Any) -> Iterator[Any]:
     """A cursor of a connection (closed after use), or the cursor given."""
-    if not hasattr(session, "cursor"):
+    if not callable(getattr(session, "cursor", None)):
         yield session
         return
     with session.cursor() as cursor:

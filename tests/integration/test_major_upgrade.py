@@ -1,0 +1,175 @@
+"""A blue/green major upgrade through the proxy, end to end on loopback (real etcd,
+PostgreSQL, keepers, sentinels and rhizome-proxy; docs/design/major-upgrade.md).
+
+Blue is cluster "main" behind a proxy, green is cluster "main-17" (both
+PostgreSQL 15 here: the machine has no other version; molecule's major-upgrade
+scenario runs 15 → 17). Clients write through blue's proxy all along: three
+open a new connection per insert, one keeps its session, one takes ids from a
+sequence. `rhizomectl upgrade prepare` feeds green; a first cutover with
+green's subscription disabled times out and rolls back (blue goes on, nothing
+lost); with the subscription enabled again the cutover hands over: the proxy
+follows green, no new connection fails, no acknowledged write is lost, the
+sequence continues above every id issued on blue, and blue can be stopped.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from bench.probes import (
+    PATIENT_CONNECT_DEADLINE,
+    Endpoint,
+    WritingClient,
+    create_table,
+    failures,
+    longest_pause,
+)
+from bench.rhizome_system import RhizomeSystem
+from tests.harness.cluster import LocalCluster, wait_for
+from tests.harness.ports import LOOPBACK
+
+pytestmark = pytest.mark.integration
+
+SUCCESSOR = "main-17"
+LOOPBACK_TRUST = {"type": "host", "database": "all", "user": "postgres",
+                  "address": f"{LOOPBACK}/32", "method": "trust"}  # fmt: skip
+"""The subscription's and rhizomectl's logins (in production: a password file)."""
+BLUE_SPEC = {"pg_parameters": {"wal_level": "logical"}, "pg_hba": [LOOPBACK_TRUST]}
+GREEN_SPEC = {"pg_hba": [LOOPBACK_TRUST]}
+ORDERS_SQL = "CREATE TABLE orders (id bigserial PRIMARY KEY, client text NOT NULL)"
+
+
+class SequenceClient:
+    """Inserts into `orders` through the proxy (new connection each time), keeping the ids."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.ids: list[tuple[float, int]] = []
+        self.errors: list[str] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                connection = psycopg2.connect(
+                    host=self.endpoint.host, port=self.endpoint.port, user="postgres",
+                    dbname="postgres", password=self.endpoint.password, connect_timeout=10,
+                )  # fmt: skip
+                connection.autocommit = True
+                with connection, connection.cursor() as cursor:
+                    cursor.execute("INSERT INTO orders (client) VALUES ('seq') RETURNING id")
+                    self.ids.append((time.monotonic(), cursor.fetchone()[0]))
+                connection.close()
+            except psycopg2.Error as error:
+                self.errors.append(str(error).strip()[:120])
+            self.stopping.wait(0.02)
+
+
+def rhizomectl(etcd_url: str, *arguments: str, cluster: str = "main", timeout: float = 180):
+    command = [sys.executable, "-m", "rhizome.cli.main", "--endpoints", etcd_url,
+               "--cluster", cluster, *arguments]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def dsn_of(cluster: LocalCluster, master: str) -> str:
+    keeper = cluster.keepers[master]
+    return f"host={LOOPBACK} port={keeper.port} user=postgres dbname=postgres"
+
+
+def on_green(green: LocalCluster, sql: str) -> list[tuple]:
+    master = green.wait_for_master(60)
+    with psycopg2.connect(dsn_of(green, master)) as connection, connection.cursor() as cursor:
+        connection.autocommit = True
+        cursor.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+@pytest.fixture
+def clusters(tmp_path, etcd):
+    blue = RhizomeSystem(tmp_path / "blue", etcd, spec=BLUE_SPEC, keeper_count=2)
+    green = LocalCluster(tmp_path / "green", etcd, keeper_count=2, spec=GREEN_SPEC,
+                         cluster=SUCCESSOR)  # fmt: skip
+    try:
+        blue.start()
+        green.start()
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{blue.diagnostics()}\n{green.diagnostics()}") from error
+    yield blue, green
+    blue.stop()
+    green.stop()
+
+
+def test_a_cutover_rolls_back_then_hands_over_with_nothing_lost(clusters, etcd):
+    blue, green = clusters
+    endpoint = blue.endpoint
+    create_table(endpoint)
+    endpoint.query_primary(ORDERS_SQL)
+    blue_master = blue.primary()
+    green_master = green.wait_for_master(60)
+    green_route = f"{green_master} ({LOOPBACK}:{green.keepers[green_master].port})"
+    source, target = dsn_of(blue.cluster, blue_master), dsn_of(green, green_master)
+    clients = [
+        WritingClient(endpoint, f"new{number}", new_connection_per_transaction=True,
+                      connect_deadline=PATIENT_CONNECT_DEADLINE)
+        for number in range(3)
+    ]  # fmt: skip
+    clients.append(WritingClient(endpoint, "session", connect_deadline=PATIENT_CONNECT_DEADLINE))
+    sequence = SequenceClient(endpoint)
+    for client in clients:
+        client.start()
+    sequence.thread.start()
+    try:
+        prepared = rhizomectl(etcd.client_url, "upgrade", "prepare", "--source-dsn", source,
+                              "--target-dsn", target, "--timeout", "120")  # fmt: skip
+        assert prepared.returncode == 0, prepared.stdout + prepared.stderr
+
+        on_green(green, "ALTER SUBSCRIPTION rhizome_upgrade_postgres DISABLE")
+        refused = rhizomectl(etcd.client_url, "upgrade", "cutover", "--successor", SUCCESSOR,
+                             "--wait", "--timeout", "4")  # fmt: skip
+        assert refused.returncode != 0, refused.stdout
+        assert "abandoned" in refused.stderr + refused.stdout, refused.stderr
+        blue.wait_healthy(30)  # routed to the unsealed master again
+        state = blue.cluster.state()
+        assert state is not None and state.successor is None
+        assert not state.assignments[blue_master].sealed
+
+        on_green(green, "ALTER SUBSCRIPTION rhizome_upgrade_postgres ENABLE")
+        time.sleep(2)
+        cutover_at = time.monotonic()
+        handed = rhizomectl(etcd.client_url, "upgrade", "cutover", "--successor", SUCCESSOR,
+                            "--wait", "--timeout", "30")  # fmt: skip
+        assert handed.returncode == 0, handed.stdout + handed.stderr + blue.diagnostics()
+        done_at = time.monotonic()
+        wait_for(lambda: blue.proxy_target() == green_route, 30, "routes to green's master")
+        time.sleep(1)
+        blue.cluster.stop()  # the old cluster is no longer needed by anybody
+        time.sleep(1)
+    finally:
+        for client in clients:
+            client.stop()
+        sequence.stopping.set()
+        sequence.thread.join(timeout=10)
+    assert blue.proxy_target() == green_route
+    for client in clients:
+        failed_connects, _ = failures(client.attempts, cutover_at)
+        assert failed_connects == 0, f"{client.name}: {[a.error for a in client.attempts]}"
+        assert client.lost_writes() == 0, client.name
+        assert client.attempts[-1].acknowledged, f"{client.name} writes after the cutover"
+    pause = max(longest_pause(client.attempts, cutover_at, done_at) for client in clients[:3])
+    before = [number for moment, number in sequence.ids if moment < cutover_at]
+    after = [number for moment, number in sequence.ids if moment > done_at + 1]
+    assert before and after and min(after) > max(before), (before[-3:], after[:3])
+    stored = {row[0] for row in endpoint.query_primary("SELECT id FROM orders")}
+    assert {number for _, number in sequence.ids} <= stored  # every acknowledged id on green
+    finished = rhizomectl(etcd.client_url, "upgrade", "finish", "--target-dsn", target)
+    assert finished.returncode == 0, finished.stdout + finished.stderr
+    assert on_green(green, "SELECT count(*) FROM pg_subscription") == [(0,)]
+    print(f"\ncutover write pause (new connection per insert): {pause:.2f} s;"
+          f" session client failures: {failures(clients[3].attempts, cutover_at)[1]}")  # fmt: skip
