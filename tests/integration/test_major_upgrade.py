@@ -40,7 +40,10 @@ SUCCESSOR = "main-17"
 LOOPBACK_TRUST = {"type": "host", "database": "all", "user": "postgres",
                   "address": f"{LOOPBACK}/32", "method": "trust"}  # fmt: skip
 """The subscription's and rhizomectl's logins (in production: a password file)."""
-BLUE_SPEC = {"pg_parameters": {"wal_level": "logical"}, "pg_hba": [LOOPBACK_TRUST]}
+APP_LOGIN = {"type": "host", "database": "all", "user": "app", "address": f"{LOOPBACK}/32",
+             "method": "scram-sha-256"}  # fmt: skip
+"""A client role that logs in to blue's master directly, not through the proxy."""
+BLUE_SPEC = {"pg_parameters": {"wal_level": "logical"}, "pg_hba": [LOOPBACK_TRUST, APP_LOGIN]}
 GREEN_SPEC = {"pg_hba": [LOOPBACK_TRUST]}
 ORDERS_SQL = "CREATE TABLE orders (id bigserial PRIMARY KEY, client text NOT NULL)"
 
@@ -72,10 +75,14 @@ class SequenceClient:
             self.stopping.wait(0.02)
 
 
-def rhizomectl(etcd_url: str, *arguments: str, cluster: str = "main", timeout: float = 180):
-    command = [sys.executable, "-m", "rhizome.cli.main", "--endpoints", etcd_url,
-               "--cluster", cluster, *arguments]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+def rhizomectl_command(etcd_url: str, *arguments: str) -> list[str]:
+    return [sys.executable, "-m", "rhizome.cli.main", "--endpoints", etcd_url,
+            "--cluster", "main", *arguments]  # fmt: skip
+
+
+def rhizomectl(etcd_url: str, *arguments: str) -> subprocess.CompletedProcess:
+    command = rhizomectl_command(etcd_url, *arguments)
+    return subprocess.run(command, capture_output=True, text=True, timeout=180, check=False)
 
 
 def dsn_of(cluster: LocalCluster, master: str) -> str:
@@ -89,6 +96,36 @@ def on_green(green: LocalCluster, sql: str) -> list[tuple]:
         connection.autocommit = True
         cursor.execute(sql)
         return cursor.fetchall() if cursor.description else []
+
+
+def app_session(cluster: LocalCluster, master: str):
+    """A session of role `app` straight to the master (no proxy), able to insert."""
+    keeper = cluster.keepers[master]
+    return psycopg2.connect(host=LOOPBACK, port=keeper.port, user="app", password="app-password",
+                            dbname="postgres", connect_timeout=5)  # fmt: skip
+
+
+def cutover_while_sealed(
+    etcd_url: str, blue: LocalCluster, master: str, direct
+) -> subprocess.CompletedProcess:
+    """A cutover that cannot finish (green's subscription is disabled): while the master
+    is sealed, the direct session is gone and `app` cannot log in; then it is abandoned."""
+    cutover = ("upgrade", "cutover", "--successor", SUCCESSOR, "--wait", "--timeout", "5")
+    command = rhizomectl_command(etcd_url, *cutover)
+    running = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for(lambda: reported_sealed(blue, master), 10, f"{master} to report itself sealed")
+    with pytest.raises(psycopg2.Error), direct.cursor() as cursor:
+        cursor.execute("INSERT INTO probe_writes VALUES ('direct', 1)")
+        direct.commit()
+    with pytest.raises(psycopg2.OperationalError, match=r"no pg_hba\.conf entry"):
+        app_session(blue, master)
+    stdout, stderr = running.communicate(timeout=60)
+    return subprocess.CompletedProcess(command, running.returncode, stdout, stderr)
+
+
+def reported_sealed(cluster: LocalCluster, master: str) -> bool:
+    stored = cluster.store.read_view().keepers.get(master)
+    return stored is not None and stored.document.sealed_lsn is not None
 
 
 @pytest.fixture
@@ -111,6 +148,8 @@ def test_a_cutover_rolls_back_then_hands_over_with_nothing_lost(clusters, etcd):
     endpoint = blue.endpoint
     create_table(endpoint)
     endpoint.query_primary(ORDERS_SQL)
+    endpoint.query_primary("CREATE ROLE app LOGIN PASSWORD 'app-password'")
+    endpoint.query_primary("GRANT INSERT ON probe_writes TO app")
     blue_master = blue.primary()
     green_master = green.wait_for_master(60)
     green_route = f"{green_master} ({LOOPBACK}:{green.keepers[green_master].port})"
@@ -131,10 +170,11 @@ def test_a_cutover_rolls_back_then_hands_over_with_nothing_lost(clusters, etcd):
         assert prepared.returncode == 0, prepared.stdout + prepared.stderr
 
         on_green(green, "ALTER SUBSCRIPTION rhizome_upgrade_postgres DISABLE")
-        refused = rhizomectl(etcd.client_url, "upgrade", "cutover", "--successor", SUCCESSOR,
-                             "--wait", "--timeout", "4")  # fmt: skip
+        direct = app_session(blue.cluster, blue_master)
+        refused = cutover_while_sealed(etcd.client_url, blue.cluster, blue_master, direct)
         assert refused.returncode != 0, refused.stdout
         assert "abandoned" in refused.stderr + refused.stdout, refused.stderr
+        app_session(blue.cluster, blue_master).close()  # the seal is lifted: logins again
         blue.wait_healthy(30)  # routed to the unsealed master again
         state = blue.cluster.state()
         assert state is not None and state.successor is None
