@@ -316,3 +316,17 @@ def test_with_the_master_running_nothing_is_said_about_it_being_down():
     assert "lag against" not in text
     assert "route to pg1, proxy generation 4" in text
     assert status_report(seeded_view(), "main")["master_down"] is None
+
+
+def test_a_handed_over_cluster_names_its_successor_and_its_sealed_master():
+    sealed_master = KeeperAssignment(role="master", sealed=True)
+    assignments = {"pg1": sealed_master, "pg2": KeeperAssignment(role="standby", follow="pg1")}
+    view = view_of(
+        parse_spec({}),
+        running_state(successor="main-17", assignments=assignments),
+        keeper("pg1", role="primary", flush_lsn=1000, sealed_lsn=1000),
+    )
+    text = render_status(view, "main", NOW)
+    assert "handed over to cluster main-17: its proxies follow it" in text
+    assert table_row(text, "pg1")[2] == "primary, healthy, sealed"
+    assert status_report(view, "main")["state"]["successor"] == "main-17"

@@ -47,6 +47,8 @@ class KeeperStatus:
             words = [info.role, "healthy" if info.healthy else "unhealthy"]
         if info is not None and info.fenced and self.assigned_role in ("master", "fenced"):
             words.append("fenced")
+        if info is not None and info.sealed_lsn is not None:
+            words.append("sealed")
         if self.converging:
             words.append("converging")
         if info is not None and info.last_error:

@@ -59,6 +59,9 @@ def header_lines(view: ClusterView, cluster: str, now: float) -> list[tuple[str,
     ]
     if state is not None and state.no_promotion_reason:
         lines.append(("no promotion", state.no_promotion_reason))
+    if state is not None and state.successor is not None:
+        successor = f"handed over to cluster {state.successor}: its proxies follow it"
+        lines.append(("successor", successor))
     lines.append(("sentinels", sentinels_text(view)))
     for name, command in sorted(view.commands.items()):
         target = f" to {command.document.target}" if command.document.target else ""
