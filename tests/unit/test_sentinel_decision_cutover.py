@@ -18,6 +18,7 @@ from tests.unit.sentinel_builders import (
     standby,
     state,
     step,
+    stopped,
 )
 
 CONFIRMED = 100 * MIB - 4096
@@ -128,3 +129,48 @@ def test_a_cutover_command_must_name_its_successor_and_nothing_else_may() -> Non
         except ValueError as error:
             problems.append(str(error))
     assert len(problems) == 3
+
+
+def link_command(timeout: float | None = 30.0) -> Stored[Command]:
+    document = Command(
+        name="up2", kind="cutover", successor="main-17", method="link",
+        requested_at=NOW - 1, requested_by="alice", timeout=timeout,
+    )  # fmt: skip
+    return Stored(document=document, mod_revision=78)
+
+
+def stopping() -> ClusterObservation:
+    """A link cutover through draining and blocking to stopping (no upgrade slot needed)."""
+    keepers = [master(confirmed=None), standby("pg2"), standby("pg3")]
+    observation = observe(spec(), state(), keepers, [proxy("p1")], commands=[link_command()])
+    decision, observation = step(observation)
+    for generation in (PROXY_GENERATION + 1, PROXY_GENERATION + 2):
+        decision, observation = step(later(observation, 0.1, proxies=[proxy("p1", generation)]))
+    operation = decision.state.operation
+    assert operation is not None and (operation.phase, operation.method) == ("stopping", "link")
+    assert decision.state.master is None and decision.state.assignments["pg1"].role == "fenced"
+    return observation
+
+
+def test_a_link_cutover_hands_over_once_every_standby_has_the_shutdown_checkpoint() -> None:
+    observation = stopping()
+    end = 100 * MIB + 114
+    stopped_master = stopped("pg1", 100 * MIB, ack=GENERATION + 3)
+    lagging = [stopped_master, standby("pg2", end), standby("pg3", 100 * MIB)]
+    decision = decide(later(observation, 0.1, keepers=lagging))
+    assert decision.state.successor is None
+    assert any("pg3 to receive the shutdown checkpoint" in note for note in decision.notes)
+    caught_up = [stopped_master, standby("pg2", end), standby("pg3", end)]
+    decision, _ = step(later(observation, 0.2, keepers=caught_up))
+    assert decision.state.successor == "main-17" and decision.state.operation is None
+    assert decision.state.command_results[-1].outcome == "done"
+
+
+def test_a_link_cutover_that_does_not_stop_cleanly_gives_the_master_back() -> None:
+    observation = stopping()
+    unclean = stopped("pg1", None, ack=GENERATION + 3)
+    decision, observation = step(later(observation, 0.1, keepers=[unclean, standby("pg2")]))
+    restoring = decision.state
+    assert restoring.successor is None and restoring.master == "pg1"
+    assert restoring.command_results[-1].outcome == "abandoned"
+    assert "without a clean shutdown" in restoring.command_results[-1].reason

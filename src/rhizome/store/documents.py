@@ -36,6 +36,7 @@ from rhizome.store.state import (
     HISTORY_LIMIT,
     ClusterState,
     CommandResult,
+    CutoverMethod,
     KeeperAssignment,
     KeeperRole,
     Operation,
@@ -53,6 +54,7 @@ __all__ = [
     "Command",
     "CommandKind",
     "CommandResult",
+    "CutoverMethod",
     "KeeperAssignment",
     "KeeperInfo",
     "KeeperRole",
@@ -228,7 +230,9 @@ class LeaderInfo(StoreDocument):
 class Command(WithOptionalAdditions, StoreDocument):
     """An operator request; the leader sentinel records its progress in `state`."""
 
-    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"old_master_stopped", "successor"})
+    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset(
+        {"old_master_stopped", "successor", "method"}
+    )
 
     name: Identifier
     """The command's name (also the last segment of its key)."""
@@ -250,7 +254,11 @@ class Command(WithOptionalAdditions, StoreDocument):
     its keeper is absent."""
     successor: Identifier | None = None
     """Cutover only: the cluster that takes over, fed by logical replication from
-    this cluster's master (rhizomectl upgrade prepare)."""
+    this cluster's master (rhizomectl upgrade prepare), or built from its data."""
+    method: CutoverMethod = "logical"
+    """Cutover only: logical (the successor is fed by logical replication) or link
+    (the master stops cleanly once every standby has its last record; the
+    successor is then made from its data by pg_upgrade --link)."""
 
     @model_validator(mode="after")
     def _fields_match_the_kind(self) -> Self:
@@ -264,5 +272,7 @@ class Command(WithOptionalAdditions, StoreDocument):
             problems.append(FieldProblem("successor", problem, fix))
         if self.kind == "cutover" and self.target is not None:
             problems.append(FieldProblem("target", "a cutover promotes nobody here", "unset it"))
+        if self.kind != "cutover" and self.method != "logical":
+            problems.append(FieldProblem("method", "applies to a cutover only", "leave it unset"))
         raise_problems(problems)
         return self

@@ -42,6 +42,9 @@ longer part of the cluster; stop PostgreSQL and never rejoin with this data."""
 
 OperationKind = Literal["initialisation", "failover", "switchover", "cutover"]
 CommandOutcome = Literal["done", "refused", "abandoned"]
+CutoverMethod = Literal["logical", "link"]
+"""How a major upgrade's successor gets the data: logical replication while the
+master runs, or pg_upgrade --link of the master's data once it stopped."""
 
 
 class KeeperAssignment(WithOptionalAdditions):
@@ -165,6 +168,7 @@ class Operation(WithOptionalAdditions):
             "synchronous_standbys_before",
             "successor",
             "final_lsn",
+            "method",
         }
     )
 
@@ -207,6 +211,8 @@ class Operation(WithOptionalAdditions):
     final_lsn: Lsn | None = None
     """Cutover only: the sealed master's position once no session could commit
     and the sequences were recorded; the successor must have confirmed it."""
+    method: CutoverMethod = "logical"
+    """Cutover only: logical (seal, successor confirms) or link (clean stop)."""
 
 
 class RoleChange(StoreModel):

@@ -20,18 +20,43 @@ Refused when the master is lost, when it has no logical slot of the upgrade
 than max_standby_lag_bytes. Abandoned (routing and the master restored) on
 the command's timeout or a phase longer than proxy_hold_timeout; nothing was
 written on the successor that this cluster lacks, so nothing is lost.
+
+Method `link` (pg_upgrade --link of the master's data, for what logical
+replication cannot carry) stops instead of sealing: phase `stopping` fences
+the master as a switchover demotes it (clean shutdown, its final position
+reported), and hands over once every live standby received that shutdown
+checkpoint: they are the copies a rollback starts from, since pg_upgrade
+--link leaves the old data unusable once the new cluster started. The
+proxies then follow a successor that does not run yet (pg_upgrade and its
+start come next, `rhizomectl upgrade link`): they hold new clients meanwhile,
+for at most proxy_hold_timeout. Abandoned like a switchover's demotion: the
+master gets its role back.
 """
 
 from __future__ import annotations
 
-from rhizome.sentinel.decision.fencing import instance_of, unacknowledged_proxies
+from rhizome.sentinel.decision.fencing import (
+    instance_of,
+    other_instance_blocker,
+    promotion_blockers,
+    unacknowledged_proxies,
+)
 from rhizome.sentinel.decision.model import Progress
+from rhizome.sentinel.decision.promotion import FENCED, set_no_promotion_reason
 from rhizome.sentinel.decision.results import finish_operation_command, refuse_command
-from rhizome.sentinel.decision.switchover import overdue_reason
+from rhizome.sentinel.decision.switchover import (
+    become_failover,
+    overdue_reason,
+    restore_old_master,
+)
 from rhizome.store.documents import Command
 from rhizome.store.state import DRAINING_PHASE, KeeperAssignment, Operation
 
 SEALING_PHASE = "sealing"
+STOPPING_PHASE = "stopping"
+CUTOVER_PHASES = frozenset({DRAINING_PHASE, "blocking", SEALING_PHASE, STOPPING_PHASE})
+"""The phases advance_cutover moves on (an abandoned link cutover restoring the old
+master goes through `promoting`, as a switchover's demotion does)."""
 
 
 def start_cutover(progress: Progress, command: Command, master_loss: str | None) -> None:
@@ -41,7 +66,7 @@ def start_cutover(progress: Progress, command: Command, master_loss: str | None)
     if master_loss is not None or master is None:
         refuse_command(progress, command, f"{master_loss}: the cluster needs a master to hand over")
         return
-    refusal = successor_refusal(progress, master)
+    refusal = successor_refusal(progress, master) if command.method == "logical" else None
     if refusal is not None:
         refuse_command(progress, command, refusal)
         return
@@ -56,6 +81,7 @@ def start_cutover(progress: Progress, command: Command, master_loss: str | None)
         phase_generation=progress.next_generation,
         reason=f"cutover to cluster {command.successor} requested by {command.requested_by}",
         successor=command.successor,
+        method=command.method,
     )
     target = progress.state.proxy_target
     progress.change(
@@ -88,6 +114,9 @@ def advance_cutover(progress: Progress) -> None:
     """Move the cutover in progress forward, phase by phase."""
     operation = progress.state.operation
     assert operation is not None
+    if operation.phase == STOPPING_PHASE:
+        advance_stopping(progress)
+        return
     overdue = overdue_reason(progress)
     if overdue is not None:
         abandon_cutover(progress, overdue)
@@ -98,6 +127,11 @@ def advance_cutover(progress: Progress) -> None:
         progress.note(f"cutover: waiting for proxies {waiting} ({operation.phase})")
     elif operation.phase == DRAINING_PHASE:
         next_phase(progress, "blocking", proxy_target=progress.state.proxy_target.retargeted(None))
+    elif operation.method == "link":
+        master = operation.previous_master
+        assert master is not None
+        assignments = {**progress.state.assignments, master: FENCED}
+        next_phase(progress, STOPPING_PHASE, master=None, assignments=assignments)
     else:
         master = operation.previous_master
         assert master is not None
@@ -137,7 +171,57 @@ def advance_sealing(progress: Progress) -> None:
             f" (it confirmed {confirmed})"
         )
         return
-    reason = f"cluster {operation.successor} took over at position {sealed_at}"
+    hand_over(progress, sealed_at)
+
+
+def advance_stopping(progress: Progress) -> None:
+    """Hand over once the master stopped cleanly and every live standby has its last record."""
+    operation = progress.state.operation
+    assert operation is not None and operation.previous_master is not None
+    old_master = operation.previous_master
+    old = progress.keeper(old_master)
+    if old is None:
+        become_failover(progress)
+        return
+    other_instance = other_instance_blocker(progress, old_master)
+    if other_instance is not None:
+        set_no_promotion_reason(progress, other_instance)
+        return
+    overdue = overdue_reason(progress)
+    if overdue is not None:
+        restore_old_master(progress, overdue)
+        return
+    blockers = promotion_blockers(progress, old_master)
+    if blockers:
+        progress.note("cutover: waiting for the clean stop: " + "; ".join(blockers))
+        return
+    final = old.flush_lsn
+    if final is None:
+        restore_old_master(progress, f"{old_master} stopped without a clean shutdown")
+        return
+    behind = standbys_behind(progress, final)
+    if behind:
+        progress.note(f"cutover: waiting for {', '.join(behind)} to receive the shutdown "
+                      f"checkpoint at {final}")  # fmt: skip
+        return
+    hand_over(progress, final)
+
+
+def standbys_behind(progress: Progress, final: int) -> list[str]:
+    """Live standbys that have not received the stopped master's shutdown checkpoint."""
+    behind = []
+    for name in progress.state.keepers_with_role("standby"):
+        document = progress.keeper(name)
+        if document is not None and (document.wal_position or 0) <= final:
+            behind.append(name)
+    return sorted(behind)
+
+
+def hand_over(progress: Progress, position: int) -> None:
+    """The successor takes over: the state names it, and the operation is done."""
+    operation = progress.state.operation
+    assert operation is not None
+    reason = f"cluster {operation.successor} took over at position {position}"
     finish_operation_command(progress, "done", reason, new_master=None)
     progress.change(operation=None, successor=operation.successor)
     progress.note(f"cutover: {reason}; proxies follow it, this cluster changes nothing more")

@@ -24,7 +24,7 @@ from rhizome.sentinel.decision.commands import (
     handle_commands_during_operation,
     start_next_command,
 )
-from rhizome.sentinel.decision.cutover import advance_cutover
+from rhizome.sentinel.decision.cutover import CUTOVER_PHASES, advance_cutover
 from rhizome.sentinel.decision.failover import (
     advance_fencing,
     master_loss,
@@ -153,7 +153,7 @@ def advance_operation(progress: Progress) -> None:
         if loss is not None and not maintenance and take_over_lost_master(progress, loss):
             return
     handle_commands_during_operation(progress)
-    if operation.kind == "cutover":
+    if operation.kind == "cutover" and operation.phase in CUTOVER_PHASES:
         advance_cutover(progress)
         return
     handler = PHASES.get(operation.phase)
