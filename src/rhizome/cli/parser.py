@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from pathlib import Path
 
 from rhizome.cli.commands import DEFAULT_COMMAND_TIMEOUT, run_failover, run_switchover
 from rhizome.cli.context import CONFIG_ENVIRONMENT, DEFAULT_CONFIG_PATH, Context
-from rhizome.cli.cutover_command import run_cutover
+from rhizome.cli.cutover_command import run_cutover, run_link_command
 from rhizome.cli.operations import run_maintenance, run_pause, run_remove, run_resume
 from rhizome.cli.reports import run_history, run_status
 from rhizome.cli.spec_commands import run_init, run_spec_apply, run_spec_patch, run_spec_show
@@ -90,7 +91,21 @@ def build_parser() -> argparse.ArgumentParser:
     cutover = upgrade.add("cutover", cutover_help, run_cutover)
     cutover.add_argument("--successor", required=True, metavar="CLUSTER",
                          help="the new version's rhizome cluster (same store)")  # fmt: skip
+    cutover.add_argument("--method", choices=["logical", "link"], default="logical",
+                         help="logical: the successor was fed by `prepare`; link: stop the"
+                         " master cleanly for `upgrade link` (default logical)")  # fmt: skip
     add_wait_options(cutover)
+    link_help = "after a link cutover, on the old master's host: pg_upgrade --link its data"
+    link = upgrade.add_local("link", link_help, run_link_command)
+    link.add_argument(
+        "--old-config",
+        required=True,
+        type=Path,
+        metavar="FILE",
+        help="the old keeper's configuration (data_dir, bin_dir, superuser)",
+    )
+    link.add_argument("--new-config", required=True, type=Path, metavar="FILE",
+                      help="the successor's keeper configuration on this host")  # fmt: skip
     return parser
 
 

@@ -51,9 +51,9 @@ def verifier_matches(verifier: str | None, password: str) -> bool:
     return hmac.compare_digest(expected, verifier)
 
 
-def passfile_line(user: str, password: str) -> str:
-    """One ~/.pgpass line matching every host, port and database for `user`."""
-    return f"*:*:*:{_escape(user)}:{_escape(password)}\n"
+def passfile_line(user: str, password: str, port: int | None = None) -> str:
+    """One ~/.pgpass line matching every host and database (and `port`, or any) for `user`."""
+    return f"*:{port or '*'}:*:{_escape(user)}:{_escape(password)}\n"
 
 
 def write_private_file(path: Path, content: str) -> None:
