@@ -35,20 +35,11 @@ master gets its role back.
 
 from __future__ import annotations
 
-from rhizome.sentinel.decision.fencing import (
-    instance_of,
-    other_instance_blocker,
-    promotion_blockers,
-    unacknowledged_proxies,
-)
+from rhizome.sentinel.decision.fencing import instance_of, unacknowledged_proxies
 from rhizome.sentinel.decision.model import Progress
-from rhizome.sentinel.decision.promotion import FENCED, set_no_promotion_reason
+from rhizome.sentinel.decision.promotion import FENCED
 from rhizome.sentinel.decision.results import finish_operation_command, refuse_command
-from rhizome.sentinel.decision.switchover import (
-    become_failover,
-    overdue_reason,
-    restore_old_master,
-)
+from rhizome.sentinel.decision.switchover import clean_stop_position, overdue_reason
 from rhizome.store.documents import Command
 from rhizome.store.state import DRAINING_PHASE, KeeperAssignment, Operation
 
@@ -176,28 +167,8 @@ def advance_sealing(progress: Progress) -> None:
 
 def advance_stopping(progress: Progress) -> None:
     """Hand over once the master stopped cleanly and every live standby has its last record."""
-    operation = progress.state.operation
-    assert operation is not None and operation.previous_master is not None
-    old_master = operation.previous_master
-    old = progress.keeper(old_master)
-    if old is None:
-        become_failover(progress)
-        return
-    other_instance = other_instance_blocker(progress, old_master)
-    if other_instance is not None:
-        set_no_promotion_reason(progress, other_instance)
-        return
-    overdue = overdue_reason(progress)
-    if overdue is not None:
-        restore_old_master(progress, overdue)
-        return
-    blockers = promotion_blockers(progress, old_master)
-    if blockers:
-        progress.note("cutover: waiting for the clean stop: " + "; ".join(blockers))
-        return
-    final = old.flush_lsn
+    final = clean_stop_position(progress, "cutover: waiting for the clean stop")
     if final is None:
-        restore_old_master(progress, f"{old_master} stopped without a clean shutdown")
         return
     behind = standbys_behind(progress, final)
     if behind:

@@ -167,26 +167,8 @@ def advance_demoting(progress: Progress) -> None:
     """Promote the target once it has everything the cleanly stopped old master had."""
     operation = progress.state.operation
     assert operation is not None and operation.target is not None
-    old_master = operation.previous_master
-    old = progress.keeper(old_master)
-    if old is None:
-        become_failover(progress)
-        return
-    other_instance = other_instance_blocker(progress, old_master)
-    if other_instance is not None:  # neither promote nor restore: wait for the real one
-        set_no_promotion_reason(progress, other_instance)
-        return
-    overdue = overdue_reason(progress)
-    if overdue is not None:
-        restore_old_master(progress, overdue)
-        return
-    blockers = promotion_blockers(progress, old_master)
-    if blockers:
-        progress.note("switchover: waiting for the demotion: " + "; ".join(blockers))
-        return
-    final = old.flush_lsn
+    final = clean_stop_position(progress, "switchover: waiting for the demotion")
     if final is None:
-        restore_old_master(progress, f"{old_master} stopped without a clean shutdown")
         return
     refusal = candidate_refusal(progress, operation.target, CATCH_UP_RULES, None)
     target = progress.keeper(operation.target)
@@ -201,6 +183,38 @@ def advance_demoting(progress: Progress) -> None:
         )
         return
     promote(progress, operation.target)
+
+
+def clean_stop_position(progress: Progress, waiting: str) -> int | None:
+    """The fenced old master's final position once it stopped cleanly; None before.
+
+    Meanwhile: a lost keeper turns the operation into a failover, another
+    instance under its name is waited for, an overdue phase or an unclean
+    stop gives the old master its role back, and the other blockers are
+    noted after `waiting`.
+    """
+    operation = progress.state.operation
+    assert operation is not None
+    old_master = operation.previous_master
+    old = progress.keeper(old_master)
+    if old is None:
+        become_failover(progress)
+        return None
+    other_instance = other_instance_blocker(progress, old_master)
+    if other_instance is not None:  # neither go on nor restore: wait for the real one
+        set_no_promotion_reason(progress, other_instance)
+        return None
+    overdue = overdue_reason(progress)
+    if overdue is not None:
+        restore_old_master(progress, overdue)
+        return None
+    blockers = promotion_blockers(progress, old_master)
+    if blockers:
+        progress.note(f"{waiting}: " + "; ".join(blockers))
+        return None
+    if old.flush_lsn is None:
+        restore_old_master(progress, f"{old_master} stopped without a clean shutdown")
+    return old.flush_lsn
 
 
 def overdue_reason(progress: Progress) -> str | None:
