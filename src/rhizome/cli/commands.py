@@ -16,9 +16,9 @@ import socket
 import time
 
 from rhizome.cli.context import Context
-from rhizome.cli.errors import EXIT_OK, OperationFailed, OperationRefused
+from rhizome.cli.errors import OperationFailed, OperationRefused
 from rhizome.cli.spec_commands import require_spec
-from rhizome.cli.waiting import report_result, wait_for_result
+from rhizome.cli.waiting import follow_if_asked
 from rhizome.sentinel.decision.candidates import (
     SWITCHOVER_RULES,
     CandidateChoice,
@@ -182,11 +182,7 @@ def run_command(context: Context, arguments: argparse.Namespace, kind: CommandKi
             f"a forced failover skips the lag and synchronous replication checks: commits "
             f"the old master acknowledged but {target} has not received are lost"
         )
-    if not arguments.wait:
-        context.say("follow it with `rhizomectl status`, or pass --wait next time")
-        return EXIT_OK
-    result = wait_for_result(context, command, arguments.timeout)
-    return report_result(context, command.name, result, arguments.timeout)
+    return follow_if_asked(context, command, arguments.wait, arguments.timeout)
 
 
 def run_switchover(context: Context, arguments: argparse.Namespace) -> int:

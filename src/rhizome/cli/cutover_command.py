@@ -18,7 +18,7 @@ from rhizome.cli.commands import command_name, requester
 from rhizome.cli.context import Context, Terminal
 from rhizome.cli.errors import EXIT_OK, OperationFailed, OperationRefused, UsageError
 from rhizome.cli.spec_commands import require_spec
-from rhizome.cli.waiting import report_result, wait_for_result
+from rhizome.cli.waiting import follow_if_asked
 from rhizome.config import ConfigError
 from rhizome.keeper.config import load_configuration
 from rhizome.keeper.datadir import ToolError
@@ -93,11 +93,7 @@ def run_cutover(context: Context, arguments: argparse.Namespace) -> int:
     if not context.store.submit_command(command):
         raise OperationFailed(f"a command named {command.name} already exists; try again")
     context.say(f"submitted cutover command {command.name} (to cluster {successor})")
-    if not arguments.wait:
-        context.say("follow it with `rhizomectl status`, or pass --wait next time")
-        return EXIT_OK
-    result = wait_for_result(context, command, arguments.timeout)
-    return report_result(context, command.name, result, arguments.timeout)
+    return follow_if_asked(context, command, arguments.wait, arguments.timeout)
 
 
 def run_link_command(terminal: Terminal, arguments: argparse.Namespace) -> int:

@@ -89,3 +89,12 @@ def report_result(
         raise OperationFailed(describe_result(result))
     context.say(describe_result(result))
     return EXIT_OK
+
+
+def follow_if_asked(context: Context, command: Command, wait: bool, timeout: float) -> int:
+    """With --wait, follow the submitted command to its result; else say how to follow it."""
+    if not wait:
+        context.say("follow it with `rhizomectl status`, or pass --wait next time")
+        return EXIT_OK
+    result = wait_for_result(context, command, timeout)
+    return report_result(context, command.name, result, timeout)
