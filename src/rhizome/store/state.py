@@ -167,7 +167,6 @@ class Operation(WithOptionalAdditions):
             "abandoned_targets",
             "synchronous_standbys_before",
             "successor",
-            "final_lsn",
             "method",
         }
     )
@@ -208,9 +207,6 @@ class Operation(WithOptionalAdditions):
     successor: Identifier | None = None
     """Cutover only: the cluster that takes over (its master is fed by logical
     replication from this cluster's master)."""
-    final_lsn: Lsn | None = None
-    """Cutover only: the sealed master's position once no session could commit
-    and the sequences were recorded; the successor must have confirmed it."""
     method: CutoverMethod = "logical"
     """Cutover only: logical (seal, successor confirms) or link (clean stop)."""
 
