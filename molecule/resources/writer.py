@@ -11,7 +11,8 @@ a proxy holding new connections must avoid); dropped (an established or
 half-established connection closed under the insert, as when the proxies cut
 every connection to a master being replaced: the insert is not acknowledged,
 the client retries); the first errors; missing (acknowledged but not
-found: lost writes).
+found: lost writes); the longest pause between two acknowledged writes, in
+seconds, and when it began (Unix time).
 
 The superuser's password is read from a file, never from the command line.
 
@@ -22,6 +23,7 @@ The superuser's password is read from a file, never from the command line.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -83,6 +85,7 @@ def insert(arguments: argparse.Namespace, password: str, number: int) -> tuple[s
 
 def write_until_stopped(arguments: argparse.Namespace, password: str) -> dict[str, Any]:
     acknowledged: list[int] = []
+    acknowledged_at: list[float] = []
     failures = {"refused": 0, "dropped": 0}
     errors: list[str] = []
     number = 0
@@ -93,12 +96,26 @@ def write_until_stopped(arguments: argparse.Namespace, password: str) -> dict[st
         failure = insert(arguments, password, number)
         if failure is None:
             acknowledged.append(number)
+            acknowledged_at.append(time.time())
         else:
             kind, error = failure
             failures[kind] += 1
             errors.append(f"insert {number} {kind}: {error}")
         time.sleep(max(0.0, arguments.interval - (time.monotonic() - started)))
-    return {"attempted": number, "acknowledged": acknowledged, "errors": errors[:10], **failures}
+    pause, pause_began = longest_pause(acknowledged_at)
+    return {
+        "attempted": number, "acknowledged": acknowledged, "errors": errors[:10],
+        "longest_pause": pause, "longest_pause_began": pause_began, **failures,
+    }  # fmt: skip
+
+
+def longest_pause(moments: list[float]) -> tuple[float, float | None]:
+    """The longest time between two consecutive acknowledged writes, and when it began."""
+    gaps = [(later - earlier, earlier) for earlier, later in itertools.pairwise(moments)]
+    if not gaps:
+        return 0.0, None
+    gap, began = max(gaps)
+    return round(gap, 3), round(began, 3)
 
 
 def main() -> int:
@@ -136,6 +153,8 @@ def main() -> int:
         "errors": outcome["errors"],
         "missing": len(missing),
         "missing_numbers": missing[:20],
+        "longest_pause": outcome["longest_pause"],
+        "longest_pause_began": outcome["longest_pause_began"],
     }
     Path(arguments.summary).write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary))
