@@ -73,13 +73,27 @@ def run(
     *,
     run_as: str | None = None,
     timeout: float | None = DEFAULT_TIMEOUT,
+    passfile: Path | None = None,
 ) -> Outcome:
-    """Run one pgBackRest command; never raises for its failure (see Outcome.error)."""
+    """Run one pgBackRest command; never raises for its failure (see Outcome.error).
+
+    `passfile`: a libpq password file for pgBackRest's connections to PostgreSQL
+    (PGPASSFILE in its environment: a password is never on the command line).
+    """
     argv = command_line(options, command, arguments, run_as)
+    environment = dict(os.environ)
+    if passfile is not None:
+        environment["PGPASSFILE"] = str(passfile)
     started = time.time()
     try:
         completed = subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, check=False, cwd="/"
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            cwd="/",
+            env=environment,
         )
     except (OSError, subprocess.TimeoutExpired) as error:
         return Outcome(False, "", masked(str(error))[:ERROR_LIMIT], started, time.time())

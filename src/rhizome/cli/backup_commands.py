@@ -55,6 +55,11 @@ def add_pgbackrest_options(parser: argparse.ArgumentParser) -> None:
         help=f"this node's pgBackRest configuration (default {DEFAULT_PGBACKREST_CONFIG})",
     )  # fmt: skip
     parser.add_argument(
+        "--pgpass-file", type=Path, metavar="FILE",
+        help="libpq password file for pgBackRest's connections (PGPASSFILE; default: "
+        "pgBackRest's user's ~/.pgpass)",
+    )  # fmt: skip
+    parser.add_argument(
         "--run-as", default=DEFAULT_OS_USER, metavar="USER",
         help=f"when run as root, run pgBackRest as USER (default {DEFAULT_OS_USER})",
     )  # fmt: skip
@@ -90,8 +95,10 @@ def run_backup(context: Context, arguments: argparse.Namespace) -> int:
     extra = [f"--type={arguments.type}"] + (["--backup-standby"] if standbys else [])
     source = f"a standby ({', '.join(standbys)} streaming)" if standbys else "the master"
     context.say(f"backup {arguments.type} of stanza {stanza} from {source}")
-    run_as = arguments.run_as
-    outcome = pgbackrest.run([*options, *extra], "backup", run_as=run_as, timeout=arguments.timeout)
+    run_as, passfile = arguments.run_as, arguments.pgpass_file
+    outcome = pgbackrest.run(
+        [*options, *extra], "backup", run_as=run_as, timeout=arguments.timeout, passfile=passfile
+    )
     made = None
     if outcome.ok:
         listed = pgbackrest.run([*options, "--output=json"], "info", run_as=run_as)
@@ -139,7 +146,10 @@ def run_stanza_create(context: Context, arguments: argparse.Namespace) -> int:
 
 def _simple(context: Context, arguments: argparse.Namespace, command: str, done: str) -> int:
     options = pgbackrest_options(context, arguments)
-    outcome = pgbackrest.run(options, command, run_as=arguments.run_as, timeout=CHECK_TIMEOUT)
+    outcome = pgbackrest.run(
+        options, command, run_as=arguments.run_as, timeout=CHECK_TIMEOUT,
+        passfile=arguments.pgpass_file,
+    )  # fmt: skip
     if not outcome.ok:
         context.warn(f"pgbackrest {command} failed after {outcome.seconds:.1f} s: {outcome.error}")
         return EXIT_FAILED
