@@ -36,6 +36,7 @@ class BackupRepository:
         _chown(self.root)
         self.repo = self._directory("repo")
         self.configs: dict[str, Path] = {}
+        self.passfiles: dict[str, Path] = {}
 
     def _directory(self, name: str) -> Path:
         path = self.root / name
@@ -51,6 +52,7 @@ class BackupRepository:
             path.write_text(self.config_text(name, [keeper, *others]))
             _chown(path)
             self.configs[name] = path
+            self.passfiles[name] = keeper.state_dir / "pgpass"  # the keeper writes it
             keeper.extra_settings["pgbackrest_config"] = str(path)
             keeper.write_config()
 
@@ -64,6 +66,7 @@ class BackupRepository:
             "log-level-console=warn",
             "log-level-file=detail",
             "start-fast=y",
+            "repo1-retention-full=2",
             "archive-timeout=30",
             "",
             f"[{self.stanza}]",
@@ -83,6 +86,7 @@ class BackupRepository:
         return subprocess.run(
             [*prefix, *argv, *arguments] if os.geteuid() == 0 else [*argv, *arguments],
             capture_output=True, text=True, timeout=300, check=False, cwd="/",
+            env={**os.environ, "PGPASSFILE": str(self.passfiles[node])},
         )  # fmt: skip
 
     def archived(self) -> set[str]:

@@ -82,7 +82,8 @@ def segment_names(keeper, count: int) -> list[str]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """CPU time of a postmaster and its live children, and of its exited (waited) children."""
+    """CPU time of a postmaster's tree: every live member's, and each member's finished
+    (waited for) children's, e.g. the archiver's archive_command runs."""
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0.0
     for member in {pid} | descendant_pids(pid):
@@ -91,5 +92,5 @@ def cpu_seconds(pid: int) -> float:
         except OSError:
             continue
         utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
-        total += utime + stime + (cutime + cstime if member == pid else 0)
+        total += utime + stime + cutime + cstime
     return total / ticks
