@@ -6,8 +6,6 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 from rhizome.cli.main import main as rhizomectl
 from tests.harness.cluster import LocalCluster, wait_for
 from tests.harness.pgbackrest import BackupRepository
@@ -48,11 +46,12 @@ class BackedCluster:
             wait_for(present, timeout, f"{sorted(names)} in the archive")
         except AssertionError as error:
             missing = sorted(names - self.repository.archived())
-            raise AssertionError(f"{error}; missing {missing}\n{self.cluster.diagnostics()}")
+            diagnostics = self.cluster.diagnostics()
+            raise AssertionError(f"{error}; missing {missing}\n{diagnostics}") from None
 
 
-@pytest.fixture
-def backed_cluster(tmp_path: Path, etcd) -> Iterator[BackedCluster]:
+def start_backed_cluster(tmp_path: Path, etcd) -> Iterator[BackedCluster]:
+    """The `backed_cluster` fixture's body (conftest.py): started, stanza created."""
     cluster = LocalCluster(tmp_path, etcd, spec=BACKUP_SPEC)
     repository = BackupRepository()
     repository.configure(cluster.keepers)

@@ -15,7 +15,6 @@ from tests.harness.cluster import LocalCluster, wait_for
 from tests.integration.backup_support import (
     TIMEOUT,
     BackedCluster,
-    backed_cluster,  # noqa: F401 - the fixture
     segment_names,
 )
 from tests.integration.test_failover import ctl, wait_for_rejoin

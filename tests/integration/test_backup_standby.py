@@ -22,7 +22,6 @@ from tests.harness.cluster import wait_for
 from tests.integration.backup_support import (
     TIMEOUT,
     BackedCluster,
-    backed_cluster,  # noqa: F401 - the fixture
     cpu_seconds,
 )
 
