@@ -9,6 +9,7 @@ here=$(dirname "$0")
 packages=(
     etcd-server etcd-client          # the store (etcd 3.4, v3 JSON gateway)
     postgresql-15 postgresql-client-15
+    pgbackrest                      # WAL archiving and backups (tests/integration/test_backup_*.py)
     python3 python3-venv            # Debian's interpreter: the postgres user can read it
     openssl                         # test certificates for etcd TLS
     haproxy                         # the proxy benchmark's peer

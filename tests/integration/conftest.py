@@ -15,6 +15,7 @@ from rhizome.etcd import EtcdClient, EtcdSettings
 from rhizome.store.cluster_store import ClusterStore
 from tests.harness.etcd import EtcdServer
 from tests.harness.keeper import KeeperFactory, KeeperProcess
+from tests.integration.backup_support import BackedCluster, start_backed_cluster
 from tests.integration.test_proxy_support import ProxyProcess, StandInSentinel
 
 
@@ -63,3 +64,9 @@ def proxy(etcd, tmp_path, sentinel):
     process = ProxyProcess(tmp_path / "proxy", etcd.client_url)
     yield process
     process.stop()
+
+
+@pytest.fixture
+def backed_cluster(tmp_path: Path, etcd: EtcdServer) -> Iterator[BackedCluster]:
+    """Three keepers and a sentinel archiving to a pgBackRest repository (backup_support)."""
+    yield from start_backed_cluster(tmp_path, etcd)

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
+from rhizome.cli.backup_commands import add_backup_commands, add_pgbackrest_options
 from rhizome.cli.commands import DEFAULT_COMMAND_TIMEOUT, run_failover, run_switchover
 from rhizome.cli.context import CONFIG_ENVIRONMENT, DEFAULT_CONFIG_PATH, Context
 from rhizome.cli.cutover_command import run_cutover, run_link_command
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_spec_commands(commands)
     add_operation_commands(commands)
     add_keeper_commands(commands)
+    add_backup_group(commands)
     upgrade_help = "may a major upgrade start? tables, extensions, disk, cluster health"
     add_upgrade_arguments(commands.add("upgrade-check", upgrade_help, run_upgrade_check))
     upgrade_help = (
@@ -107,6 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
     link.add_argument("--new-config", required=True, type=Path, metavar="FILE",
                       help="the successor's keeper configuration on this host")  # fmt: skip
     return parser
+
+
+def add_backup_group(commands: CommandSet) -> None:
+    backup_help = "pgBackRest: take a backup and record it, list backups, check archiving"
+    backup = CommandSet(commands.add("backup", backup_help, None), "backup commands")
+
+    def add(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
+        parser = backup.add(name, help_text, handler)
+        add_pgbackrest_options(parser)
+        return parser
+
+    add_backup_commands(add)
 
 
 def add_wait_options(parser: argparse.ArgumentParser) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rhizome.cli.formatting import (
@@ -26,10 +27,13 @@ from rhizome.store.view import ClusterView
 TABLE_HEADERS = ("KEEPER", "ROLE", "STATE", "TIMELINE", "LAG", "SYNC", "PENDING RESTART")
 
 
-def render_status(view: ClusterView, cluster: str, now: float) -> str:
-    """The header, the keeper table and the keepers' last errors."""
-    width = max(len(label) for label, _ in header_lines(view, cluster, now)) + 1
-    lines = [f"{label + ':':<{width}} {value}" for label, value in header_lines(view, cluster, now)]
+def render_status(
+    view: ClusterView, cluster: str, now: float, extra: Sequence[tuple[str, str]] = ()
+) -> str:
+    """The header (with `extra` lines, e.g. the last backup), the keeper table, last errors."""
+    header = [*header_lines(view, cluster, now), *extra]
+    width = max(len(label) for label, _ in header) + 1
+    lines = [f"{label + ':':<{width}} {value}" for label, value in header]
     statuses = keeper_statuses(view)
     lines.append("")
     if statuses:

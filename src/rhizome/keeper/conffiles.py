@@ -14,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 
+from rhizome.backup.archiving import Archiving, archiving
 from rhizome.keeper.config import KeeperConfig
 from rhizome.spec import ClusterSpec, HbaEntry
 from rhizome.spec.postgres import ParameterValue
@@ -134,6 +135,11 @@ def managed_parameters(keeper: KeeperConfig, request: ConfigRequest) -> dict[str
     return managed
 
 
+def keeper_archiving(keeper: KeeperConfig, spec: ClusterSpec) -> Archiving:
+    """This keeper's archiving parameters (rhizome.backup.archiving), or why none."""
+    return archiving(spec.backup, keeper.cluster, keeper.pgbackrest_config, keeper.data_dir)
+
+
 def hba_line(entry: HbaEntry) -> str:
     """One pg_hba.conf line for a spec entry."""
     fields = [entry.type, entry.database, entry.user]
@@ -155,7 +161,9 @@ def render_configuration(
         keeper_name=keeper.name,
         defaults=_quoted(defaults),
         spec_parameters=_quoted(dict(sorted(spec.pg_parameters.items()))),
-        managed=_quoted(managed_parameters(keeper, request)),
+        managed=_quoted(
+            {**managed_parameters(keeper, request), **keeper_archiving(keeper, spec).parameters}
+        ),
     )
     pg_hba_conf = _environment.get_template("pg_hba.conf.j2").render(
         keeper_name=keeper.name,

@@ -22,6 +22,7 @@
     log_level = "info"                             # debug, info, warning, error
     watchdog = "off"                               # kernel watchdog: off, automatic, required
     watchdog_device = "/dev/watchdog"              # the device the fencing guard holds
+    pgbackrest_config = "/etc/pgbackrest/pgbackrest.conf"  # optional: see below
 
 Without `bin_dir` the keeper takes Debian's directory of the major version
 the data directory was made with (its PG_VERSION), else of the only major
@@ -29,12 +30,21 @@ version installed under /usr/lib/postgresql; with none or several installed
 and no data directory yet, it asks for `bin_dir`. The Ansible role always
 writes it (keeper_bin_dir, from the role's PostgreSQL version).
 
+`pgbackrest_config` is the pgBackRest configuration file of this node (its
+repository, and this node's data directory as pg1). It is what the keeper's
+archive_command passes to pgBackRest while the spec's backup.enabled is true;
+without it such a keeper archives nothing and reports the missing setting as
+its last_error (docs/design/backup.md). It must exist and be readable by the
+keeper's user; it holds no secret the keeper reads (a repository's cipher
+passphrase stays in that file, never on a command line).
+
 Every problem raises `ConfigError` naming the setting and the fix; loading
 the configuration creates nothing on disk.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from dataclasses import dataclass, field
@@ -68,6 +78,7 @@ KEEPER_KEYS = {
     "log_level",
     "watchdog",
     "watchdog_device",
+    "pgbackrest_config",
 }
 DEFAULT_WATCHDOG_DEVICE = "/dev/watchdog"
 
@@ -92,6 +103,10 @@ class KeeperConfig:
     watchdog: WatchdogMode = "off"
     """Kernel watchdog mode (docs/fencing.md): off, automatic or required."""
     watchdog_device: Path = Path(DEFAULT_WATCHDOG_DEVICE)
+    pgbackrest_config: Path | None = None
+    """This node's pgBackRest configuration (archive_command); None: not configured."""
+    cluster: str = ""
+    """The cluster's name (the file's top-level `cluster`): the default pgBackRest stanza."""
 
     def program(self, name: str) -> str:
         """Absolute path of a PostgreSQL program."""
@@ -125,7 +140,7 @@ def load_configuration(path: str | Path) -> Configuration:
     section = data.get("keeper")
     if not isinstance(section, dict):
         raise ConfigError(f'{source}: add a [keeper] section with name = "..." and data_dir')
-    keeper = keeper_config(section, source)
+    keeper = dataclasses.replace(keeper_config(section, source), cluster=store.cluster)
     return Configuration(store=store, keeper=keeper, api=api_config(data, source, "keeper"))
 
 
@@ -178,6 +193,7 @@ def keeper_config(
             "watchdog_device",
             source,
         ),
+        pgbackrest_config=_pgbackrest_config(section, source),
     )
 
 
@@ -246,6 +262,21 @@ def _bin_dir(section: dict[str, Any], data_dir: Path, install_root: Path, source
         raise ConfigError(
             f"{source}: [keeper] bin_dir {text} lacks {', '.join(missing)}; set bin_dir to "
             "the directory of the PostgreSQL programs (e.g. /usr/lib/postgresql/17/bin)"
+        )
+    return path
+
+
+def _pgbackrest_config(section: dict[str, Any], source: str) -> Path | None:
+    if "pgbackrest_config" not in section:
+        return None
+    path = _absolute(
+        Path(_text(section, "pgbackrest_config", source, None)), "pgbackrest_config", source
+    )
+    if not os.access(path, os.R_OK) or not path.is_file():
+        raise ConfigError(
+            f"{source}: [keeper] pgbackrest_config {path} is not a readable file; write this "
+            "node's pgBackRest configuration there (readable by the keeper's user) or remove "
+            "the setting"
         )
     return path
 

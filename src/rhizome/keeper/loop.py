@@ -31,6 +31,8 @@ from rhizome.keeper import (
     pause_hold,
     postgres_log,
 )
+from rhizome.keeper.archive_catch_up import ArchiveCatchUp, catch_up_request, joined_problems
+from rhizome.keeper.conffiles import keeper_archiving
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.config_gate import ConfigGate
 from rhizome.keeper.database import KeptSession
@@ -102,6 +104,7 @@ class Keeper:
         self.seals = SealRecord()  # a master sealed for a cutover (seal.py)
         self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
         self.hold_switch = pause_hold.HoldSwitch()
+        self.archive = ArchiveCatchUp(keeper.data_dir, self.stopping)  # after a promotion
         self.passed_at = clock.monotonic()  # for the API: the loop's last pass
         self.heartbeat_at = -math.inf  # and the fencing watchdog's last tick
 
@@ -129,6 +132,7 @@ class Keeper:
             # whose PostgreSQL ended during the take-over): held back as after a crash.
             self.crashed_at = clock.monotonic()
         self.follower.start()
+        self.archive.start()
         try:
             if self._start_lease() and self.lease is not None:
                 threading.Thread(
@@ -219,12 +223,16 @@ class Keeper:
             sealed_lsn=self.seals.current(wish.assignment),
         )  # fmt: skip
         self.config_gate.observed(local.sql.file_errors if local.sql else ())
+        self.archive.offer(catch_up_request(self.config, wish.spec, local.sql))
         now = clock.monotonic()
         decided = plan(local, inputs.cluster_facts(self.config, wish, local, now))
         if decided.converged and wish.state is not None:
             self.acknowledged_generation = wish.state.generation
         if not decided.actions:
-            self.last_error = decided.waiting or self.config_gate.problem
+            self.last_error = decided.waiting or joined_problems(
+                self.config_gate.problem, keeper_archiving(self.config, wish.spec).problem,
+                self.archive.problem,
+            )  # fmt: skip
         self._publish(local, stored=self.config.name in view.keepers)
         if not decided.actions:
             return self._idle_pause(decided)

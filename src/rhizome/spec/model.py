@@ -5,6 +5,7 @@ from typing import Annotated, ClassVar, Literal, Self
 
 from pydantic import Field, Strict, StrictBool, ValidationError, model_validator
 
+from rhizome.spec.backup import ARCHIVING_PARAMETERS, BackupSettings
 from rhizome.spec.postgres import HbaEntry, PgParameters, commits_without_standbys
 from rhizome.spec.timing import TimingSettings
 from rhizome.store.additions import WithOptionalAdditions
@@ -93,7 +94,7 @@ class KeeperSettings(StoreModel):
 class ClusterSpec(WithOptionalAdditions, StoreDocument):
     """The operator's wishes for one cluster, stored in `spec`."""
 
-    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"failsafe"})
+    OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset({"failsafe", "backup"})
 
     timing: TimingSettings = TimingSettings()
     """Intervals, leases and deadlines, validated as a set."""
@@ -128,6 +129,9 @@ class ClusterSpec(WithOptionalAdditions, StoreDocument):
     keeper and proxy confirms over its API that it cannot reach etcd either
     (docs/protocol.md, "Failsafe"). Needs every agent's API reachable from the
     others, with authentication."""
+    backup: BackupSettings = BackupSettings()
+    """WAL archiving and backups with pgBackRest (off by default); see
+    rhizome.spec.backup."""
 
     @model_validator(mode="after")
     def _check_combinations(self) -> Self:
@@ -181,6 +185,7 @@ class ClusterSpec(WithOptionalAdditions, StoreDocument):
                     "remove it, use on or remote_apply, or disable synchronous_replication",
                 )
             )
+        problems.extend(self._archiving_problems())
         if 0 < self.dead_keeper_removal_after < MINIMUM_DEAD_KEEPER_REMOVAL:
             problems.append(
                 FieldProblem(
@@ -191,6 +196,21 @@ class ClusterSpec(WithOptionalAdditions, StoreDocument):
                 )
             )
         return problems
+
+    def _archiving_problems(self) -> list[FieldProblem]:
+        """While backups are enabled the keepers own archiving: no operator value for it."""
+        if not self.backup.enabled:
+            return []
+        return [
+            FieldProblem(
+                f"pg_parameters.{name}",
+                "is managed by rhizome while backup.enabled is true (the keeper archives "
+                "with pgBackRest and closes the archive's gap after a failover)",
+                "remove it, or set backup.enabled to false to archive by other means",
+            )
+            for name in ARCHIVING_PARAMETERS
+            if name in self.pg_parameters
+        ]
 
     def keeper_settings(self, keeper: str) -> KeeperSettings:
         """The settings of `keeper`, defaults when it is not listed."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from rhizome.etcd import EtcdClient, PrefixWatcher
 from rhizome.spec import ClusterSpec
+from rhizome.store.backups import BackupRecord
 from rhizome.store.codec import DocumentType, encode_document
 from rhizome.store.documents import (
     ClusterState,
@@ -22,6 +23,8 @@ from rhizome.store.documents import (
 )
 from rhizome.store.keys import DEFAULT_ROOT, ClusterKeys, KeyKind
 from rhizome.store.view import ClusterView, Stored, build_view, decode_stored
+
+LAST_BACKUP = "last"
 
 
 class ClusterStore:
@@ -117,6 +120,18 @@ class ClusterStore:
         """Remove a command the leader sentinel has finished (if it was not replaced)."""
         key = self.keys.member(KeyKind.COMMAND, name)
         return self.client.delete_if_unchanged(key, mod_revision)
+
+    # -- backups: written by `rhizomectl backup run` only -----------------------
+
+    def record_last_backup(self, record: BackupRecord) -> int:
+        """Store the outcome of the backup just attempted (backups/last)."""
+        key = self.keys.member(KeyKind.BACKUPS, LAST_BACKUP)
+        return self.client.put(key, encode_document(record))
+
+    def read_last_backup(self) -> Stored[BackupRecord] | None:
+        """The last backup's outcome; None before the first; StoreDocumentError if corrupt."""
+        item = self.client.get(self.keys.member(KeyKind.BACKUPS, LAST_BACKUP))
+        return None if item is None else decode_stored(item, BackupRecord)
 
     def _read_single(
         self, kind: KeyKind, document_type: type[DocumentType]

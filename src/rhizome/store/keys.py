@@ -22,6 +22,7 @@ class KeyKind(Enum):
     SENTINEL = "sentinels"
     PROXY = "proxies"
     COMMAND = "commands"
+    BACKUPS = "backups"
 
 
 SINGLE_KEYS = (KeyKind.SPEC, KeyKind.STATE, KeyKind.LEADER)
@@ -30,6 +31,7 @@ MEMBER_NOUNS = {
     KeyKind.SENTINEL: "sentinel",
     KeyKind.PROXY: "proxy",
     KeyKind.COMMAND: "command",
+    KeyKind.BACKUPS: "backup record",
 }
 
 
