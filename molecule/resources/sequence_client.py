@@ -28,21 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import psycopg2
-
-PORT = 6432
-CONNECT_TIMEOUT = 30
+from writer import connect as connect_through_proxies  # this script's directory
 
 
 def connect(arguments: argparse.Namespace, password: str) -> Any:
-    connection = psycopg2.connect(
-        host=arguments.hosts,
-        port=",".join([str(PORT)] * len(arguments.hosts.split(","))),
-        user="postgres",
-        password=password,
-        dbname="postgres",
-        connect_timeout=CONNECT_TIMEOUT,
-        application_name="molecule-sequence-client",
-    )
+    """An autocommit session through the proxies (writer.py's connection)."""
+    connection = connect_through_proxies(arguments.hosts, password, "molecule-sequence-client")
     connection.autocommit = True
     return connection
 

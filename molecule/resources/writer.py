@@ -35,20 +35,26 @@ PORT = 6432
 CONNECT_TIMEOUT = 30  # longer than the proxy holds a connection during a switchover
 
 
-def connect(arguments: argparse.Namespace, password: str) -> Any:
+def connect(hosts: str, password: str, application_name: str) -> Any:
+    """A connection through the proxies' read-write port (the first that answers);
+    sequence_client.py uses it too."""
     return psycopg2.connect(
-        host=arguments.hosts,
-        port=",".join([str(PORT)] * len(arguments.hosts.split(","))),
+        host=hosts,
+        port=",".join([str(PORT)] * len(hosts.split(","))),
         user="postgres",
         password=password,
         dbname="postgres",
         connect_timeout=CONNECT_TIMEOUT,
-        application_name=f"molecule-writer-{arguments.run}",
+        application_name=application_name,
     )
 
 
+def connect_writer(arguments: argparse.Namespace, password: str) -> Any:
+    return connect(arguments.hosts, password, f"molecule-writer-{arguments.run}")
+
+
 def execute(arguments: argparse.Namespace, password: str, sql: str, *parameters: Any) -> list:
-    connection = connect(arguments, password)
+    connection = connect_writer(arguments, password)
     try:
         with connection, connection.cursor() as cursor:
             cursor.execute(sql, parameters)
@@ -67,7 +73,7 @@ def refused(error: psycopg2.Error) -> bool:
 def insert(arguments: argparse.Namespace, password: str, number: int) -> tuple[str, str] | None:
     """Inserts row `number` on a new connection: None once committed, else (kind, error)."""
     try:
-        connection = connect(arguments, password)
+        connection = connect_writer(arguments, password)
     except psycopg2.Error as error:
         return ("refused" if refused(error) else "dropped"), str(error).strip()
     try:
