@@ -35,13 +35,17 @@ master gets its role back.
 
 from __future__ import annotations
 
-from rhizome.sentinel.decision.fencing import instance_of, unacknowledged_proxies
+from rhizome.sentinel.decision.fencing import unacknowledged_proxies
 from rhizome.sentinel.decision.model import Progress
 from rhizome.sentinel.decision.promotion import FENCED
 from rhizome.sentinel.decision.results import finish_operation_command, refuse_command
-from rhizome.sentinel.decision.switchover import clean_stop_position, overdue_reason
+from rhizome.sentinel.decision.switchover import (
+    clean_stop_position,
+    overdue_reason,
+    start_draining,
+)
 from rhizome.store.documents import Command
-from rhizome.store.state import DRAINING_PHASE, KeeperAssignment, Operation
+from rhizome.store.state import DRAINING_PHASE, KeeperAssignment
 
 SEALING_PHASE = "sealing"
 STOPPING_PHASE = "stopping"
@@ -61,22 +65,9 @@ def start_cutover(progress: Progress, command: Command, master_loss: str | None)
     if refusal is not None:
         refuse_command(progress, command, refusal)
         return
-    operation = Operation(
-        kind="cutover",
-        phase=DRAINING_PHASE,
-        previous_master=master,
-        previous_master_instance=instance_of(progress, master),
-        started_at=progress.now,
-        phase_started_at=progress.now,
-        command=command.name,
-        phase_generation=progress.next_generation,
-        reason=f"cutover to cluster {command.successor} requested by {command.requested_by}",
-        successor=command.successor,
-        method=command.method,
-    )
-    target = progress.state.proxy_target
-    progress.change(
-        operation=operation, proxy_target=target.retargeted(target.master, target.host, target.port)
+    reason = f"cutover to cluster {command.successor} requested by {command.requested_by}"
+    start_draining(
+        progress, command, "cutover", reason, successor=command.successor, method=command.method
     )
     progress.note(f"cutover: holding new clients to hand {master} over to {command.successor}")
 

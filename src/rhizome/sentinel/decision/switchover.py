@@ -32,6 +32,8 @@ automatic failover.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rhizome.sentinel.decision.candidates import (
     CATCH_UP_RULES,
     SWITCHOVER_RULES,
@@ -53,7 +55,7 @@ from rhizome.sentinel.decision.results import (
     refuse_command,
 )
 from rhizome.store.documents import Command
-from rhizome.store.state import DRAINING_PHASE, Operation
+from rhizome.store.state import DRAINING_PHASE, Operation, OperationKind
 
 
 def start_switchover(progress: Progress, command: Command, master_loss: str | None) -> None:
@@ -72,24 +74,34 @@ def start_switchover(progress: Progress, command: Command, master_loss: str | No
     if choice.best is None:
         refuse_command(progress, command, choice.describe())
         return
+    reason = f"switchover to {choice.best} requested by {command.requested_by}"
+    start_draining(progress, command, "switchover", reason, target=choice.best)
+    progress.note(
+        f"switchover: holding new clients to move the master from {master} to {choice.best}"
+    )
+
+
+def start_draining(
+    progress: Progress, command: Command, kind: OperationKind, reason: str, **fields: Any
+) -> None:
+    """Start an operation that moves the master away (phase draining): the proxy
+    target gets a new generation with the same master, so proxies hold new clients."""
+    master = progress.state.master
     operation = Operation(
-        kind="switchover",
+        kind=kind,
         phase=DRAINING_PHASE,
-        target=choice.best,
         previous_master=master,
         previous_master_instance=instance_of(progress, master),
         started_at=progress.now,
         phase_started_at=progress.now,
         command=command.name,
         phase_generation=progress.next_generation,
-        reason=f"switchover to {choice.best} requested by {command.requested_by}",
+        reason=reason,
+        **fields,
     )
     target = progress.state.proxy_target
     progress.change(
         operation=operation, proxy_target=target.retargeted(target.master, target.host, target.port)
-    )
-    progress.note(
-        f"switchover: holding new clients to move the master from {master} to {choice.best}"
     )
 
 
