@@ -185,13 +185,18 @@ def _primary_details(cursor: Any, keeper: KeeperConfig) -> dict[str, Any]:
     }
 
 
+CLIENT_SESSIONS = (
+    "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'"
+    " AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM %s"
+)
+"""The client sessions a sealed master must not have (seal.py terminates them): every
+client backend but the keeper's; its one parameter is KEEPER_APPLICATION_NAME."""
+
+
 def _upgrade_details(cursor: Any) -> dict[str, Any]:
     """Client sessions, and how far a major upgrade's successor confirmed (seal.py)."""
-    cursor.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'"
-        " AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM %s",
-        (KEEPER_APPLICATION_NAME,),
-    )
+    query = f"SELECT count(*) FROM ({CLIENT_SESSIONS}) sessions"  # noqa: S608 - constants only
+    cursor.execute(query, (KEEPER_APPLICATION_NAME,))
     (sessions,) = cursor.fetchone()
     return {"client_sessions": sessions, "upgrade_confirmed_lsn": confirmed_lsn(cursor)}
 

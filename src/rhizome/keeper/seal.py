@@ -22,6 +22,7 @@ from typing import Any
 
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.database import KEEPER_APPLICATION_NAME, local_session
+from rhizome.keeper.observe import CLIENT_SESSIONS
 from rhizome.keeper.timelines import parse_lsn
 from rhizome.store.documents import KeeperAssignment
 from rhizome.upgrade.sequences import confirmed_lsn, record_sequences, upgrade_databases
@@ -99,11 +100,7 @@ def terminate_client_sessions(keeper: KeeperConfig) -> int:
 
 def terminate_round(cursor: Any) -> int:
     """Terminate the client sessions found now; returns how many there were."""
-    cursor.execute(
-        "SELECT count(pg_terminate_backend(pid, %s)) FROM pg_stat_activity"
-        " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"
-        " AND application_name IS DISTINCT FROM %s",
-        (TERMINATE_WAIT_MS, KEEPER_APPLICATION_NAME),
-    )
+    query = f"SELECT count(pg_terminate_backend(pid, %s)) FROM ({CLIENT_SESSIONS}) sessions"  # noqa: S608 - constants only
+    cursor.execute(query, (TERMINATE_WAIT_MS, KEEPER_APPLICATION_NAME))
     (ended,) = cursor.fetchone()
     return int(ended)
