@@ -64,7 +64,8 @@ class ConfigRequest:
     """Primary: the names to list in synchronous_standby_names."""
     sealed: bool = False
     """Primary sealed for a cutover: pg_hba.conf keeps only the keeper's, replication
-    and superuser entries (KeeperAssignment.sealed)."""
+    and superuser entries, and transactions are read-only by default
+    (KeeperAssignment.sealed, seal.py)."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,8 @@ def managed_parameters(keeper: KeeperConfig, request: ConfigRequest) -> dict[str
     if request.upstream is not None:
         managed["primary_conninfo"] = primary_conninfo(keeper, request.upstream)
         managed["primary_slot_name"] = slot_name(keeper.name)
+    if request.sealed:
+        managed["default_transaction_read_only"] = True  # seal.py: even a late login
     return managed
 
 

@@ -29,6 +29,9 @@ OBSERVATION_TIMEOUT = CONNECT_TIMEOUT
 
 KEEPER_APPLICATION_NAME = "rhizome-keeper"
 """The application_name of the keeper's local sessions (a sealed master keeps them)."""
+WRITABLE = "-c default_transaction_read_only=off"
+"""The keeper's sessions write even where clients' transactions are read-only by default
+(a master sealed for a cutover, seal.py)."""
 Connection = psycopg2.extensions.connection
 DatabaseError = psycopg2.Error
 Result = TypeVar("Result")
@@ -94,7 +97,7 @@ def superuser_parameters(
         "password": keeper.superuser_password,
         "dbname": "postgres",
         "application_name": application_name,
-        "options": f"-c statement_timeout={statement_timeout_ms}",
+        "options": f"-c statement_timeout={statement_timeout_ms} {WRITABLE}",
     }
 
 

@@ -2,16 +2,22 @@
 
 A sealed master keeps running so that its logical replication slots can
 stream everything to the successor cluster, but no client session can commit
-on it: its pg_hba.conf (conffiles.py, in force before `Seal` is planned) lets
-in only the keeper, replication and the superuser's entries, and `seal`
-terminates every client backend but the keeper's. Then it records each
+on it: its configuration (conffiles.py, in force before `Seal` is planned)
+lets in only the keeper, replication and the superuser's pg_hba.conf entries
+and makes transactions read-only by default (`default_transaction_read_only`;
+the keeper's own sessions turn it off), and `seal` terminates every client
+backend but the keeper's. Then it records each
 sequence's last value into the replicated `rhizome_upgrade.sequence_values`
 table (the successor's trigger moves its sequences past them) and takes the
 position after that: once the successor confirmed it, it has every commit.
 
-A session that gets in anyway (a superuser logging in, or a login that was
-being authenticated by the old pg_hba.conf) is seen by the next observation
-and the master is sealed again, at a later position.
+The read-only default closes what termination cannot see: a login still
+being authenticated when the sessions were terminated is not in
+pg_stat_activity yet, and would otherwise commit after the sealed position
+(a transaction the successor might not have when it takes over). A session
+that gets in anyway is seen by the next observation and terminated, the
+master sealed again at a later position; only a superuser that turns
+read-only off itself could still write.
 """
 
 from __future__ import annotations
