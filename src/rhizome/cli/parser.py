@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rhizome.cli.backup_commands import add_backup_commands, add_pgbackrest_options
+from rhizome.cli.backup_restore import add_restore_command
 from rhizome.cli.commands import DEFAULT_COMMAND_TIMEOUT, run_failover, run_switchover
 from rhizome.cli.context import CONFIG_ENVIRONMENT, DEFAULT_CONFIG_PATH, Context
 from rhizome.cli.cutover_command import run_cutover, run_link_command
@@ -121,6 +122,7 @@ def add_backup_group(commands: CommandSet) -> None:
         return parser
 
     add_backup_commands(add)
+    add_restore_command(add)
 
 
 def add_wait_options(parser: argparse.ArgumentParser) -> None:

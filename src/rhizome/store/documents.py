@@ -35,6 +35,7 @@ from rhizome.store.state import (
     COMMAND_RESULTS_LIMIT,
     HISTORY_LIMIT,
     ClusterState,
+    CommandKindName,
     CommandResult,
     CutoverMethod,
     KeeperAssignment,
@@ -70,7 +71,7 @@ __all__ = [
 ]
 
 PostgresRole = Literal["primary", "standby", "unknown"]
-CommandKind = Literal["switchover", "failover", "cutover"]
+CommandKind = CommandKindName
 
 
 def _check_system_identifier(identifier: str) -> str:
@@ -231,14 +232,16 @@ class Command(WithOptionalAdditions, StoreDocument):
     """An operator request; the leader sentinel records its progress in `state`."""
 
     OPTIONAL_ADDITIONS: ClassVar[frozenset[str]] = frozenset(
-        {"old_master_stopped", "successor", "method"}
+        {"old_master_stopped", "successor", "method", "restored_timeline"}
     )
 
     name: Identifier
     """The command's name (also the last segment of its key)."""
     kind: CommandKind
     """switchover: planned change of master; failover: forced promotion; cutover:
-    hand the cluster over to its `successor` (a major upgrade)."""
+    hand the cluster over to its `successor` (a major upgrade); restore: the data
+    of keeper `target` was restored from a backup while every keeper was stopped
+    (rhizomectl backup restore): it becomes the master, the others rejoin it."""
     target: KeeperName | None = None
     """Keeper to promote; None lets the sentinel choose the best candidate."""
     requested_at: UnixTime
@@ -259,6 +262,10 @@ class Command(WithOptionalAdditions, StoreDocument):
     """Cutover only: logical (the successor is fed by logical replication) or link
     (the master stops cleanly once every standby has its last record; the
     successor is then made from its data by pg_upgrade --link)."""
+    restored_timeline: Timeline | None = None
+    """Restore only: the timeline the restored data was promoted to. Until a keeper is
+    on it (streaming from the restored master), it is not a candidate for promotion:
+    its data predates the restore."""
 
     @model_validator(mode="after")
     def _fields_match_the_kind(self) -> Self:
@@ -272,6 +279,12 @@ class Command(WithOptionalAdditions, StoreDocument):
             problems.append(FieldProblem("successor", problem, fix))
         if self.kind == "cutover" and self.target is not None:
             problems.append(FieldProblem("target", "a cutover promotes nobody here", "unset it"))
+        if self.kind == "restore" and (self.target is None or self.restored_timeline is None):
+            problem = "a restore names the restored keeper and its new timeline"
+            problems.append(FieldProblem("target", problem, "set target and restored_timeline"))
+        if self.kind != "restore" and self.restored_timeline is not None:
+            problem = "applies to a restore only"
+            problems.append(FieldProblem("restored_timeline", problem, "leave it unset"))
         if self.kind != "cutover" and self.method != "logical":
             problems.append(FieldProblem("method", "applies to a cutover only", "leave it unset"))
         raise_problems(problems)

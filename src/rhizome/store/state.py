@@ -41,6 +41,9 @@ follow nobody (an old master during a failover or switchover). removed: no
 longer part of the cluster; stop PostgreSQL and never rejoin with this data."""
 
 OperationKind = Literal["initialisation", "failover", "switchover", "cutover"]
+RoleChangeKind = Literal["initialisation", "failover", "switchover", "cutover", "restore"]
+"""What changed the master: an operation, or a restore from a backup (backup/restore.py)."""
+CommandKindName = Literal["switchover", "failover", "cutover", "restore"]
 CommandOutcome = Literal["done", "refused", "abandoned"]
 CutoverMethod = Literal["logical", "link"]
 """How a major upgrade's successor gets the data: logical replication while the
@@ -220,7 +223,7 @@ class RoleChange(StoreModel):
     """When the new master was published."""
     generation: Generation
     """State generation that published it."""
-    kind: OperationKind
+    kind: RoleChangeKind
     """What caused the change."""
     old_master: KeeperName | None
     """Master before the change."""
@@ -237,7 +240,7 @@ class CommandResult(StoreModel):
 
     command: Identifier
     """Name of the command (its key was deleted when it finished)."""
-    kind: Literal["switchover", "failover", "cutover"]
+    kind: CommandKindName
     """The command's kind."""
     outcome: CommandOutcome
     """done: carried out; refused: not started, see reason; abandoned: timed out."""

@@ -36,6 +36,7 @@ from rhizome.sentinel.decision.membership import maintain_membership
 from rhizome.sentinel.decision.memory import BOOKKEEPING_FIELDS, update_memory, without_timers
 from rhizome.sentinel.decision.model import ClusterObservation, Decision, Progress
 from rhizome.sentinel.decision.pause_holds import with_pause_holds
+from rhizome.sentinel.decision.restore import take_restore_command
 from rhizome.sentinel.decision.switchover import (
     advance_blocking,
     advance_demoting,
@@ -116,6 +117,8 @@ def decide_step(progress: Progress) -> None:
     state = progress.state
     if state.successor is not None:
         return  # handed over by the cutover just decided
+    if state.initialized and take_restore_command(progress):
+        return  # whatever ran before, the restored keeper is the master now
     if not state.initialized:
         advance_initialisation(progress)
     elif state.operation is None:

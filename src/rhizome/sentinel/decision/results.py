@@ -8,13 +8,14 @@ state but did not get to delete the key) is recognised and only deleted.
 
 from __future__ import annotations
 
-from typing import Literal
-
 from rhizome.sentinel.decision.model import Progress
 from rhizome.store.documents import Command
-from rhizome.store.state import COMMAND_RESULTS_LIMIT, CommandOutcome, CommandResult
-
-CommandKindName = Literal["switchover", "failover", "cutover"]
+from rhizome.store.state import (
+    COMMAND_RESULTS_LIMIT,
+    CommandKindName,
+    CommandOutcome,
+    CommandResult,
+)
 
 
 def already_finished(progress: Progress, command: Command) -> bool:
