@@ -6,7 +6,8 @@ coming. With every keeper stopped, `rhizomectl backup restore --time T` on a
 node that is not the master refuses each bad input without changing anything,
 then restores: the cluster comes back with exactly the rows inserted before T,
 that node as master on a new timeline, the others streaming from it,
-archiving going on (`pgbackrest check`), and a failover still works.
+archiving going on (`pgbackrest check`), and a failover still works. A
+restore drill then reads the latest backup back in a scratch instance.
 """
 
 from __future__ import annotations
@@ -106,6 +107,22 @@ def test_a_restore_to_a_time_brings_back_exactly_the_rows_before_it(
     third = cluster.wait_for_master(TIMEOUT, other_than=first)
     assert event_ids(cluster, third) == expected
     assert backed_cluster.ctl("backup", "check", node=third) == 0
+    drill(backed_cluster, third, len(expected), capsys)
+
+
+def drill(backed: BackedCluster, node: str, rows: int, capsys: pytest.CaptureFixture[str]) -> None:
+    """The restore drill reads the latest backup's copy back, and leaves nothing behind."""
+    keeper = backed.cluster.keepers[node]
+    capsys.readouterr()
+    query = ("--query", "SELECT count(*), current_setting('archive_mode') FROM events")
+    drilled = backed.ctl("backup", "drill", "--keeper-config", str(keeper.config_path), *query,
+                         node=node)  # fmt: skip
+    output = capsys.readouterr()
+    assert drilled == 0, output.err
+    assert f"query: [({rows}, 'off')]" in output.out, output.out  # the copy archives nothing
+    assert "1 user tables, " in output.out, output.out
+    print(output.out)
+    assert not keeper.data_dir.with_name(keeper.data_dir.name + ".restore-drill").exists()
 
 
 def refuse_bad_input(

@@ -22,7 +22,6 @@ from rhizome.backup.restore import (
     list_backups,
     lock_stopped_node,
     recover,
-    remove_recovery_settings,
     restore_files,
     write_own_configuration,
 )
@@ -76,7 +75,8 @@ def run_restore(context: Context, arguments: argparse.Namespace) -> int:
         target = parse_target(arguments.time, arguments.lsn, arguments.name)
         node = node_restore(context, arguments)
         refuse_running_keepers(context, node.spec)
-        backup = choose_backup(list_backups(node), target, arguments.set, context.clock())
+        backups = list_backups(node.pgbackrest_options(), node.stanza, node.run_as)
+        backup = choose_backup(backups, target, arguments.set, context.clock())
     except RestoreRefused as error:
         raise OperationRefused(f"restore refused, nothing changed: {error}") from None
     context.say(plan_text(context, node, backup, target))
@@ -147,7 +147,6 @@ def restore_and_recover(
     context.say(f"pgbackrest restore of {backup.label} done in {seconds:.1f} s; recovering")
     write_own_configuration(node)
     control = recover(node)
-    remove_recovery_settings(node)
     context.say(
         f"recovered and promoted: timeline {control.timeline}, checkpoint "
         f"{format_lsn(control.checkpoint_lsn)}; asking the sentinel to make "

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from rhizome.cli.backup_commands import add_backup_commands, add_pgbackrest_options
+from rhizome.cli.backup_drill import add_drill_command
 from rhizome.cli.backup_restore import add_restore_command
 from rhizome.cli.commands import DEFAULT_COMMAND_TIMEOUT, run_failover, run_switchover
 from rhizome.cli.context import CONFIG_ENVIRONMENT, DEFAULT_CONFIG_PATH, Context
@@ -113,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_backup_group(commands: CommandSet) -> None:
-    backup_help = "pgBackRest: take a backup and record it, list backups, check archiving"
+    backup_help = "pgBackRest: backups, archiving checks, restores and restore drills"
     backup = CommandSet(commands.add("backup", backup_help, None), "backup commands")
 
     def add(name: str, help_text: str, handler: Handler) -> argparse.ArgumentParser:
@@ -123,6 +124,7 @@ def add_backup_group(commands: CommandSet) -> None:
 
     add_backup_commands(add)
     add_restore_command(add)
+    add_drill_command(add)
 
 
 def add_wait_options(parser: argparse.ArgumentParser) -> None:
