@@ -267,6 +267,10 @@ def test_a_cutover_rolls_back_then_hands_over_with_nothing_lost(clusters, etcd):
         time.sleep(1)
         on_blue = {row[0] for row in blue.cluster.keepers[blue_master].execute(
             "SELECT id FROM orders")}  # fmt: skip
+        finished = rhizomectl(etcd.client_url, "upgrade", "finish", "--target-dsn", target,
+                              "--source-dsn", source)  # fmt: skip
+        assert finished.returncode == 0, finished.stdout + finished.stderr  # blue is sealed
+        assert "dropped publication" in finished.stdout, finished.stdout
         blue.cluster.stop()  # the old cluster is no longer needed by anybody
         time.sleep(1)
     finally:
@@ -295,8 +299,6 @@ def test_a_cutover_rolls_back_then_hands_over_with_nothing_lost(clusters, etcd):
         f" errors {sequence.errors[-5:]}\n{blue.diagnostics()}\n"
         f"{postgres_logs(blue.cluster, green)}"
     )
-    finished = rhizomectl(etcd.client_url, "upgrade", "finish", "--target-dsn", target)
-    assert finished.returncode == 0, finished.stdout + finished.stderr
     assert on_green(green, "SELECT count(*) FROM pg_subscription") == [(0,)]
     print(f"\ncutover write pause (new connection per insert): {pause:.2f} s;"
           f" session client failures: {failures(clients[3].attempts, cutover_at)[1]}")  # fmt: skip

@@ -28,6 +28,7 @@ SLOTS = r"""
 SELECT slot_name, active FROM pg_replication_slots
 WHERE slot_type = 'logical' AND slot_name LIKE 'rhizome\_upgrade\_%' ORDER BY 1"""
 SLOT_WAIT = 15.0
+WRITABLE = "SET default_transaction_read_only = off"
 """Seconds a slot may stay active after its subscription is gone (the walsender ends)."""
 
 
@@ -65,6 +66,7 @@ def finish_source(source_dsn: str, report: Callable[[str], None]) -> int:
         databases = [row[0] for row in rows(cursor, DATABASES)]
     for database in databases:
         with session(source_dsn, database) as cursor:
+            cursor.execute(WRITABLE)  # a sealed blue is read-only by default (keeper/seal.py)
             if rows(cursor, HAS_PUBLICATION)[0][0]:
                 cursor.execute(f"DROP PUBLICATION {PUBLICATION}")
                 report(f"dropped publication {PUBLICATION} in {database} on the source")
