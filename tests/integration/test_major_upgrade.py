@@ -18,8 +18,10 @@ import select
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg2
@@ -46,7 +48,10 @@ LOOPBACK_TRUST = {"type": "host", "database": "all", "user": "postgres",
 APP_LOGIN = {"type": "host", "database": "all", "user": "app", "address": f"{LOOPBACK}/32",
              "method": "scram-sha-256"}  # fmt: skip
 """A client role that logs in to blue's master directly, not through the proxy."""
-BLUE_SPEC = {"pg_parameters": {"wal_level": "logical"}, "pg_hba": [LOOPBACK_TRUST, APP_LOGIN]}
+BLUE_LOGGING = {"log_statement": "all", "log_connections": True, "log_disconnections": True}
+"""Every statement and session in blue's log, for the report of a lost write."""
+BLUE_SPEC = {"pg_parameters": {"wal_level": "logical", **BLUE_LOGGING},
+             "pg_hba": [LOOPBACK_TRUST, APP_LOGIN]}  # fmt: skip
 GREEN_SPEC = {"pg_hba": [LOOPBACK_TRUST]}
 ORDERS_SQL = "CREATE TABLE orders (id bigserial PRIMARY KEY, client text NOT NULL)"
 
@@ -189,12 +194,15 @@ def near(number: int, missing: list[tuple[float, int]]) -> bool:
 
 
 def postgres_logs(*clusters: LocalCluster) -> str:
-    """The last lines of every PostgreSQL's own log (an apply worker's errors on green)."""
-    tails = []
+    """The last lines of every PostgreSQL's own log (an apply worker's errors on green); the
+    whole logs (blue logs every statement and session) are kept in a directory it names."""
+    kept = Path(tempfile.mkdtemp(prefix="rhizome-major-upgrade-logs-", dir="/tmp"))
+    tails = [f"whole PostgreSQL logs kept in {kept}"]
     for cluster in clusters:
         for name, keeper in cluster.keepers.items():
             path = keeper.state_dir / "postgresql.log"
             text = path.read_text(errors="replace") if path.exists() else "(no log)"
+            (kept / f"{cluster.directory.name}-{name}.log").write_text(text)
             tails.append(f"--- postgres {cluster.directory.name}/{name} ---\n{text[-3000:]}")
     return "\n".join(tails)
 
