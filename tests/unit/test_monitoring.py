@@ -32,6 +32,7 @@ from rhizome.proxy.fencing import StoreFence
 from rhizome.proxy.metrics import StoreCounters
 from rhizome.proxy.status import ProxyStatus
 from rhizome.spec import parse_spec
+from rhizome.store.backups import LAST_BACKUP, BackupRecord
 from rhizome.store.codec import encode_document
 from rhizome.store.documents import KeeperInfo, StoreDocument
 from rhizome.store.keys import ClusterKeys, KeyKind
@@ -122,6 +123,8 @@ def view_of(*documents: StoreDocument) -> ClusterView:
     for document in documents:
         if isinstance(document, KeeperInfo):
             key = KEYS.member(KeyKind.KEEPER, document.name)
+        elif isinstance(document, BackupRecord):
+            key = KEYS.member(KeyKind.BACKUPS, LAST_BACKUP)
         else:
             key = KEYS.single(KeyKind.STATE if isinstance(document, ClusterState) else KeyKind.SPEC)
         items.append(KeyValue(key, encode_document(document), 1, 5, 1, 0))
@@ -150,9 +153,12 @@ def cluster_view() -> ClusterView:
         )
     )  # fmt: skip
     spec = parse_spec({"synchronous_replication": {"enabled": True}})
+    backup = BackupRecord(type="full", ok=True, started_at=NOW - 3600, finished_at=NOW - 3500,
+                          node="db2", stanza="main", label="20261204-100000F",
+                          size_bytes=120 * MIB)  # fmt: skip
     return view_of(
         spec, state, keeper_info("pg1", "primary"), keeper_info("pg2", "standby"),
-        keeper_info("pg3", "standby", lag_bytes=64 * MIB, last_error="upstream gone"),
+        keeper_info("pg3", "standby", lag_bytes=64 * MIB, last_error="upstream gone"), backup,
     )  # fmt: skip
 
 

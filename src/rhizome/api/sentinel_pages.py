@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from rhizome.api.exposition import Sample, sample
 from rhizome.api.requests import Handler, Page, Request, json_page
+from rhizome.store.backups import BackupRecord
 from rhizome.store.positions import standby_lags
 from rhizome.store.state import ClusterState
 from rhizome.store.view import ClusterView
@@ -110,6 +111,24 @@ def cluster_samples(view: ClusterView) -> list[Sample]:
     ]  # fmt: skip
     if state is not None:
         samples += state_samples(state)
+    if view.last_backup is not None:
+        samples += backup_samples(view.last_backup.document)
+    return samples
+
+
+def backup_samples(record: BackupRecord) -> list[Sample]:
+    """The last backup attempt (`rhizomectl backup run`): its result, end and duration."""
+    samples = [
+        sample("rhizome_backup_last_ok", "gauge",
+               "1 when the last backup attempt succeeded, 0 when it failed.", record.ok),
+        sample("rhizome_backup_last_finished_timestamp_seconds", "gauge",
+               "Unix time the last backup attempt ended (ok or not).", record.finished_at),
+        sample("rhizome_backup_last_duration_seconds", "gauge",
+               "Duration of the last backup attempt.", round(record.duration, 3)),
+    ]  # fmt: skip
+    if record.size_bytes is not None:
+        size = "Database size the last backup covers."
+        samples.append(sample("rhizome_backup_last_size_bytes", "gauge", size, record.size_bytes))
     return samples
 
 

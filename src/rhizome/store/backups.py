@@ -18,6 +18,9 @@ from rhizome.store.codec import StoreDocument
 from rhizome.store.fields import HostAddress, Lsn, Text, UnixTime
 from rhizome.store.validation import FieldProblem, raise_problems
 
+LAST_BACKUP = "last"
+"""The member name of the last attempt's record under backups/."""
+
 BackupType = Literal["full", "diff", "incr"]
 SizeBytes = Annotated[int, Strict(), Field(ge=0)]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from rhizome.etcd import EtcdClient, PrefixWatcher
 from rhizome.spec import ClusterSpec
-from rhizome.store.backups import BackupRecord
+from rhizome.store.backups import LAST_BACKUP, BackupRecord
 from rhizome.store.codec import DocumentType, encode_document
 from rhizome.store.documents import (
     ClusterState,
@@ -23,8 +23,6 @@ from rhizome.store.documents import (
 )
 from rhizome.store.keys import DEFAULT_ROOT, ClusterKeys, KeyKind
 from rhizome.store.view import ClusterView, Stored, build_view, decode_stored
-
-LAST_BACKUP = "last"
 
 
 class ClusterStore:

@@ -16,6 +16,7 @@ from typing import Generic, cast
 
 from rhizome.etcd import KeyValue
 from rhizome.spec import ClusterSpec
+from rhizome.store.backups import LAST_BACKUP, BackupRecord
 from rhizome.store.codec import DocumentType, StoreDocument, decode_document
 from rhizome.store.documents import (
     ClusterState,
@@ -58,6 +59,8 @@ class ClusterView:
     sentinels: dict[str, Stored[SentinelInfo]] = field(default_factory=dict)
     proxies: dict[str, Stored[ProxyInfo]] = field(default_factory=dict)
     commands: dict[str, Stored[Command]] = field(default_factory=dict)
+    last_backup: Stored[BackupRecord] | None = None
+    """The last backup attempt (`rhizomectl backup run`), for the sentinels' metrics."""
     problems: tuple[StoreDocumentError, ...] = ()
 
 
@@ -96,6 +99,7 @@ def build_view(keys: ClusterKeys, revision: int, items: Iterable[KeyValue]) -> C
         sentinels=decoder.members(KeyKind.SENTINEL, SentinelInfo),
         proxies=decoder.members(KeyKind.PROXY, ProxyInfo),
         commands=decoder.members(KeyKind.COMMAND, Command),
+        last_backup=decoder.single(KeyKind.BACKUPS, BackupRecord, LAST_BACKUP),
         problems=tuple(decoder.problems),
     )
 
@@ -108,9 +112,9 @@ class ViewDecoder:
         self.problems: list[StoreDocumentError] = []
 
     def single(
-        self, kind: KeyKind, document_type: type[DocumentType]
+        self, kind: KeyKind, document_type: type[DocumentType], name: str = ""
     ) -> Stored[DocumentType] | None:
-        item = self.grouped[kind].get("")
+        item = self.grouped[kind].get(name)
         if item is None:
             return None
         try:
