@@ -7,17 +7,20 @@ node that is not the master refuses each bad input without changing anything,
 then restores: the cluster comes back with exactly the rows inserted before T,
 that node as master on a new timeline, the others streaming from it,
 archiving going on (`pgbackrest check`), and a failover still works. A
-restore drill then reads the latest backup back in a scratch instance.
+restore drill then reads the latest backup back in a scratch instance. A
+standby whose keeper says clone_from = "repository" is made from the newest
+backup and the archive, streams, and can be switched over to.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.harness.cluster import LocalCluster
+from tests.harness.cluster import LocalCluster, wait_for
 from tests.integration.backup_support import TIMEOUT, BackedCluster
 from tests.integration.test_failover import ctl
 
@@ -142,3 +145,33 @@ def refuse_bad_input(
         assert message in capsys.readouterr().err, options
     assert untouched(backed.cluster, node) == before
     assert not Path(backed.cluster.keepers[node].data_dir / "recovery.signal").exists()
+
+
+def test_a_standby_cloned_from_the_repository_streams_and_can_be_promoted(
+    backed_cluster: BackedCluster,
+) -> None:
+    """clone_from = "repository": a standby without data restores the newest backup and
+    replays the archive instead of copying the master's files, then streams."""
+    cluster = backed_cluster.cluster
+    master = backed_cluster.master()
+    cluster.write(EVENTS_SQL)
+    insert(cluster, 20)
+    assert backed_cluster.ctl("backup", "run", "--type", "full") == 0
+    insert(cluster, 20)  # after the backup: replayed from the archive or the stream
+    node = sorted(set(cluster.keepers) - {master})[0]
+    keeper = cluster.keepers[node]
+    keeper.stop()
+    shutil.rmtree(keeper.data_dir)
+    keeper.extra_settings["clone_from"] = "repository"
+    keeper.write_config()
+    keeper.start()
+    cluster.wait_for_streaming(2, TIMEOUT)
+    wait_for(lambda: len(event_ids(cluster, node)) == 40, TIMEOUT, f"{node} to replay the rows")
+    since_start = keeper.log_tail(400).rsplit("starting:", 1)[-1]
+    assert "restored from the repository" in since_start, since_start
+    assert "base backup from" not in since_start, since_start
+
+    assert ctl(cluster, "switchover", "--to", node, "--wait", "--timeout", "30") == 0
+    assert cluster.wait_for_master(TIMEOUT, other_than=master) == node
+    insert(cluster, 1)
+    assert len(event_ids(cluster, node)) == 41

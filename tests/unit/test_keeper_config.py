@@ -71,6 +71,8 @@ def test_watchdog_settings(tmp_path):
         ({"colour": "blue"}, "unknown [keeper] settings ['colour']"),
         ({"watchdog": "on"}, '[keeper] watchdog must be "off", "automatic" or "required"'),
         ({"watchdog_device": "watchdog"}, "[keeper] watchdog_device 'watchdog' must be an abs"),
+        ({"clone_from": "primary"}, "[keeper] clone_from 'primary' is invalid"),
+        ({"clone_from": "repository"}, "clone_from 'repository' needs pgbackrest_config"),
     ],
 )
 def test_bad_settings_are_named(tmp_path, overrides, message):

@@ -125,7 +125,13 @@ def _promote(action: Any, context: ActionContext) -> None:
 
 
 def _base_backup(action: BaseBackup, context: ActionContext) -> None:
-    datadir.base_backup(context.keeper, action.upstream)
+    """From the repository when the keeper asks so and backups are on, else (or when that
+    fails) from the upstream."""
+    keeper, backup = context.keeper, context.spec.backup
+    from_repository = keeper.clone_from == "repository" and backup.enabled
+    stanza = backup.stanza_for(keeper.cluster)
+    if not (from_repository and datadir.clone_from_repository(keeper, stanza)):
+        datadir.base_backup(keeper, action.upstream)
 
 
 def _rewind(action: Rewind, context: ActionContext) -> None:

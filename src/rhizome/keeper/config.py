@@ -23,6 +23,7 @@
     watchdog = "off"                               # kernel watchdog: off, automatic, required
     watchdog_device = "/dev/watchdog"              # the device the fencing guard holds
     pgbackrest_config = "/etc/pgbackrest/pgbackrest.conf"  # optional: see below
+    clone_from = "upstream"                        # or "repository" (needs pgbackrest_config)
 
 Without `bin_dir` the keeper takes Debian's directory of the major version
 the data directory was made with (its PG_VERSION), else of the only major
@@ -37,6 +38,13 @@ without it such a keeper archives nothing and reports the missing setting as
 its last_error (docs/design/backup.md). It must exist and be readable by the
 keeper's user; it holds no secret the keeper reads (a repository's cipher
 passphrase stays in that file, never on a command line).
+
+`clone_from` says where a standby without data gets it: `upstream` (the
+default: pg_basebackup from the keeper it follows) or `repository` (pgBackRest
+restores the newest backup as a standby, which then replays the archive and
+streams from its upstream: adding a node does not read the master's files). A
+repository clone that fails (no backup yet, repository unreachable) falls back
+to pg_basebackup, with the reason in the keeper's log.
 
 Every problem raises `ConfigError` naming the setting and the fix; loading
 the configuration creates nothing on disk.
@@ -79,7 +87,9 @@ KEEPER_KEYS = {
     "watchdog",
     "watchdog_device",
     "pgbackrest_config",
+    "clone_from",
 }
+CLONE_SOURCES = ("upstream", "repository")
 DEFAULT_WATCHDOG_DEVICE = "/dev/watchdog"
 
 
@@ -105,6 +115,8 @@ class KeeperConfig:
     watchdog_device: Path = Path(DEFAULT_WATCHDOG_DEVICE)
     pgbackrest_config: Path | None = None
     """This node's pgBackRest configuration (archive_command); None: not configured."""
+    clone_from: str = "upstream"
+    """Where a standby without data is cloned from: upstream or repository."""
     cluster: str = ""
     """The cluster's name (the file's top-level `cluster`): the default pgBackRest stanza."""
 
@@ -194,6 +206,7 @@ def keeper_config(
             source,
         ),
         pgbackrest_config=_pgbackrest_config(section, source),
+        clone_from=_clone_from(section, source),
     )
 
 
@@ -279,6 +292,20 @@ def _pgbackrest_config(section: dict[str, Any], source: str) -> Path | None:
             "the setting"
         )
     return path
+
+
+def _clone_from(section: dict[str, Any], source: str) -> str:
+    value = _text(section, "clone_from", source, "upstream")
+    if value not in CLONE_SOURCES:
+        raise ConfigError(
+            f"{source}: [keeper] clone_from {value!r} is invalid; use 'upstream' or 'repository'"
+        )
+    if value == "repository" and "pgbackrest_config" not in section:
+        raise ConfigError(
+            f"{source}: [keeper] clone_from 'repository' needs pgbackrest_config (this node's "
+            "pgBackRest configuration); set it, or clone_from 'upstream'"
+        )
+    return value
 
 
 def _role(section: dict[str, Any], key: str, default: str, source: str) -> str:

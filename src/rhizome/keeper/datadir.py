@@ -1,4 +1,5 @@
-"""The data directory's contents: initdb, base backup, pg_rewind, markers.
+"""The data directory's contents: initdb, base backup (or a restore from the backup
+repository), pg_rewind, markers.
 
 A base backup or a rewind first leaves an "incomplete" marker in the state
 directory and removes it only on success: data left half-copied by a crash
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from rhizome.backup import pgbackrest
 from rhizome.keeper.commands import basebackup_argv, initdb_argv, rewind_argv
 from rhizome.keeper.conffiles import Upstream
 from rhizome.keeper.config import KeeperConfig
@@ -122,6 +124,27 @@ def base_backup(keeper: KeeperConfig, upstream: Upstream) -> None:
     set_marker(keeper, INCOMPLETE_MARKER, False)
     set_marker(keeper, REMOVED_MARKER, False)
     log.info("base backup from %s done", upstream.name)
+
+
+def clone_from_repository(keeper: KeeperConfig, stanza: str) -> bool:
+    """The newest backup restored as a standby (it replays the archive, then streams);
+    False, with the reason logged and the directory emptied, when pgBackRest fails."""
+    assert keeper.pgbackrest_config is not None  # config.py: clone_from needs it
+    log.info("restoring a standby from the repository (stanza %s)", stanza)
+    set_marker(keeper, INCOMPLETE_MARKER, True)
+    empty_data_dir(keeper.data_dir)
+    options = [f"--config={keeper.pgbackrest_config}", f"--stanza={stanza}",
+               f"--pg1-path={keeper.data_dir}", "--type=standby"]  # fmt: skip
+    outcome = pgbackrest.run(options, "restore", timeout=TOOL_TIMEOUT)
+    if not outcome.ok:
+        log.warning("restore from the repository failed (%s): cloning from the upstream "
+                    "instead", outcome.error)  # fmt: skip
+        empty_data_dir(keeper.data_dir)
+        return False
+    set_marker(keeper, INCOMPLETE_MARKER, False)
+    set_marker(keeper, REMOVED_MARKER, False)
+    log.info("restored from the repository in %.1f s", outcome.seconds)
+    return True
 
 
 def rewind(keeper: KeeperConfig, upstream: Upstream) -> bool:
