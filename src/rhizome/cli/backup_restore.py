@@ -104,6 +104,11 @@ def node_restore(context: Context, arguments: argparse.Namespace) -> NodeRestore
         keeper = load_configuration(arguments.keeper_config).keeper
     except ConfigError as error:
         raise UsageError(str(error)) from error
+    if keeper.cluster and keeper.cluster != context.cluster:
+        raise RestoreRefused(
+            f"{arguments.keeper_config} is a keeper of cluster {keeper.cluster}, not of "
+            f"{context.cluster}: pass this node's keeper configuration of {context.cluster}"
+        )
     settings = backup_settings(context)
     config = keeper.pgbackrest_config or arguments.pgbackrest_config
     return NodeRestore(
@@ -123,8 +128,8 @@ def refuse_running_keepers(context: Context, spec: ClusterSpec) -> None:
     if running:
         raise RestoreRefused(
             f"keepers {', '.join(running)} still run: stop every keeper of the cluster first, "
-            "the standbys' before the master's so that nothing fails over (playbooks/restore.yml"
-            " does)"
+            "the standbys' before the master's so that nothing fails over "
+            "(docs/runbooks/restore.md)"
         )
 
 
