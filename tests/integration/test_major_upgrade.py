@@ -15,10 +15,10 @@ sequence continues above every id issued on blue, and blue can be stopped.
 from __future__ import annotations
 
 import select
+import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -193,17 +193,23 @@ def near(number: int, missing: list[tuple[float, int]]) -> bool:
     return any(abs(number - lost) <= 5 for _, lost in missing)
 
 
-def postgres_logs(*clusters: LocalCluster) -> str:
-    """The last lines of every PostgreSQL's own log (an apply worker's errors on green); the
-    whole logs (blue logs every statement and session) are kept in a directory it names."""
-    kept = Path(tempfile.mkdtemp(prefix="rhizome-major-upgrade-logs-", dir="/tmp"))
-    tails = [f"whole PostgreSQL logs kept in {kept}"]
+def keep_postgres_logs(cluster: LocalCluster, kept: Path) -> None:
+    """Copy every PostgreSQL log of `cluster` into `kept` (before it stops and is removed)."""
+    kept.mkdir(exist_ok=True)
+    for name, keeper in cluster.keepers.items():
+        path = keeper.state_dir / "postgresql.log"
+        if path.exists():
+            shutil.copy(path, kept / f"{cluster.directory.name}-{name}.log")
+
+
+def postgres_logs(kept: Path, *clusters: LocalCluster) -> str:
+    """The last lines of the kept logs and of the clusters' (an apply worker's errors on
+    green); blue logs every statement and session, whole in `kept`."""
     for cluster in clusters:
-        for name, keeper in cluster.keepers.items():
-            path = keeper.state_dir / "postgresql.log"
-            text = path.read_text(errors="replace") if path.exists() else "(no log)"
-            (kept / f"{cluster.directory.name}-{name}.log").write_text(text)
-            tails.append(f"--- postgres {cluster.directory.name}/{name} ---\n{text[-3000:]}")
+        keep_postgres_logs(cluster, kept)
+    tails = [f"whole PostgreSQL logs in {kept}"]
+    for path in sorted(kept.iterdir()):
+        tails.append(f"--- {path.name} ---\n{path.read_text(errors='replace')[-3000:]}")
     return "\n".join(tails)
 
 
@@ -227,7 +233,7 @@ def clusters(tmp_path, etcd):
     green.stop()
 
 
-def test_a_cutover_rolls_back_then_hands_over_with_nothing_lost(clusters, etcd):
+def test_a_cutover_rolls_back_then_hands_over_with_nothing_lost(clusters, etcd, tmp_path):
     blue, green = clusters
     endpoint = blue.endpoint
     create_table(endpoint)
@@ -279,6 +285,7 @@ def test_a_cutover_rolls_back_then_hands_over_with_nothing_lost(clusters, etcd):
                               "--source-dsn", source)  # fmt: skip
         assert finished.returncode == 0, finished.stdout + finished.stderr  # blue is sealed
         assert "dropped publication" in finished.stdout, finished.stdout
+        keep_postgres_logs(blue.cluster, tmp_path / "postgres-logs")
         blue.cluster.stop()  # the old cluster is no longer needed by anybody
         time.sleep(1)
     finally:
@@ -305,7 +312,7 @@ def test_a_cutover_rolls_back_then_hands_over_with_nothing_lost(clusters, etcd):
         f"{[number for _, number in missing if number in on_blue]}; around them:"
         f" {[(round(m - cutover_at, 3), n) for m, n in sequence.ids if near(n, missing)]}"
         f" errors {sequence.errors[-5:]}\n{blue.diagnostics()}\n"
-        f"{postgres_logs(blue.cluster, green)}"
+        f"{postgres_logs(tmp_path / 'postgres-logs', green)}"
     )
     assert on_green(green, "SELECT count(*) FROM pg_subscription") == [(0,)]
     print(f"\ncutover write pause (new connection per insert): {pause:.2f} s;"
