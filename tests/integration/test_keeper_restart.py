@@ -62,8 +62,8 @@ class Watch:
 
     def _write(self) -> None:
         connection = self.keeper.connect()
-        connection.autocommit = True
-        with connection, connection.cursor() as cursor:
+        connection.autocommit = True  # each INSERT commits (`with connection` would open one
+        with connection.cursor() as cursor:  # transaction for the whole loop)
             while not self.done.wait(0.02):
                 try:
                     cursor.execute("INSERT INTO restart_writes (at) VALUES (%s)", (time.time(),))

@@ -73,10 +73,11 @@ class SequenceClient:
                     host=self.endpoint.host, port=self.endpoint.port, user="postgres",
                     dbname="postgres", password=self.endpoint.password, connect_timeout=10,
                 )  # fmt: skip
-                connection.autocommit = True
-                with connection, connection.cursor() as cursor:
+                connection.autocommit = True  # not `with connection`: it would open a
+                with connection.cursor() as cursor:  # transaction, committed after the id
                     cursor.execute("INSERT INTO orders (client) VALUES ('seq') RETURNING id")
-                    self.ids.append((time.monotonic(), cursor.fetchone()[0]))
+                    number = cursor.fetchone()[0]
+                self.ids.append((time.monotonic(), number))  # committed: acknowledged
                 connection.close()
             except psycopg2.Error as error:
                 self.errors.append(str(error).strip()[:120])
