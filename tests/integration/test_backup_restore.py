@@ -104,7 +104,8 @@ def test_a_restore_to_a_time_brings_back_exactly_the_rows_before_it(
     assert timeline == 3  # 1 before the switchover, 2 after it, 3 after the restore
     assert backed_cluster.ctl("backup", "check", node=first) == 0
     backed_cluster.wait_archived({"00000003.history"})
-    print(f"\nrestore to T (pgbackrest restore, recovery, promotion): {restored_in:.1f} s")
+    with capsys.disabled():
+        print(f"\nrestore to T (pgbackrest restore, recovery, promotion): {restored_in:.1f} s")
 
     cluster.keepers[first].kill()  # a failover after the restore works
     third = cluster.wait_for_master(TIMEOUT, other_than=first)
@@ -124,7 +125,8 @@ def drill(backed: BackedCluster, node: str, rows: int, capsys: pytest.CaptureFix
     assert drilled == 0, output.err
     assert f"query: [({rows}, 'off')]" in output.out, output.out  # the copy archives nothing
     assert "1 user tables, " in output.out, output.out
-    print(output.out)
+    with capsys.disabled():
+        print(output.out)
     assert not keeper.data_dir.with_name(keeper.data_dir.name + ".restore-drill").exists()
 
 
