@@ -15,11 +15,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rhizome.backup.pgbackrest import PGBACKREST, config_options
 from rhizome.spec.backup import BackupSettings
 from rhizome.spec.postgres import ParameterValue
-
-PGBACKREST = "pgbackrest"
-"""The program, found on PostgreSQL's PATH (Debian installs /usr/bin/pgbackrest)."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class ArchiveTarget:
 
     def options(self) -> list[str]:
         """pgBackRest's options for this node (no secret: those stay in the file)."""
-        return [f"--config={self.config}", f"--stanza={self.stanza}", f"--pg1-path={self.data_dir}"]
+        return [*config_options(self.config, self.stanza), f"--pg1-path={self.data_dir}"]
 
 
 def archive_command(target: ArchiveTarget) -> str:

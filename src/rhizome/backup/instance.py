@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from rhizome.backup.pgbackrest import as_user
 from rhizome.keeper.controldata import C_LOCALE, ControlData, read_control_data
 
 RECOVERY_SIGNAL = "recovery.signal"
@@ -42,11 +43,9 @@ class LocalInstance:
 
     def run(self, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         """A PostgreSQL program as the data directory's owner."""
-        if self.run_as is not None and os.geteuid() == 0:
-            argv = ["setpriv", f"--reuid={self.run_as}", f"--regid={self.run_as}",
-                    "--init-groups", "--", *argv]  # fmt: skip
         return subprocess.run(
-            argv, capture_output=True, text=True, timeout=timeout, check=False, cwd="/",
+            as_user(argv, self.run_as), capture_output=True, text=True, timeout=timeout,
+            check=False, cwd="/",
             env={**C_LOCALE, "PATH": os.environ.get("PATH", C_LOCALE["PATH"])},
         )  # fmt: skip
 

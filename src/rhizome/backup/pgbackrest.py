@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PGBACKREST = "pgbackrest"
+"""The program, found on PostgreSQL's PATH (Debian installs /usr/bin/pgbackrest)."""
 ERROR_LIMIT = 600
 """Characters of pgBackRest's error text kept in a report."""
 SECRET_PATTERN = re.compile(
@@ -55,15 +56,23 @@ def trimmed_error(stderr: str, stdout: str, returncode: int) -> str:
     return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 3] + "..."
 
 
+def config_options(config: Path, stanza: str) -> list[str]:
+    """The options naming this node's configuration file and the stanza (never a secret)."""
+    return [f"--config={config}", f"--stanza={stanza}"]
+
+
+def as_user(argv: list[str], run_as: str | None) -> list[str]:
+    """`argv` run as `run_as` (setpriv) when we are root; unchanged otherwise."""
+    if run_as is None or os.geteuid() != 0:
+        return argv
+    return ["setpriv", f"--reuid={run_as}", f"--regid={run_as}", "--init-groups", "--", *argv]
+
+
 def command_line(
     options: Sequence[str], command: str, arguments: Sequence[str] = (), run_as: str | None = None
 ) -> list[str]:
     """The argv (options, command, its arguments): as `run_as` (setpriv) when root."""
-    argv = [PGBACKREST, *options, command, *arguments]
-    if run_as is not None and os.geteuid() == 0:
-        identity = [f"--reuid={run_as}", f"--regid={run_as}", "--init-groups"]
-        argv = ["setpriv", *identity, "--", *argv]
-    return argv
+    return as_user([PGBACKREST, *options, command, *arguments], run_as)
 
 
 def run(

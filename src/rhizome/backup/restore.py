@@ -65,7 +65,7 @@ class NodeRestore:
     timeout: float
 
     def pgbackrest_options(self) -> list[str]:
-        return [f"--config={self.pgbackrest_config}", f"--stanza={self.stanza}"]
+        return pgbackrest.config_options(self.pgbackrest_config, self.stanza)
 
     @property
     def instance(self) -> LocalInstance:

@@ -80,7 +80,7 @@ def backup_settings(context: Context) -> BackupSettings:
 
 
 def pgbackrest_options(context: Context, arguments: argparse.Namespace) -> list[str]:
-    return [f"--config={arguments.pgbackrest_config}", f"--stanza={stanza_of(context)}"]
+    return pgbackrest.config_options(arguments.pgbackrest_config, stanza_of(context))
 
 
 def stanza_of(context: Context) -> str:
@@ -90,7 +90,7 @@ def stanza_of(context: Context) -> str:
 def run_backup(context: Context, arguments: argparse.Namespace) -> int:
     """Take the backup, then record its outcome in the store whatever it was."""
     stanza = stanza_of(context)
-    options = [f"--config={arguments.pgbackrest_config}", f"--stanza={stanza}"]
+    options = pgbackrest.config_options(arguments.pgbackrest_config, stanza)
     standbys = streaming_standbys(context.store.read_view())
     extra = [f"--type={arguments.type}"] + (["--backup-standby"] if standbys else [])
     source = f"a standby ({', '.join(standbys)} streaming)" if standbys else "the master"

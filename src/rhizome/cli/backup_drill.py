@@ -8,6 +8,7 @@ import argparse
 import json
 from pathlib import Path
 
+from rhizome.backup import pgbackrest
 from rhizome.backup.drill import DrillFailed, Scratch, prepare, remove, run_drill
 from rhizome.backup.instance import LocalInstance
 from rhizome.backup.restore import list_backups
@@ -53,7 +54,7 @@ def run_drill_command(context: Context, arguments: argparse.Namespace) -> int:
         raise UsageError(str(error)) from error
     stanza = backup_settings(context).stanza_for(context.cluster)
     config = keeper.pgbackrest_config or arguments.pgbackrest_config
-    options = [f"--config={config}", f"--stanza={stanza}"]
+    options = pgbackrest.config_options(config, stanza)
     directory = arguments.scratch_dir or keeper.data_dir.with_name(
         keeper.data_dir.name + SCRATCH_SUFFIX
     )

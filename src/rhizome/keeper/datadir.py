@@ -133,7 +133,7 @@ def clone_from_repository(keeper: KeeperConfig, stanza: str) -> bool:
     log.info("restoring a standby from the repository (stanza %s)", stanza)
     set_marker(keeper, INCOMPLETE_MARKER, True)
     empty_data_dir(keeper.data_dir)
-    options = [f"--config={keeper.pgbackrest_config}", f"--stanza={stanza}",
+    options = [*pgbackrest.config_options(keeper.pgbackrest_config, stanza),
                f"--pg1-path={keeper.data_dir}", "--type=standby"]  # fmt: skip
     outcome = pgbackrest.run(options, "restore", timeout=TOOL_TIMEOUT)
     if not outcome.ok:
