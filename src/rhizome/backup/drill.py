@@ -24,6 +24,7 @@ import psycopg2
 from rhizome.backup import pgbackrest
 from rhizome.backup.instance import InstanceFailed, LocalInstance, give_to_owner, recover_alone
 from rhizome.backup.restore_plan import Backup
+from rhizome.keeper.database import autocommit_cursor
 
 DRILL_HBA = "local all all trust\n"
 """Only the scratch socket's owner (directory mode 0700) can reach it."""
@@ -151,12 +152,8 @@ def session(scratch: Scratch, database: str) -> Iterator[Any]:
         )  # fmt: skip
     except psycopg2.Error as error:
         raise DrillFailed(f"cannot read the scratch copy: {error}") from None
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            yield cursor
-    finally:
-        connection.close()
+    with autocommit_cursor(connection) as cursor:
+        yield cursor
 
 
 def remove(scratch: Scratch, instance: LocalInstance) -> None:

@@ -78,6 +78,13 @@ def superuser_session(
     parameters = superuser_parameters(keeper, host, port, application_name, statement_timeout_ms)
     parameters["dbname"] = database
     connection = psycopg2.connect(**parameters, connect_timeout=CONNECT_TIMEOUT)
+    with autocommit_cursor(connection) as cursor:
+        yield cursor
+
+
+@contextmanager
+def autocommit_cursor(connection: Any) -> Iterator[Any]:
+    """An autocommit cursor on `connection`, which is closed with it."""
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:

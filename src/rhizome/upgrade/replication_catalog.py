@@ -14,6 +14,7 @@ from typing import Any
 import psycopg2
 from psycopg2.extensions import make_dsn
 
+from rhizome.keeper.database import autocommit_cursor
 from rhizome.upgrade.replication import (
     ReplicationFacts,
     Slot,
@@ -76,12 +77,8 @@ def session(dsn: str, database: str | None = None) -> Iterator[Any]:
     if database is not None:
         parameters["dbname"] = database
     connection = psycopg2.connect(make_dsn(dsn, **parameters))
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            yield cursor
-    finally:
-        connection.close()
+    with autocommit_cursor(connection) as cursor:
+        yield cursor
 
 
 def rows(cursor: Any, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
