@@ -4,7 +4,8 @@ point or the latest archived WAL (docs/runbooks/restore.md).
 Run on the node that becomes the master, once every keeper of the cluster is
 stopped (playbooks/restore.yml does both). It checks everything it can before
 changing anything (the target, the backup set, that no keeper runs), prints
-what it will destroy, and refuses without --confirm. Then it restores and
+what it will destroy, and refuses without --confirm (a preview, also while
+the keepers still run). Then it restores and
 recovers this node's data (rhizome.backup.restore) and submits a `restore`
 command: the leader sentinel makes this keeper the master
 (sentinel/decision/restore.py). Started again, the other keepers rejoin it as
@@ -74,14 +75,15 @@ def run_restore(context: Context, arguments: argparse.Namespace) -> int:
     try:
         target = parse_target(arguments.time, arguments.lsn, arguments.name)
         node = node_restore(context, arguments)
-        refuse_running_keepers(context, node.spec)
+        refuse_paused(node.spec)
         backups = list_backups(node.pgbackrest_options(), node.stanza, node.run_as)
         backup = choose_backup(backups, target, arguments.set, context.clock())
     except RestoreRefused as error:
         raise OperationRefused(f"restore refused, nothing changed: {error}") from None
     context.say(plan_text(context, node, backup, target))
-    if not arguments.confirm:
-        raise OperationRefused("restore refused, nothing changed: add --confirm to do it")
+    reasons = running_keepers(context) + ([] if arguments.confirm else ["add --confirm to do it"])
+    if reasons:
+        raise OperationRefused(f"restore refused, nothing changed: {'; then '.join(reasons)}")
     try:
         lock = lock_stopped_node(node)
     except RestoreRefused as error:
@@ -118,19 +120,24 @@ def node_restore(context: Context, arguments: argparse.Namespace) -> NodeRestore
     )  # fmt: skip
 
 
-def refuse_running_keepers(context: Context, spec: ClusterSpec) -> None:
+def refuse_paused(spec: ClusterSpec) -> None:
     if spec.paused:
         raise RestoreRefused(
             "the cluster is paused: the sentinel would not make the restored keeper the "
             "master; resume it first with `rhizomectl resume`"
         )
+
+
+def running_keepers(context: Context) -> list[str]:
+    """Why the restore cannot start while keepers run (empty when none does)."""
     running = sorted(context.store.read_view().keepers)
-    if running:
-        raise RestoreRefused(
-            f"keepers {', '.join(running)} still run: stop every keeper of the cluster first, "
-            "the standbys' before the master's so that nothing fails over "
-            "(docs/runbooks/restore.md)"
-        )
+    if not running:
+        return []
+    return [
+        f"keepers {', '.join(running)} still run: stop every keeper of the cluster first, "
+        "the standbys' before the master's so that nothing fails over "
+        "(docs/runbooks/restore.md)"
+    ]
 
 
 def plan_text(context: Context, node: NodeRestore, backup: Backup, target: RecoveryTarget) -> str:
