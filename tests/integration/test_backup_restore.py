@@ -9,7 +9,8 @@ that node as master on a new timeline, the others streaming from it,
 archiving going on (`pgbackrest check`), and a failover still works. A
 restore drill then reads the latest backup back in a scratch instance. A
 standby whose keeper says clone_from = "repository" is made from the newest
-backup and the archive, streams, and can be switched over to.
+backup and the archive (also across a timeline switch after that backup),
+streams, and can be switched over to.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.harness.cluster import LocalCluster, wait_for
+from tests.harness.keeper import wait_reported
 from tests.integration.backup_support import TIMEOUT, BackedCluster
 from tests.integration.test_failover import ctl
 
@@ -153,14 +155,19 @@ def test_a_standby_cloned_from_the_repository_streams_and_can_be_promoted(
     backed_cluster: BackedCluster,
 ) -> None:
     """clone_from = "repository": a standby without data restores the newest backup and
-    replays the archive instead of copying the master's files, then streams."""
+    replays the archive instead of copying the master's files, then streams; also when
+    the backup is older than the master's timeline (a switchover since): the restored
+    copy follows the new timeline, neither rewound nor cloned from the master."""
     cluster = backed_cluster.cluster
     master = backed_cluster.master()
     cluster.write(EVENTS_SQL)
     insert(cluster, 20)
     assert backed_cluster.ctl("backup", "run", "--type", "full") == 0
     insert(cluster, 20)  # after the backup: replayed from the archive or the stream
-    node = sorted(set(cluster.keepers) - {master})[0]
+    node, other = sorted(set(cluster.keepers) - {master})
+    assert ctl(cluster, "switchover", "--to", other, "--wait", "--timeout", "30") == 0
+    assert cluster.wait_for_master(TIMEOUT, other_than=master) == other
+    insert(cluster, 20)  # on the new timeline
     keeper = cluster.keepers[node]
     keeper.stop()
     shutil.rmtree(keeper.data_dir)
@@ -168,12 +175,14 @@ def test_a_standby_cloned_from_the_repository_streams_and_can_be_promoted(
     keeper.write_config()
     keeper.start()
     cluster.wait_for_streaming(2, TIMEOUT)
-    wait_for(lambda: len(event_ids(cluster, node)) == 40, TIMEOUT, f"{node} to replay the rows")
+    wait_for(lambda: len(event_ids(cluster, node)) == 60, TIMEOUT, f"{node} to replay the rows")
     since_start = keeper.log_tail(400).rsplit("starting:", 1)[-1]
-    assert "restored from the repository" in since_start, since_start
+    assert since_start.count("restored from the repository") == 1, since_start
     assert "base backup from" not in since_start, since_start
+    # replaying the archive it reports the backup's timeline; streaming, the master's
+    wait_reported(cluster.store, node, "the master's timeline", TIMEOUT, timeline=2)
 
     assert ctl(cluster, "switchover", "--to", node, "--wait", "--timeout", "30") == 0
-    assert cluster.wait_for_master(TIMEOUT, other_than=master) == node
+    assert cluster.wait_for_master(TIMEOUT, other_than=other) == node
     insert(cluster, 1)
-    assert len(event_ids(cluster, node)) == 41
+    assert len(event_ids(cluster, node)) == 61

@@ -10,15 +10,17 @@ from rhizome.backup.drill import DrillReport
 from rhizome.backup.restore_plan import (
     Backup,
     RestoreRefused,
+    backup_on_history,
     backups_of,
     choose_backup,
     parse_target,
     restore_options,
     without_recovery_settings,
 )
+from rhizome.keeper.timelines import TimelineSwitch
 
-FIRST = Backup("20261204-100000F", 1_800_000_000.0, 0x3000100)
-SECOND = Backup("20261204-110000F_20261204-120000D", 1_800_003_600.0, 0x5000100)
+FIRST = Backup("20261204-100000F", 1_800_000_000.0, 0x3000100, 1)
+SECOND = Backup("20261204-110000F_20261204-120000D", 1_800_003_600.0, 0x5000100, 2)
 NOW = 1_800_010_000.0
 
 
@@ -83,13 +85,32 @@ def test_pgbackrest_recovers_to_the_target_and_promotes() -> None:
 def test_backups_are_read_from_pgbackrest_info_and_garbage_is_skipped() -> None:
     info = json.loads(json.dumps({"name": "main", "backup": [
         {"label": SECOND.label, "timestamp": {"stop": SECOND.stopped_at},
-         "lsn": {"stop": "0/5000100"}},
+         "lsn": {"stop": "0/5000100"}, "archive": {"stop": "000000020000000000000005"}},
         {"label": "broken", "timestamp": {}},
+        {"label": "no archive", "timestamp": {"stop": 1}, "lsn": {"stop": "0/1000100"}},
         {"label": FIRST.label, "timestamp": {"stop": FIRST.stopped_at},
-         "lsn": {"stop": "0/3000100"}},
+         "lsn": {"stop": "0/3000100"}, "archive": {"stop": "000000010000000000000003"}},
     ]}))  # fmt: skip
     assert backups_of(info) == [FIRST, SECOND]
     assert backups_of(None) == []
+
+
+def test_a_standby_starts_from_the_newest_backup_on_its_upstreams_history() -> None:
+    # timeline 1 ended at 0/4000000 (FIRST lies before), 2 at 0/6000000 (SECOND before)
+    history = (TimelineSwitch(1, 0x4000000), TimelineSwitch(2, 0x6000000))
+    assert backup_on_history([FIRST, SECOND], 3, history) == SECOND
+    assert backup_on_history([FIRST, SECOND], 2, history[:1]) == SECOND
+    assert backup_on_history([FIRST, SECOND], 1, ()) == FIRST
+
+
+def test_a_backup_of_an_abandoned_timeline_is_not_chosen_for_a_standby() -> None:
+    # a restore to a point before SECOND's end branched timeline 3 off timeline 2
+    branched = (TimelineSwitch(1, 0x4000000), TimelineSwitch(2, 0x4800000))
+    assert backup_on_history([FIRST, SECOND], 3, branched) == FIRST
+    # timeline 1 abandoned before FIRST ended: nothing to start from
+    early = (TimelineSwitch(1, 0x2000000),)
+    assert backup_on_history([FIRST], 2, early) is None
+    assert backup_on_history([], 1, ()) is None
 
 
 def test_the_recovery_settings_are_removed_and_the_rest_is_kept() -> None:

@@ -30,7 +30,7 @@ from rhizome.keeper.plan import (
     plan,
 )
 from rhizome.keeper.postmaster import StopMode
-from rhizome.keeper.timelines import TimelineSwitch
+from rhizome.keeper.timelines import LocalHistory, TimelineSwitch
 from rhizome.store.documents import KeeperAssignment
 
 SYSTEM = "7000000000000000001"
@@ -89,7 +89,8 @@ def first(result: Plan) -> object:
 
 FENCE_STOP = Stop(StopMode.FAST, "assigned fenced")
 SWITCH = (TimelineSwitch(1, 0x3000100),)  # timeline 1 ended at 0/3000100
-CLONE = (BaseBackup(UPSTREAM), WriteConfig(), Start(standby=True))
+CLONE = (BaseBackup(UPSTREAM, upstream_timeline=1), WriteConfig(), Start(standby=True))
+CLONE_ON_2 = (BaseBackup(UPSTREAM, upstream_timeline=2), WriteConfig(), Start(standby=True))
 REWIND = (Rewind(UPSTREAM), WriteConfig(), Start(standby=True))
 
 
@@ -186,15 +187,29 @@ def test_a_diverged_old_master_is_rewound_or_cloned():
     without_rewind = facts(
         STANDBY, use_pg_rewind=False, upstream=upstream(timeline=2, history=SWITCH)
     )
-    assert plan(local, without_rewind).actions == CLONE
+    assert plan(local, without_rewind).actions == CLONE_ON_2
     failed = LocalStatus(
         data="present", control=control(checkpoint=0x3000200), rewind_outcome="failed"
     )
-    assert plan(failed, wish).actions == CLONE
+    assert plan(failed, wish).actions == CLONE_ON_2
     verified = LocalStatus(
         data="present", control=control(checkpoint=0x3000200), rewind_outcome="not-needed"
     )
     assert plan(verified, wish).actions == (Start(standby=True),)
+
+
+def test_a_copy_restored_from_the_repository_follows_when_its_backup_ended_before_the_switch():
+    """pg_control of a restored copy was never shut down: its end is the backup's."""
+    restored = LocalStatus(
+        data="present", control=control("in archive recovery", checkpoint=0x2000000),
+        fresh_copy=True, restored_end=LocalHistory(1, 0x2000100),
+    )  # fmt: skip
+    wish = facts(STANDBY, upstream=upstream(timeline=2, history=SWITCH))
+    assert plan(restored, wish).actions == (Start(standby=True),)
+    past_the_switch = replace(restored, restored_end=LocalHistory(1, 0x3000200))
+    assert plan(past_the_switch, wish).actions == CLONE_ON_2  # never pg_rewind on it
+    unknown = replace(restored, restored_end=None)
+    assert plan(unknown, wish).actions == CLONE_ON_2
 
 
 def test_a_crashed_old_master_counts_as_diverged():

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from rhizome.keeper.timelines import format_lsn, parse_lsn
+from rhizome.keeper.timelines import (
+    LocalHistory,
+    TimelineSwitch,
+    diverged,
+    format_lsn,
+    parse_lsn,
+)
 
 TargetKind = Literal["time", "lsn", "name", "latest"]
 FUTURE_SLACK = 5.0
@@ -55,6 +61,8 @@ class Backup:
     label: str
     stopped_at: float
     stop_lsn: int
+    timeline: int
+    """The timeline the backup ended on (its last WAL segment's)."""
 
 
 def parse_target(time: str | None, lsn: str | None, name: str | None) -> RecoveryTarget:
@@ -94,7 +102,9 @@ def backups_of(stanza_info: dict[str, Any] | None) -> list[Backup]:
     for entry in listed if isinstance(listed, list) else []:
         try:
             stop_lsn = parse_lsn(entry["lsn"]["stop"])
-            backups.append(Backup(str(entry["label"]), float(entry["timestamp"]["stop"]), stop_lsn))
+            timeline = int(str(entry["archive"]["stop"])[:8], 16)
+            stopped_at = float(entry["timestamp"]["stop"])
+            backups.append(Backup(str(entry["label"]), stopped_at, stop_lsn, timeline))
         except (KeyError, TypeError, ValueError):
             continue
     return sorted(backups, key=lambda backup: backup.stopped_at)
@@ -127,6 +137,20 @@ def choose_backup(
             "be restored to it; choose a later target"
         )
     return usable[-1]
+
+
+def backup_on_history(
+    backups: list[Backup], upstream_timeline: int, upstream_history: tuple[TimelineSwitch, ...]
+) -> Backup | None:
+    """The newest backup a standby of an upstream on `upstream_timeline` can start from:
+    one that ended on that timeline or on an ancestor before it branched off (a backup
+    of a timeline abandoned by a failover or a restore cannot follow); None if none."""
+    following = [
+        backup for backup in backups
+        if not diverged(LocalHistory(backup.timeline, backup.stop_lsn), upstream_timeline,
+                        upstream_history)
+    ]  # fmt: skip
+    return following[-1] if following else None
 
 
 def ends_before(backup: Backup, target: RecoveryTarget) -> bool:

@@ -40,6 +40,7 @@ from rhizome.keeper.plan import (
 )
 from rhizome.keeper.postgres_log import logged_since, start_reason
 from rhizome.keeper.postmaster import Postmaster
+from rhizome.keeper.repository_clone import clone_from_repository
 from rhizome.keeper.seal import SealRecord, seal
 from rhizome.keeper.start_backoff import StartRecord
 from rhizome.spec import ClusterSpec
@@ -130,7 +131,10 @@ def _base_backup(action: BaseBackup, context: ActionContext) -> None:
     keeper, backup = context.keeper, context.spec.backup
     from_repository = keeper.clone_from == "repository" and backup.enabled
     stanza = backup.stanza_for(keeper.cluster)
-    if not (from_repository and datadir.clone_from_repository(keeper, stanza)):
+    if not (
+        from_repository
+        and clone_from_repository(keeper, stanza, action.upstream, action.upstream_timeline)
+    ):
         datadir.base_backup(keeper, action.upstream)
 
 

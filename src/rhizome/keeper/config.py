@@ -41,10 +41,11 @@ passphrase stays in that file, never on a command line).
 
 `clone_from` says where a standby without data gets it: `upstream` (the
 default: pg_basebackup from the keeper it follows) or `repository` (pgBackRest
-restores the newest backup as a standby, which then replays the archive and
-streams from its upstream: adding a node does not read the master's files). A
-repository clone that fails (no backup yet, repository unreachable) falls back
-to pg_basebackup, with the reason in the keeper's log.
+restores the newest backup on the upstream's timeline history as a standby,
+which then replays the archive and streams from its upstream: adding a node
+does not read the master's files). A repository clone that cannot be made (no
+backup on that history, repository unreachable) falls back to pg_basebackup,
+with the reason in the keeper's log.
 
 Every problem raises `ConfigError` naming the setting and the fix; loading
 the configuration creates nothing on disk.

@@ -1,5 +1,5 @@
-"""The data directory's contents: initdb, base backup (or a restore from the backup
-repository), pg_rewind, markers.
+"""The data directory's contents: initdb, base backup, pg_rewind, markers (and where a
+backup restored by repository_clone ends).
 
 A base backup or a rewind first leaves an "incomplete" marker in the state
 directory and removes it only on success: data left half-copied by a crash
@@ -14,16 +14,17 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from rhizome.backup import pgbackrest
 from rhizome.keeper.commands import basebackup_argv, initdb_argv, rewind_argv
 from rhizome.keeper.conffiles import Upstream
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.passwords import passfile_line, write_private_file
+from rhizome.keeper.timelines import LocalHistory, format_lsn, parse_lsn
 
 log = logging.getLogger(__name__)
 
 MANAGED_SLOTS = "replication-slots"
 INCOMPLETE_MARKER = "data-incomplete"
+RESTORED_END = "restored-backup-end"
 REMOVED_MARKER = "data-removed"
 TOOL_TIMEOUT = 6 * 3600.0
 
@@ -58,6 +59,22 @@ def set_marker(keeper: KeeperConfig, name: str, present: bool) -> None:
         path.write_text("rhizome-keeper\n")
     else:
         path.unlink(missing_ok=True)
+
+
+def record_restored_end(keeper: KeeperConfig, end: LocalHistory) -> None:
+    """Where the backup just restored into the data directory ends (repository_clone)."""
+    assert end.end is not None
+    marker(keeper, RESTORED_END).write_text(f"{end.timeline} {format_lsn(end.end)}\n")
+
+
+def restored_end(keeper: KeeperConfig) -> LocalHistory | None:
+    """The recorded end of the restored backup; the caller asks only while the copy has
+    not been started (backup_label present)."""
+    try:
+        timeline, lsn = marker(keeper, RESTORED_END).read_text().split()
+        return LocalHistory(int(timeline), parse_lsn(lsn))
+    except (OSError, ValueError):
+        return None
 
 
 def managed_slots(keeper: KeeperConfig) -> set[str]:
@@ -119,32 +136,12 @@ def base_backup(keeper: KeeperConfig, upstream: Upstream) -> None:
     """Clone the upstream into an emptied data directory."""
     log.info("base backup from %s (%s:%d)", upstream.name, upstream.host, upstream.port)
     set_marker(keeper, INCOMPLETE_MARKER, True)
+    set_marker(keeper, RESTORED_END, False)
     empty_data_dir(keeper.data_dir)
     run_tool(basebackup_argv(keeper, upstream), "pg_basebackup")
     set_marker(keeper, INCOMPLETE_MARKER, False)
     set_marker(keeper, REMOVED_MARKER, False)
     log.info("base backup from %s done", upstream.name)
-
-
-def clone_from_repository(keeper: KeeperConfig, stanza: str) -> bool:
-    """The newest backup restored as a standby (it replays the archive, then streams);
-    False, with the reason logged and the directory emptied, when pgBackRest fails."""
-    assert keeper.pgbackrest_config is not None  # config.py: clone_from needs it
-    log.info("restoring a standby from the repository (stanza %s)", stanza)
-    set_marker(keeper, INCOMPLETE_MARKER, True)
-    empty_data_dir(keeper.data_dir)
-    options = [*pgbackrest.config_options(keeper.pgbackrest_config, stanza),
-               f"--pg1-path={keeper.data_dir}", "--type=standby"]  # fmt: skip
-    outcome = pgbackrest.run(options, "restore", timeout=TOOL_TIMEOUT)
-    if not outcome.ok:
-        log.warning("restore from the repository failed (%s): cloning from the upstream "
-                    "instead", outcome.error)  # fmt: skip
-        empty_data_dir(keeper.data_dir)
-        return False
-    set_marker(keeper, INCOMPLETE_MARKER, False)
-    set_marker(keeper, REMOVED_MARKER, False)
-    log.info("restored from the repository in %.1f s", outcome.seconds)
-    return True
 
 
 def rewind(keeper: KeeperConfig, upstream: Upstream) -> bool:
@@ -154,6 +151,7 @@ def rewind(keeper: KeeperConfig, upstream: Upstream) -> bool:
     """
     log.info("pg_rewind from %s (%s:%d)", upstream.name, upstream.host, upstream.port)
     set_marker(keeper, INCOMPLETE_MARKER, True)
+    set_marker(keeper, RESTORED_END, False)
     output = run_tool(rewind_argv(keeper, upstream), "pg_rewind")
     set_marker(keeper, INCOMPLETE_MARKER, False)
     if "no rewind required" in output:

@@ -169,6 +169,7 @@ def observe_local(
     control = None
     if data == "present" and not process_running:
         control = control_data(keeper)
+    fresh_copy = (keeper.data_dir / "backup_label").exists()
     differs = False
     if data == "present" and wish.role in ("master", "standby"):
         rendered = render_configuration(keeper, wish.spec, wish.request)
@@ -185,7 +186,8 @@ def observe_local(
         lease_fresh=lease_fresh,
         unresponsive_for=session.unresponsive_for() if sql is None else 0.0,
         may_accept_writes=may_accept_writes,
-        fresh_copy=(keeper.data_dir / "backup_label").exists(),
+        fresh_copy=fresh_copy,
+        restored_end=datadir.restored_end(keeper) if fresh_copy else None,
         fencing_problem=fencing_problem,
         start_failures=start_failures,
         promotion_hold=promotion_hold,

@@ -54,6 +54,8 @@ class LocalStatus:
     """Started as a primary or promoted by this keeper, and still running."""
     fresh_copy: bool = False
     """backup_label is present: a base backup or rewind not started yet (not a primary's data)."""
+    restored_end: LocalHistory | None = None
+    """A fresh copy restored from the backup repository: where its WAL ends."""
     fencing_problem: str | None = None
     """Why a fence this keeper requires is missing (a required kernel watchdog that does
     not work): no primary is started or promoted, and a running one is stopped."""
@@ -129,6 +131,9 @@ class Promote:
 @dataclass(frozen=True)
 class BaseBackup:
     upstream: Upstream
+    upstream_timeline: int | None = None
+    """As the upstream reported it: a restore from the repository picks a backup on its
+    history."""
 
 
 @dataclass(frozen=True)
@@ -329,7 +334,11 @@ def plan_standby(local: LocalStatus, facts: ClusterFacts) -> Plan:
 def clone_from(upstream: UpstreamStatus | None) -> Plan:
     if upstream is None or not upstream.running:
         return waiting("no data directory yet, and the upstream is not running")
-    return Plan((BaseBackup(upstream.address), WriteConfig(), Start(standby=True)))
+    return Plan((base_backup_of(upstream), WriteConfig(), Start(standby=True)))
+
+
+def base_backup_of(upstream: UpstreamStatus) -> BaseBackup:
+    return BaseBackup(upstream.address, upstream.timeline)
 
 
 def standby_without_upstream(local: LocalStatus) -> Plan:
@@ -347,8 +356,9 @@ def rejoin(
     """Stop, then rewind (or clone again) a standby that cannot simply follow."""
     if local.process_running:
         return Plan((Stop(StopMode.FAST, why),))
-    if clone or not facts.use_pg_rewind or local.rewind_outcome == "failed":
-        return Plan((BaseBackup(upstream.address), WriteConfig(), Start(standby=True)))
+    if clone or not facts.use_pg_rewind or local.rewind_outcome == "failed" or local.fresh_copy:
+        # pg_rewind cannot take a copy PostgreSQL never ran on
+        return Plan((base_backup_of(upstream), WriteConfig(), Start(standby=True)))
     return Plan((Rewind(upstream.address), WriteConfig(), Start(standby=True)))
 
 
@@ -377,5 +387,7 @@ def local_history(local: LocalStatus) -> LocalHistory:
     """Timeline and WAL end of the local data (end None when not known exactly)."""
     if local.sql is not None and local.sql.timeline is not None:
         return LocalHistory(local.sql.timeline, local.sql.position)
+    if local.fresh_copy and local.restored_end is not None:
+        return local.restored_end
     assert local.control is not None
     return LocalHistory(local.control.latest_timeline, local.control.known_end)
