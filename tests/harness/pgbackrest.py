@@ -1,4 +1,5 @@
-"""A pgBackRest repository on loopback for a LocalCluster (a posix repository under /tmp).
+"""A pgBackRest repository on loopback for a LocalCluster (a posix repository under /tmp,
+or a bucket of an S3Server).
 
 Each keeper gets a pgBackRest configuration of its own, as a node would: its
 own data directory as pg1, the other keepers as pg2.. (all local paths and
@@ -10,6 +11,7 @@ keepers and therefore archive_command.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,8 +19,14 @@ import tempfile
 from pathlib import Path
 
 from tests.harness.keeper import OS_USER, KeeperProcess
+from tests.harness.s3 import S3Server
 
 STANZA = "main"
+
+
+def _wal_name(file_name: str) -> str:
+    """The WAL file's name from the archive's file name (checksum and .gz removed)."""
+    return file_name.split("-", 1)[0].removesuffix(".gz")
 
 
 def _chown(path: Path) -> None:
@@ -29,12 +37,19 @@ def _chown(path: Path) -> None:
 class BackupRepository:
     """The repository and each keeper's pgbackrest.conf."""
 
-    def __init__(self, stanza: str = STANZA) -> None:
+    def __init__(self, stanza: str = STANZA, s3: S3Server | None = None) -> None:
         self.stanza = stanza
         self.root = Path(tempfile.mkdtemp(prefix="rhizome-pgbackrest-", dir="/tmp"))
         self.root.chmod(0o700)
         _chown(self.root)
         self.repo = self._directory("repo")
+        self.repository_options = [f"repo1-path={self.repo}"]
+        self.s3 = s3
+        if s3 is not None:
+            ca_file = self.root / "s3-ca.pem"
+            shutil.copyfile(s3.tls.ca_file, ca_file)
+            _chown(ca_file)
+            self.repository_options = s3.repository_options(ca_file)
         self.configs: dict[str, Path] = {}
         self.passfiles: dict[str, Path] = {}
 
@@ -59,7 +74,7 @@ class BackupRepository:
     def config_text(self, name: str, nodes: list[KeeperProcess]) -> str:
         lines = [
             "[global]",
-            f"repo1-path={self.repo}",
+            *self.repository_options,
             f"log-path={self._directory('log-' + name)}",
             f"lock-path={self._directory('lock-' + name)}",
             f"spool-path={self._directory('spool-' + name)}",
@@ -91,12 +106,24 @@ class BackupRepository:
 
     def archived(self) -> set[str]:
         """Names of the WAL files in the archive (segments, .partial and history files)."""
+        if self.s3 is not None:
+            return self._archived_in_s3()
         names: set[str] = set()
         archive = self.repo / "archive" / self.stanza
         for path in archive.rglob("*"):
             if path.is_file() and not path.name.startswith("archive.info"):
-                names.add(path.name.split("-", 1)[0].removesuffix(".gz"))
+                names.add(_wal_name(path.name))
         return names
+
+    def _archived_in_s3(self) -> set[str]:
+        node = next(iter(self.configs))
+        listed = self.pgbackrest(node, "repo-ls", "--recurse", "--output=json",
+                                 f"archive/{self.stanza}")  # fmt: skip
+        if listed.returncode != 0:
+            return set()
+        files = [path.rsplit("/", 1)[-1] for path, entry in json.loads(listed.stdout).items()
+                 if entry.get("type") == "file"]  # fmt: skip
+        return {_wal_name(name) for name in files if not name.startswith("archive.info")}
 
     def log_text(self, node: str) -> str:
         texts = [path.read_text(errors="replace") for path in (self.root / f"log-{node}").glob("*")]

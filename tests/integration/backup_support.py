@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -50,10 +51,12 @@ class BackedCluster:
             raise AssertionError(f"{error}; missing {missing}\n{diagnostics}") from None
 
 
-def start_backed_cluster(tmp_path: Path, etcd) -> Iterator[BackedCluster]:
+def start_backed_cluster(
+    tmp_path: Path, etcd, repository: BackupRepository | None = None
+) -> Iterator[BackedCluster]:
     """The `backed_cluster` fixture's body (conftest.py): started, stanza created."""
     cluster = LocalCluster(tmp_path, etcd, spec=BACKUP_SPEC)
-    repository = BackupRepository()
+    repository = repository or BackupRepository()
     repository.configure(cluster.keepers)
     backed = BackedCluster(cluster, repository)
     try:
@@ -66,6 +69,29 @@ def start_backed_cluster(tmp_path: Path, etcd) -> Iterator[BackedCluster]:
     finally:
         cluster.stop()
         repository.cleanup()
+
+
+def clone_from_repository(backed: BackedCluster, node: str) -> str:
+    """Remove `node`'s data and restart its keeper with clone_from = "repository"; once it
+    streams, its log since the restart, checked: restored once, never copied from the
+    master; the archive read through the keeper's restore_command, none of pgBackRest's
+    recovery settings left in postgresql.auto.conf (pg_basebackup would copy them to
+    nodes without pgBackRest, which then cannot start)."""
+    keeper = backed.cluster.keepers[node]
+    keeper.stop()
+    shutil.rmtree(keeper.data_dir)
+    keeper.extra_settings["clone_from"] = "repository"
+    keeper.write_config()
+    keeper.start()
+    backed.cluster.wait_for_streaming(len(backed.cluster.keepers) - 1, TIMEOUT)
+    since_start = keeper.log_tail(400).rsplit("starting:", 1)[-1]
+    assert since_start.count("restored from the repository") == 1, since_start
+    assert "base backup from" not in since_start, since_start
+    auto_conf = (keeper.data_dir / "postgresql.auto.conf").read_text()
+    assert "restore_command" not in auto_conf, auto_conf
+    ((command,),) = keeper.execute("SHOW restore_command")
+    assert "archive-get" in command and str(backed.repository.configs[node]) in command
+    return since_start
 
 
 def segment_names(keeper, count: int) -> list[str]:

@@ -34,6 +34,10 @@ def test_every_node_renders_archiving_when_backups_are_enabled(request_):
         "'pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=main "
         "--pg1-path=/srv/data archive-push %p'"
     )
+    assert values["restore_command"] == (
+        "'pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=main "
+        "--pg1-path=/srv/data archive-get %f \"%p\"'"
+    )
 
 
 def test_nothing_is_rendered_with_backups_disabled_or_without_the_keeper_setting():
@@ -42,7 +46,7 @@ def test_nothing_is_rendered_with_backups_disabled_or_without_the_keeper_setting
         (parse_spec({"backup": {"enabled": True}}), backed_keeper(None)),
     ]:
         text = render_configuration(node, spec, ConfigRequest()).postgresql_conf
-        assert "archive_" not in text
+        assert "archive_" not in text and "restore_command" not in text
 
 
 def test_a_missing_pgbackrest_config_is_reported_naming_the_setting():
@@ -66,6 +70,9 @@ def test_the_spec_refuses_archiving_parameters_while_backups_are_enabled():
     with pytest.raises(SpecError) as caught:
         parse_spec({"backup": {"enabled": True}, "pg_parameters": {"archive_command": "cp"}})
     assert "pg_parameters.archive_command: is managed by rhizome" in str(caught.value)
+    with pytest.raises(SpecError) as caught:
+        parse_spec({"backup": {"enabled": True}, "pg_parameters": {"restore_command": "cp"}})
+    assert "pg_parameters.restore_command: is managed by rhizome" in str(caught.value)
     parse_spec({"pg_parameters": {"archive_command": "cp %p /x/%f", "archive_mode": "on"}})
 
 

@@ -4,7 +4,12 @@ While the spec's backup.enabled is true, every keeper with a pgBackRest
 configuration renders archive_mode = on and an archive_command pushing to
 pgBackRest, whatever its role: a standby with archive_mode = on archives
 nothing (PostgreSQL marks streamed segments done), so only the master
-archives and a promotion needs no restart. A keeper without
+archives and a promotion needs no restart. It also renders a restore_command
+fetching from the archive (a primary ignores it): a standby whose upstream
+recycled the WAL it needs fetches it there, and a copy restored from the
+repository replays the archive before it streams. Being the keeper's, these
+settings follow the spec (gone when backups are turned off) and are never
+copied by pg_basebackup into another node, as postgresql.auto.conf would be. A keeper without
 `pgbackrest_config` renders nothing of it (its postgresql.conf stays as it
 was) and reports the missing setting instead.
 """
@@ -44,9 +49,18 @@ class ArchiveTarget:
 
 def archive_command(target: ArchiveTarget) -> str:
     """`pgbackrest ... archive-push %p`, each value shell-quoted and '%' doubled."""
-    words = [PGBACKREST, *target.options(), "archive-push"]
-    quoted = " ".join(shlex.quote(word).replace("%", "%%") for word in words)
-    return quoted + " %p"
+    return _pgbackrest_command(target, "archive-push") + " %p"
+
+
+def restore_command(target: ArchiveTarget) -> str:
+    """`pgbackrest ... archive-get %f "%p"`: a standby (or a copy restored from the
+    repository) fetches from the archive what its upstream no longer holds."""
+    return _pgbackrest_command(target, "archive-get") + ' %f "%p"'
+
+
+def _pgbackrest_command(target: ArchiveTarget, command: str) -> str:
+    words = [PGBACKREST, *target.options(), command]
+    return " ".join(shlex.quote(word).replace("%", "%%") for word in words)
 
 
 def archiving(
@@ -70,5 +84,6 @@ def archiving(
     parameters: dict[str, ParameterValue] = {
         "archive_mode": "on",
         "archive_command": archive_command(target),
+        "restore_command": restore_command(target),
     }
     return Archiving(parameters=parameters, settings=target)

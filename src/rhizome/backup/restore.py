@@ -130,7 +130,12 @@ def recover(node: NodeRestore) -> ControlData:
         control = stop(node.instance)
     except InstanceFailed as error:
         raise RestoreFailed(str(error)) from None
-    path = node.keeper.data_dir / AUTO_CONF
+    remove_recovery_settings(node.keeper.data_dir)
+    return control
+
+
+def remove_recovery_settings(data_dir: Path) -> None:
+    """Remove from postgresql.auto.conf what pgBackRest's restore wrote for the recovery."""
+    path = data_dir / AUTO_CONF
     if path.exists():
         path.write_text(without_recovery_settings(path.read_text()))
-    return control

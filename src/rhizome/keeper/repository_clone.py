@@ -1,8 +1,10 @@
 """A standby's data restored from the backup repository instead of copied from its upstream.
 
 The newest backup that lies on the upstream's timeline history is restored as
-a standby: pgBackRest writes its restore_command, so PostgreSQL replays the
-archive along that history, then streams. A backup of a timeline the upstream
+a standby; the recovery settings pgBackRest writes into postgresql.auto.conf
+are removed (pg_basebackup would copy them to every node cloned from this one
+later): the keeper's own restore_command (backup.archiving) has PostgreSQL
+replay the archive along that history, then stream. A backup of a timeline the upstream
 abandoned (before a failover or a point-in-time restore) could not follow it
 and is never chosen. The backup's end (timeline and LSN) is recorded in the
 state directory: it is where the copy's WAL ends until PostgreSQL first
@@ -17,6 +19,7 @@ import logging
 
 from rhizome.backup import pgbackrest
 from rhizome.backup.records import parse_info
+from rhizome.backup.restore import remove_recovery_settings
 from rhizome.backup.restore_plan import Backup, backup_on_history, backups_of
 from rhizome.keeper import datadir
 from rhizome.keeper.conffiles import Upstream
@@ -49,6 +52,7 @@ def clone_from_repository(
                     "instead", outcome.error)  # fmt: skip
         datadir.empty_data_dir(keeper.data_dir)
         return False
+    remove_recovery_settings(keeper.data_dir)
     datadir.record_restored_end(keeper, LocalHistory(chosen.timeline, chosen.stop_lsn))
     datadir.set_marker(keeper, datadir.INCOMPLETE_MARKER, False)
     datadir.set_marker(keeper, datadir.REMOVED_MARKER, False)

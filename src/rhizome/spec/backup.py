@@ -20,7 +20,7 @@ from rhizome.store.codec import StoreModel
 from rhizome.store.validation import field_error
 
 STANZA_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
-ARCHIVING_PARAMETERS = ("archive_mode", "archive_command", "archive_library")
+ARCHIVING_PARAMETERS = ("archive_mode", "archive_command", "archive_library", "restore_command")
 """pg_parameters the keeper owns while backups are enabled (archive_library: on
 PostgreSQL 15 it would silently take precedence over the keeper's archive_command)."""
 
