@@ -36,7 +36,7 @@ def test_every_node_renders_archiving_when_backups_are_enabled(request_):
     )
     assert values["restore_command"] == (
         "'pgbackrest --config=/etc/pgbackrest/pgbackrest.conf --stanza=main "
-        "--pg1-path=/srv/data archive-get %f \"%p\"'"
+        '--pg1-path=/srv/data archive-get %f "%p"\''
     )
 
 
