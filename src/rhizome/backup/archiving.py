@@ -9,9 +9,9 @@ fetching from the archive (a primary ignores it): a standby whose upstream
 recycled the WAL it needs fetches it there, and a copy restored from the
 repository replays the archive before it streams. Being the keeper's, these
 settings follow the spec (gone when backups are turned off) and are never
-copied by pg_basebackup into another node, as postgresql.auto.conf would be. A keeper without
-`pgbackrest_config` renders nothing of it (its postgresql.conf stays as it
-was) and reports the missing setting instead.
+copied by pg_basebackup into another node, as postgresql.auto.conf would be.
+A keeper without `pgbackrest_config` renders nothing of it (its
+postgresql.conf stays as it was) and reports the missing setting instead.
 """
 
 from __future__ import annotations

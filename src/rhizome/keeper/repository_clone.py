@@ -4,9 +4,9 @@ The newest backup that lies on the upstream's timeline history is restored as
 a standby; the recovery settings pgBackRest writes into postgresql.auto.conf
 are removed (pg_basebackup would copy them to every node cloned from this one
 later): the keeper's own restore_command (backup.archiving) has PostgreSQL
-replay the archive along that history, then stream. A backup of a timeline the upstream
-abandoned (before a failover or a point-in-time restore) could not follow it
-and is never chosen. The backup's end (timeline and LSN) is recorded in the
+replay the archive along that history, then stream. A backup of a timeline
+the upstream abandoned (before a failover or a point-in-time restore) could
+not follow it and is never chosen. The backup's end (timeline and LSN) is recorded in the
 state directory: it is where the copy's WAL ends until PostgreSQL first
 starts on it, which pg_control alone does not say (the copy was never shut
 down), so the plan sees the copy follows the upstream instead of taking it
