@@ -150,6 +150,23 @@ def refuse_bad_input(
     assert not Path(backed.cluster.keepers[node].data_dir / "recovery.signal").exists()
 
 
+def backup_then_switch_over(backed: BackedCluster) -> tuple[str, str]:
+    """20 rows, a full backup, 20 rows (replayed from the archive or the stream by a
+    copy of that backup), a switchover to a standby, 20 rows on the new timeline; the
+    names of the other standby and of the new master."""
+    cluster = backed.cluster
+    master = backed.master()
+    cluster.write(EVENTS_SQL)
+    insert(cluster, 20)
+    assert backed.ctl("backup", "run", "--type", "full") == 0
+    insert(cluster, 20)
+    node, other = sorted(set(cluster.keepers) - {master})
+    assert ctl(cluster, "switchover", "--to", other, "--wait", "--timeout", "30") == 0
+    assert cluster.wait_for_master(TIMEOUT, other_than=master) == other
+    insert(cluster, 20)
+    return node, other
+
+
 def test_a_standby_cloned_from_the_repository_streams_and_can_be_promoted(
     backed_cluster: BackedCluster,
 ) -> None:
@@ -158,15 +175,7 @@ def test_a_standby_cloned_from_the_repository_streams_and_can_be_promoted(
     the backup is older than the master's timeline (a switchover since): the restored
     copy follows the new timeline, neither rewound nor cloned from the master."""
     cluster = backed_cluster.cluster
-    master = backed_cluster.master()
-    cluster.write(EVENTS_SQL)
-    insert(cluster, 20)
-    assert backed_cluster.ctl("backup", "run", "--type", "full") == 0
-    insert(cluster, 20)  # after the backup: replayed from the archive or the stream
-    node, other = sorted(set(cluster.keepers) - {master})
-    assert ctl(cluster, "switchover", "--to", other, "--wait", "--timeout", "30") == 0
-    assert cluster.wait_for_master(TIMEOUT, other_than=master) == other
-    insert(cluster, 20)  # on the new timeline
+    node, other = backup_then_switch_over(backed_cluster)
     clone_from_repository(backed_cluster, node)
     wait_for(lambda: len(event_ids(cluster, node)) == 60, TIMEOUT, f"{node} to replay the rows")
     # replaying the archive it reports the backup's timeline; streaming, the master's

@@ -24,8 +24,7 @@ from tests.integration.backup_support import (
     clone_from_repository,
     start_backed_cluster,
 )
-from tests.integration.test_backup_restore import EVENTS_SQL, drill, event_ids, insert
-from tests.integration.test_failover import ctl
+from tests.integration.test_backup_restore import backup_then_switch_over, drill, event_ids
 
 pytestmark = pytest.mark.integration
 
@@ -43,17 +42,9 @@ def test_archiving_backups_a_clone_and_a_drill_go_through_an_s3_bucket(
     s3_cluster: BackedCluster, capsys: pytest.CaptureFixture[str]
 ) -> None:
     cluster = s3_cluster.cluster
-    master = s3_cluster.master()
-    cluster.write(EVENTS_SQL)
-    insert(cluster, 20)
-    assert s3_cluster.ctl("backup", "run", "--type", "full") == 0
-    insert(cluster, 20)
-    node, other = sorted(set(cluster.keepers) - {master})
-    assert ctl(cluster, "switchover", "--to", other, "--wait", "--timeout", "30") == 0
-    assert cluster.wait_for_master(TIMEOUT, other_than=master) == other
+    node, other = backup_then_switch_over(s3_cluster)
     s3_cluster.wait_archived({"00000002.history"})
     assert s3_cluster.ctl("backup", "check", node=other) == 0
-    insert(cluster, 20)
 
     clone_from_repository(s3_cluster, node)
     wait_for(lambda: len(event_ids(cluster, node)) == 60, TIMEOUT, f"{node} to replay the rows")

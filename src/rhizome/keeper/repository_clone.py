@@ -18,9 +18,8 @@ from __future__ import annotations
 import logging
 
 from rhizome.backup import pgbackrest
-from rhizome.backup.records import parse_info
-from rhizome.backup.restore import remove_recovery_settings
-from rhizome.backup.restore_plan import Backup, backup_on_history, backups_of
+from rhizome.backup.restore import list_backups, remove_recovery_settings
+from rhizome.backup.restore_plan import Backup, RestoreRefused, backup_on_history
 from rhizome.keeper import datadir
 from rhizome.keeper.conffiles import Upstream
 from rhizome.keeper.config import KeeperConfig
@@ -72,12 +71,12 @@ def backup_to_restore(
     if history is None:
         log.warning("cannot read %s's timeline history: cloning from it", upstream.name)
         return None
-    outcome = pgbackrest.run([*repository_options(keeper, stanza), "--output=json"], "info")
-    if not outcome.ok:
+    try:
+        backups = list_backups(repository_options(keeper, stanza), stanza, run_as=None)
+    except RestoreRefused as error:
         log.warning("cannot list the repository's backups (%s): cloning from %s",
-                    outcome.error, upstream.name)  # fmt: skip
+                    error, upstream.name)  # fmt: skip
         return None
-    backups = backups_of(parse_info(outcome.output, stanza))
     chosen = backup_on_history(backups, upstream_timeline, history)
     if chosen is None:
         log.info("no backup of the repository lies on %s's timeline %d history: cloning "
