@@ -16,11 +16,17 @@ etcd, plus a section of its own::
     connect_timeout = 0.5
     request_timeout = 2.0
     endpoint_order = "spread"  # or "listed": see below
+    api = "v3"                 # or "v2": etcd's v2 API (etcd 3.4/3.5 with --enable-v2)
 
 Each agent starts at a random endpoint ("spread", the default), so that one
 frozen or unreachable etcd member slows only some agents' first request after
 it failed (every agent then moves on to a member that answers); "listed"
 starts every agent at the first endpoint listed.
+
+`api = "v2"` keeps the cluster's documents in etcd's v2 key space, through
+python-etcd (rhizome.etcd_v2), for sites whose etcd still runs with v2; etcd
+3.6 removed it. The two key spaces are separate: every agent and rhizomectl
+of a cluster must use the same API (docs/runbooks/etcd-v2.md).
 
 Secrets are never written in the file itself: only paths of files readable
 by the program's user alone.
@@ -36,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from rhizome.etcd import EtcdClient, EtcdConfigurationError, EtcdSettings
+from rhizome.etcd.interface import StoreClient
+from rhizome.etcd_v2 import EtcdV2Client
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.errors import StoreError
 from rhizome.store.keys import DEFAULT_ROOT, ClusterKeys
@@ -50,7 +58,11 @@ ETCD_KEYS = {
     "connect_timeout",
     "request_timeout",
     "endpoint_order",
+    "api",
 }
+ETCD_APIS = ("v3", "v2")
+LEASE_DIRECTORY = "_leases"
+"""Under the store root: the markers of the v2 API's leases (rhizome.etcd_v2.leases)."""
 
 
 class ConfigError(ValueError):
@@ -64,9 +76,17 @@ class StoreConfig:
     etcd: EtcdSettings
     cluster: str
     root: str = DEFAULT_ROOT
+    api: str = "v3"
 
     def open(self) -> ClusterStore:
-        return ClusterStore(EtcdClient(self.etcd), self.cluster, self.root)
+        return ClusterStore(open_client(self.etcd, self.api, self.root), self.cluster, self.root)
+
+
+def open_client(settings: EtcdSettings, api: str, root: str = DEFAULT_ROOT) -> StoreClient:
+    """The client of the chosen etcd API ("v3" or "v2")."""
+    if api == "v2":
+        return EtcdV2Client(settings, lease_directory=f"{root}/{LEASE_DIRECTORY}")
+    return EtcdClient(settings)
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
@@ -111,9 +131,16 @@ def store_config(data: dict[str, Any], source: str) -> StoreConfig:
         raise ConfigError(
             f"{source}: unknown [etcd] settings {unknown}; known: {sorted(ETCD_KEYS)}"
         )
+    api = etcd.get("api", "v3")
+    if api not in ETCD_APIS:
+        raise ConfigError(
+            f'{source}: [etcd] api = {api!r} is unknown; use "v3" (the default) or "v2"'
+            " (etcd's v2 API, etcd started with --enable-v2)"
+        )
     try:
         ClusterKeys(cluster, root)
-        return StoreConfig(etcd=etcd_settings(etcd, source), cluster=cluster, root=root)
+        settings = etcd_settings(etcd, source)
+        return StoreConfig(etcd=settings, cluster=cluster, root=root, api=api)
     except (StoreError, EtcdConfigurationError, TypeError) as error:
         raise ConfigError(f"{source}: {error}") from error
 

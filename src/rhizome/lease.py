@@ -13,7 +13,8 @@ import logging
 import math
 
 from rhizome import clock
-from rhizome.etcd import EtcdClient, EtcdError, EtcdLeaseExpired
+from rhizome.etcd import EtcdError, EtcdLeaseExpired
+from rhizome.etcd.interface import StoreClient
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,7 @@ def renewal_deadline(now: float, renewed_at: float | None, within: float, ttl: f
 class LeaseHolder:
     """Grants, renews and revokes one lease; not thread-safe (one owner)."""
 
-    def __init__(self, client: EtcdClient, ttl: float) -> None:
+    def __init__(self, client: StoreClient, ttl: float) -> None:
         self.client = client
         self.ttl = max(1, math.ceil(ttl))
         self.lease_id: int | None = None

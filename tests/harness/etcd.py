@@ -181,6 +181,7 @@ class EtcdServer(ProcessOwner):
             "--initial-cluster", self.initial_cluster or f"{self.name}={self.peer_url}",
             "--initial-cluster-state", "new", "--initial-cluster-token", self.cluster_token,
             *FAST_RAFT, "--bcrypt-cost", "4", "--logger", "zap", "--log-outputs", "stderr",
+            "--enable-v2=true",  # for the store's v2 backend (rhizome.etcd_v2)
         ]  # fmt: skip
         if self.tls is not None:
             command += ["--cert-file", str(self.tls.server_cert_file)]

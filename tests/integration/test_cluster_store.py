@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rhizome.etcd import EtcdClient, EtcdSettings
+from rhizome.config import ETCD_APIS, open_client
+from rhizome.etcd import EtcdSettings
 from rhizome.spec import ClusterSpec, parse_spec
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.documents import ClusterState, Command, KeeperInfo, LeaderInfo
@@ -13,9 +14,12 @@ from rhizome.store.errors import StoreDocumentError
 pytestmark = [pytest.mark.integration, pytest.mark.etcd_releases]
 
 
-@pytest.fixture
-def store(etcd) -> ClusterStore:
-    return ClusterStore(EtcdClient(EtcdSettings(endpoints=(etcd.client_url,))), "main")
+@pytest.fixture(params=ETCD_APIS)
+def store(etcd, request) -> ClusterStore:
+    """The store on etcd's v3 API, then on its v2 API (python-etcd)."""
+    return ClusterStore(
+        open_client(EtcdSettings(endpoints=(etcd.client_url,)), request.param), "main"
+    )
 
 
 def keeper(name: str) -> KeeperInfo:
@@ -56,6 +60,8 @@ def test_state_round_trips_through_the_store(store):
     ],
 )
 def test_corrupt_or_foreign_spec_is_rejected_naming_the_key(store, raw, problem):
+    if problem == "UTF-8" and not store.client.multi_key_compare:
+        pytest.skip("etcd's v2 API stores text only: test_etcd_v2 checks the refusal")
     store.client.put("/rhizome/main/spec", raw)
     with pytest.raises(StoreDocumentError) as raised:
         store.read_spec()

@@ -1,4 +1,5 @@
-"""The etcd client against real etcd (3.4 and 3.5): KV, CAS, leases and watches."""
+"""The etcd clients against real etcd (3.4 and 3.5): KV, CAS, leases and watches, each on
+etcd's v3 API (rhizome.etcd) and on its v2 API (rhizome.etcd_v2, python-etcd)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,29 @@ from dataclasses import replace
 import pytest
 import urllib3
 
+from rhizome.config import ETCD_APIS, open_client
 from rhizome.etcd import (
-    EtcdClient,
     EtcdLeaseExpired,
     EtcdSettings,
     EtcdUnavailable,
     EventKind,
-    PrefixWatcher,
     WatchUpdate,
 )
+from rhizome.etcd.client import EtcdClient
+from rhizome.etcd.interface import StoreClient, Watcher
 
 pytestmark = [pytest.mark.integration, pytest.mark.etcd_releases]
 
 
-def client_for(*urls: str, request_timeout: float = 1.0) -> EtcdClient:
+@pytest.fixture(params=ETCD_APIS)
+def api(request) -> str:
+    return request.param
+
+
+def client_for(*urls: str, request_timeout: float = 1.0, api: str = "v3") -> StoreClient:
     """A client trying `urls` in the order given (tests choose which member comes first)."""
     settings = EtcdSettings(endpoints=urls, request_timeout=request_timeout)
-    return EtcdClient(replace(settings, endpoint_order="listed"))
+    return open_client(replace(settings, endpoint_order="listed"), api)
 
 
 def wait_for(condition, timeout: float, interval: float = 0.02) -> float:
@@ -40,8 +47,8 @@ def wait_for(condition, timeout: float, interval: float = 0.02) -> float:
     return time.monotonic() - started
 
 
-def test_get_put_delete_and_prefix_reads(etcd):
-    client = client_for(etcd.client_url)
+def test_get_put_delete_and_prefix_reads(etcd, api):
+    client = client_for(etcd.client_url, api=api)
     assert client.get("/p/missing") is None
     first = client.put("/p/a", b"one")
     client.put("/p/b", b"two")
@@ -58,8 +65,8 @@ def test_get_put_delete_and_prefix_reads(etcd):
     assert client.get("/q/c") is not None
 
 
-def test_compare_and_swap_conflicts(etcd):
-    client = client_for(etcd.client_url)
+def test_compare_and_swap_conflicts(etcd, api):
+    client = client_for(etcd.client_url, api=api)
     assert client.put_if_unchanged("/cas", b"created", mod_revision=0) is not None
     assert client.put_if_unchanged("/cas", b"again", mod_revision=0) is None, "create twice"
     current = client.get("/cas")
@@ -74,8 +81,8 @@ def test_compare_and_swap_conflicts(etcd):
     assert client.get("/cas") is None
 
 
-def test_lease_expiry_deletes_keys_within_ttl_plus_one_second(etcd):
-    client = client_for(etcd.client_url)
+def test_lease_expiry_deletes_keys_within_ttl_plus_one_second(etcd, api):
+    client = client_for(etcd.client_url, api=api)
     lease = client.grant_lease(2)
     client.put("/leased", b"alive", lease=lease.id)
     granted = time.monotonic()
@@ -85,8 +92,8 @@ def test_lease_expiry_deletes_keys_within_ttl_plus_one_second(etcd):
         client.keepalive(lease.id)
 
 
-def test_keepalive_keeps_leased_keys(etcd):
-    client = client_for(etcd.client_url)
+def test_keepalive_keeps_leased_keys(etcd, api):
+    client = client_for(etcd.client_url, api=api)
     lease = client.grant_lease(2)
     client.put("/kept", b"alive", lease=lease.id)
     deadline = time.monotonic() + 5.0
@@ -102,7 +109,7 @@ def test_keepalive_keeps_leased_keys(etcd):
 class Collector:
     """Consumes a watcher in a thread, resuming after errors, as agents do."""
 
-    def __init__(self, watcher: PrefixWatcher) -> None:
+    def __init__(self, watcher: Watcher) -> None:
         self.watcher = watcher
         self.updates: list[WatchUpdate] = []
         self.errors: list[Exception] = []
@@ -132,10 +139,10 @@ class Collector:
         assert not self.thread.is_alive(), "watcher did not stop on close()"
 
 
-def test_watch_delivers_every_change_in_order(etcd):
-    client = client_for(etcd.client_url)
+def test_watch_delivers_every_change_in_order(etcd, api):
+    client = client_for(etcd.client_url, api=api)
     client.put("/w/before", b"0")
-    collector = Collector(PrefixWatcher(client, "/w/", idle_timeout=2.0))
+    collector = Collector(client.watcher("/w/", idle_timeout=2.0))
     wait_for(lambda: collector.updates, timeout=2)
     snapshot = collector.updates[0].snapshot
     assert snapshot is not None and [kv.key for kv in snapshot.items] == ["/w/before"]
@@ -154,9 +161,9 @@ def test_watch_delivers_every_change_in_order(etcd):
     assert not collector.errors
 
 
-def test_unreachable_etcd_fails_within_one_second(etcd):
+def test_unreachable_etcd_fails_within_one_second(etcd, api):
     etcd.stop()
-    client = client_for(etcd.client_url)
+    client = client_for(etcd.client_url, api=api)
     started = time.monotonic()
     with pytest.raises(EtcdUnavailable) as raised:
         client.get("/anything")
@@ -164,8 +171,8 @@ def test_unreachable_etcd_fails_within_one_second(etcd):
     assert etcd.client_url in str(raised.value)
 
 
-def test_frozen_etcd_times_out_within_the_configured_bound(etcd):
-    client = client_for(etcd.client_url, request_timeout=1.0)
+def test_frozen_etcd_times_out_within_the_configured_bound(etcd, api):
+    client = client_for(etcd.client_url, request_timeout=1.0, api=api)
     client.put("/frozen", b"before")
     etcd.freeze()
     try:
@@ -179,9 +186,9 @@ def test_frozen_etcd_times_out_within_the_configured_bound(etcd):
     assert client.get("/frozen") is not None, "client works again after thaw"
 
 
-def test_watch_on_frozen_etcd_is_detected_by_the_idle_timeout(etcd):
-    client = client_for(etcd.client_url, request_timeout=1.0)
-    watcher = PrefixWatcher(client, "/idle/", idle_timeout=1.0)
+def test_watch_on_frozen_etcd_is_detected_by_the_idle_timeout(etcd, api):
+    client = client_for(etcd.client_url, request_timeout=1.0, api=api)
+    watcher = client.watcher("/idle/", idle_timeout=1.0)
     failures: list[tuple[float, Exception]] = []
     frozen_at: list[float] = []
 
@@ -207,9 +214,9 @@ def test_watch_on_frozen_etcd_is_detected_by_the_idle_timeout(etcd):
     assert noticed_at - frozen_at[0] <= 1.0 + 1.0 + 1.0  # idle + probe request + slack
 
 
-def test_restart_resumes_calls_and_watches_without_losing_events(etcd):
-    client = client_for(etcd.client_url)
-    collector = Collector(PrefixWatcher(client, "/r/", idle_timeout=1.0))
+def test_restart_resumes_calls_and_watches_without_losing_events(etcd, api):
+    client = client_for(etcd.client_url, api=api)
+    collector = Collector(client.watcher("/r/", idle_timeout=1.0))
     wait_for(lambda: collector.updates, timeout=2)
     written: list[tuple[str, bytes]] = []
 
@@ -240,7 +247,7 @@ def test_compaction_during_a_watch_forces_a_full_reread(etcd):
     client = client_for(etcd.client_url)
     client.put("/c/kept", b"old")
     client.put("/c/removed", b"doomed")
-    watcher = PrefixWatcher(client, "/c/", idle_timeout=2.0)
+    watcher = client.watcher("/c/", idle_timeout=2.0)
     updates = watcher.updates()
     first = next(updates)
     assert first.snapshot is not None and len(first.snapshot.items) == 2
@@ -267,16 +274,16 @@ def leader_index(cluster) -> int:
     raise AssertionError("no member reports itself as the leader")
 
 
-def cluster_client_preferring(cluster, first: int) -> EtcdClient:
+def cluster_client_preferring(cluster, first: int, api: str) -> StoreClient:
     urls = cluster.client_urls
-    return client_for(urls[first], *(url for i, url in enumerate(urls) if i != first))
+    return client_for(urls[first], *(url for i, url in enumerate(urls) if i != first), api=api)
 
 
-def test_killing_the_preferred_member_is_transparent(etcd_cluster):
+def test_killing_the_preferred_member_is_transparent(etcd_cluster, api):
     follower = (leader_index(etcd_cluster) + 1) % 3
-    client = cluster_client_preferring(etcd_cluster, follower)
+    client = cluster_client_preferring(etcd_cluster, follower, api)
     client.put("/ha/before", b"1")
-    collector = Collector(PrefixWatcher(client, "/ha/", idle_timeout=1.0))
+    collector = Collector(client.watcher("/ha/", idle_timeout=1.0))
     wait_for(lambda: collector.updates, timeout=2)
     etcd_cluster[follower].kill()
     for index in range(10):
@@ -290,10 +297,10 @@ def test_killing_the_preferred_member_is_transparent(etcd_cluster):
     assert collector.put_events() == [(f"/ha/{index}", str(index).encode()) for index in range(10)]
 
 
-def test_killing_the_leader_member_recovers_within_an_election(etcd_cluster):
+def test_killing_the_leader_member_recovers_within_an_election(etcd_cluster, api):
     leader = leader_index(etcd_cluster)
-    client = cluster_client_preferring(etcd_cluster, leader)
-    collector = Collector(PrefixWatcher(client, "/ha/", idle_timeout=1.0))
+    client = cluster_client_preferring(etcd_cluster, leader, api)
+    collector = Collector(client.watcher("/ha/", idle_timeout=1.0))
     wait_for(lambda: collector.updates, timeout=2)
     etcd_cluster[leader].kill()
     killed_at = time.monotonic()
@@ -335,13 +342,14 @@ def test_a_member_without_leader_is_skipped_by_calls_and_watches(etcd):
     try:
         electing = f"http://127.0.0.1:{server.server_address[1]}"
         # A fresh client tries the electing member first, for the stream too.
-        stream = client_for(electing, etcd.client_url).transport.open_stream(
+        stream = EtcdClient(client_for(electing, etcd.client_url).settings).transport.open_stream(
             "/watch", {"create_request": {"key": "L3g="}}, idle_timeout=1.0
         )
         stream.release_conn()
         client = client_for(electing, etcd.client_url)
+        assert isinstance(client, EtcdClient)
         client.put("/leaderless/a", b"1")
-        collector = Collector(PrefixWatcher(client, "/leaderless/", idle_timeout=1.0))
+        collector = Collector(client.watcher("/leaderless/", idle_timeout=1.0))
         wait_for(lambda: collector.updates, timeout=3)
         client.put("/leaderless/b", b"2")
         wait_for(lambda: ("/leaderless/b", b"2") in collector.put_events(), timeout=3)

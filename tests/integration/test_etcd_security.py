@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from rhizome.config import ETCD_APIS, open_client
 from rhizome.etcd import (
     EtcdAuthError,
     EtcdClient,
@@ -17,6 +18,11 @@ from rhizome.etcd import (
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.etcd_releases]
+
+
+@pytest.fixture(params=ETCD_APIS)
+def api(request) -> str:
+    return request.param
 
 
 def test_right_password_works_and_wrong_password_is_a_clear_error(etcd_factory, caplog):
@@ -65,37 +71,38 @@ def test_stale_token_is_renewed(etcd_factory, caplog):
     assert "no longer valid" in caplog.text
 
 
-def test_tls_with_a_generated_ca(etcd_factory):
+def test_tls_with_a_generated_ca(etcd_factory, api):
     server = etcd_factory(tls=True)
     assert server.client_url.startswith("https://")
-    client = EtcdClient(
-        EtcdSettings(endpoints=(server.client_url,), ca_file=str(server.tls.ca_file))
+    client = open_client(
+        EtcdSettings(endpoints=(server.client_url,), ca_file=str(server.tls.ca_file)), api
     )
     client.put("/tls/key", b"over TLS")
     item = client.get("/tls/key")
     assert item is not None and item.value == b"over TLS"
 
-    untrusting = EtcdClient(EtcdSettings(endpoints=(server.client_url,)))
+    untrusting = open_client(EtcdSettings(endpoints=(server.client_url,)), api)
     with pytest.raises(EtcdUnavailable, match="TLS handshake failed"):
         untrusting.get("/tls/key")
 
 
-def test_tls_with_client_certificates(etcd_factory):
+def test_tls_with_client_certificates(etcd_factory, api):
     server = etcd_factory(tls=True, client_cert_auth=True)
     tls = server.tls
-    with_certificate = EtcdClient(
+    with_certificate = open_client(
         EtcdSettings(
             endpoints=(server.client_url,),
             ca_file=str(tls.ca_file),
             cert_file=str(tls.client_cert_file),
             key_file=str(tls.client_key_file),
-        )
+        ),
+        api,
     )
     with_certificate.put("/mtls/key", b"1")
     assert with_certificate.get("/mtls/key") is not None
 
-    without_certificate = EtcdClient(
-        EtcdSettings(endpoints=(server.client_url,), ca_file=str(tls.ca_file))
+    without_certificate = open_client(
+        EtcdSettings(endpoints=(server.client_url,), ca_file=str(tls.ca_file)), api
     )
     with pytest.raises(EtcdUnavailable):
         without_certificate.get("/mtls/key")

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from rhizome.etcd import EtcdClient, EtcdSettings
+from rhizome.config import ETCD_APIS, open_client
+from rhizome.etcd import EtcdSettings
 from rhizome.lease import LeaseHolder
 from rhizome.spec import ClusterSpec
 from rhizome.store.cluster_store import ClusterStore
@@ -17,10 +18,11 @@ from rhizome.store.follower import StoreFollower
 pytestmark = [pytest.mark.integration, pytest.mark.etcd_releases]
 
 
-@pytest.fixture
-def store(etcd) -> ClusterStore:
+@pytest.fixture(params=ETCD_APIS)
+def store(etcd, request) -> ClusterStore:
+    """The store on etcd's v3 API, then on its v2 API (python-etcd)."""
     settings = EtcdSettings(endpoints=(etcd.client_url,), request_timeout=1.0)
-    return ClusterStore(EtcdClient(settings), "main")
+    return ClusterStore(open_client(settings, request.param), "main")
 
 
 def keeper(name: str) -> KeeperInfo:

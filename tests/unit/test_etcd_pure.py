@@ -17,14 +17,8 @@ from rhizome.etcd import (
     EtcdUnavailable,
 )
 from rhizome.etcd.client import prefix_range
-from rhizome.etcd.transport import (
-    MINIMUM_ATTEMPT_TIMEOUT,
-    EndpointFailed,
-    EtcdTransport,
-    api_prefix_for,
-    attempt_timeout,
-    raise_for_error,
-)
+from rhizome.etcd.endpoints import MINIMUM_ATTEMPT_TIMEOUT, EndpointFailed, attempt_timeout
+from rhizome.etcd.transport import EtcdTransport, api_prefix_for, raise_for_error
 from rhizome.lease import MINIMUM_BUDGET, outlived, renewal_deadline
 
 ENDPOINTS = ("http://a:1", "http://b:1", "http://c:1")
@@ -133,18 +127,18 @@ def transport(order: str = "listed") -> EtcdTransport:
 
 
 def test_transports_start_at_spread_endpoints():
-    firsts = {transport("spread")._endpoints_in_order()[0] for _ in range(60)}
+    firsts = {transport("spread").rotation.in_order()[0] for _ in range(60)}
     assert firsts == set(ENDPOINTS)
-    assert {transport()._endpoints_in_order()[0] for _ in range(10)} == {"http://a:1"}
+    assert {transport().rotation.in_order()[0] for _ in range(10)} == {"http://a:1"}
 
 
 def test_a_failed_endpoint_is_not_tried_first_again():
     listed = transport()
-    listed._demote("http://a:1")
-    assert listed._endpoints_in_order() == ["http://b:1", "http://c:1", "http://a:1"]
-    listed._prefer("http://c:1")
-    listed._demote("http://b:1")  # another thread's failure: the preference stays
-    assert listed._endpoints_in_order()[0] == "http://c:1"
+    listed.rotation.demote("http://a:1")
+    assert listed.rotation.in_order() == ["http://b:1", "http://c:1", "http://a:1"]
+    listed.rotation.prefer("http://c:1")
+    listed.rotation.demote("http://b:1")  # another thread's failure: the preference stays
+    assert listed.rotation.in_order()[0] == "http://c:1"
 
 
 def test_a_call_with_a_deadline_splits_it_between_endpoints(monkeypatch):

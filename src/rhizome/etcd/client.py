@@ -12,10 +12,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rhizome.etcd.errors import EtcdLeaseExpired, EtcdRequestError
 from rhizome.etcd.transport import EtcdSettings, EtcdTransport, JsonObject
+
+if TYPE_CHECKING:
+    from rhizome.etcd.watch import PrefixWatcher
 
 LEASE_NOT_FOUND = "requested lease not found"
 
@@ -49,12 +52,21 @@ class Lease:
 class EtcdClient:
     """Key-value, transaction and lease calls against one etcd cluster."""
 
+    multi_key_compare = True
+
     def __init__(self, settings: EtcdSettings) -> None:
         self.settings = settings
         self.transport = EtcdTransport(settings)
 
     def close(self) -> None:
         self.transport.close()
+
+    def watcher(
+        self, prefix: str, idle_timeout: float = 5.0, start_revision: int | None = None
+    ) -> PrefixWatcher:
+        from rhizome.etcd.watch import PrefixWatcher  # it imports this module
+
+        return PrefixWatcher(self, prefix, idle_timeout, start_revision)
 
     # -- reads -------------------------------------------------------------
 

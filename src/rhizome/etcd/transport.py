@@ -3,15 +3,8 @@
 One `EtcdTransport` serves one etcd cluster. Each call tries the endpoint that
 answered last, then the others in order, each once, with explicit connect and
 read timeouts; so a call fails within about
-``len(endpoints) * (connect_timeout + request_timeout)``.
-
-A call that must answer by a deadline (a lease renewal before its caller's
-fencing point) gives each endpoint only part of the time left (see
-`attempt_timeout`), so that a frozen or black-holed member leaves time to ask
-the next one. An endpoint that failed is not tried first again: the next one
-is, until another answers. Each transport starts at a random endpoint
-(`endpoint_order = "spread"`), so that one bad member does not hit every
-agent at once.
+``len(endpoints) * (connect_timeout + request_timeout)``. The order of the
+endpoints and the share of a deadline each gets are rhizome.etcd.endpoints'.
 """
 
 from __future__ import annotations
@@ -19,8 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +20,10 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, SSLError, TimeoutError
 
 from rhizome import clock
+from rhizome.etcd.endpoints import (
+    EndpointFailed,
+    EndpointRotation,
+)
 from rhizome.etcd.errors import (
     EtcdAuthError,
     EtcdConfigurationError,
@@ -50,8 +45,6 @@ MEMBER_TROUBLE = ("leader changed", "no leader", "request timed out", "not capab
 # Errors that mean our token went stale (tokens are per member, and expire).
 STALE_TOKEN = ("invalid auth token", "auth token is invalid", "user name is empty")
 ENDPOINT_ORDERS = ("spread", "listed")
-MINIMUM_ATTEMPT_TIMEOUT = 0.25
-"""Seconds an endpoint gets at least, even when the caller's deadline has passed."""
 
 
 @dataclass(frozen=True)
@@ -106,40 +99,14 @@ def check_endpoint(endpoint: str) -> None:
         raise EtcdConfigurationError(f"etcd endpoint {endpoint!r} has no valid port")
 
 
-def attempt_timeout(request_timeout: float, time_left: float | None, endpoints_left: int) -> float:
-    """Seconds one endpoint may take when `time_left` remain until the caller's deadline.
-
-    Without a deadline, the configured request timeout. With one, half of the
-    time left while another endpoint remains to be tried (so that a frozen or
-    black-holed member still leaves half the budget to the others), all of it
-    for the last one; never more than the request timeout, never less than
-    MINIMUM_ATTEMPT_TIMEOUT.
-    """
-    if time_left is None:
-        return request_timeout
-    share = time_left if endpoints_left <= 1 else time_left / 2
-    return min(request_timeout, max(share, MINIMUM_ATTEMPT_TIMEOUT))
-
-
-def rotated(endpoints: list[str], first: int) -> list[str]:
-    """The endpoints starting at index `first`, then the others in order."""
-    return endpoints[first:] + endpoints[:first]
-
-
-class EndpointFailed(Exception):
-    """One endpoint could not serve the call; another one may."""
-
-
 class EtcdTransport:
     """Sends JSON requests to the gateway, failing over between endpoints."""
 
     def __init__(self, settings: EtcdSettings) -> None:
         self.settings = settings
-        self._endpoints = [endpoint.rstrip("/") for endpoint in settings.endpoints]
-        self._preferred = 0
-        if settings.endpoint_order == "spread":
-            self._preferred = secrets.randbelow(len(self._endpoints))
-        self._lock = threading.Lock()
+        self.rotation = EndpointRotation(
+            settings.endpoints, settings.endpoint_order, settings.request_timeout
+        )
         self._api_prefixes: dict[str, str] = {}
         self._tokens: dict[str, str] = {}
         tls: dict[str, Any] = {}
@@ -170,24 +137,24 @@ class EtcdTransport:
 
     def _call_endpoints(self, path: str, payload: JsonObject, deadline: float | None) -> JsonObject:
         failures = []
-        endpoints = self._endpoints_in_order()
+        endpoints = self.rotation.in_order()
         for position, endpoint in enumerate(endpoints):
-            until = self._attempt_deadline(deadline, len(endpoints) - position)
+            until = self.rotation.attempt_deadline(deadline, len(endpoints) - position)
             try:
                 response = self._post_json(endpoint, path, payload, until)
             except EndpointFailed as failure:
                 log.debug("etcd endpoint %s failed: %s", endpoint, failure)
                 failures.append(f"{endpoint}: {failure}")
-                self._demote(endpoint)
+                self.rotation.demote(endpoint)
                 continue
-            self._prefer(endpoint)
+            self.rotation.prefer(endpoint)
             return response
         raise EtcdUnavailable("no etcd endpoint answered (" + "; ".join(failures) + ")")
 
     def open_stream(self, path: str, payload: JsonObject, idle_timeout: float) -> Any:
         """Open a streaming POST (a watch); reads time out after `idle_timeout` of silence."""
         failures = []
-        for endpoint in self._endpoints_in_order():
+        for endpoint in self.rotation.in_order():
             try:
                 response = self._send(endpoint, path, payload, idle_timeout, stream=True)
                 if response.status != 200:
@@ -196,34 +163,11 @@ class EtcdTransport:
                     raise_for_error(endpoint, response.status, body)
             except EndpointFailed as failure:  # e.g. "no leader" while a member restarts
                 failures.append(f"{endpoint}: {failure}")
-                self._demote(endpoint)
+                self.rotation.demote(endpoint)
                 continue
-            self._prefer(endpoint)
+            self.rotation.prefer(endpoint)
             return response
         raise EtcdUnavailable("no etcd endpoint accepted the watch (" + "; ".join(failures) + ")")
-
-    def _attempt_deadline(self, deadline: float | None, endpoints_left: int) -> float | None:
-        if deadline is None:
-            return None
-        now = clock.monotonic()
-        timeout = attempt_timeout(self.settings.request_timeout, deadline - now, endpoints_left)
-        return now + timeout
-
-    def _endpoints_in_order(self) -> list[str]:
-        with self._lock:
-            first = self._preferred
-        return rotated(self._endpoints, first)
-
-    def _prefer(self, endpoint: str) -> None:
-        with self._lock:
-            self._preferred = self._endpoints.index(endpoint)
-
-    def _demote(self, endpoint: str) -> None:
-        """A failed endpoint is not tried first again (by any thread) until it answers."""
-        with self._lock:
-            failed = self._endpoints.index(endpoint)
-            if self._preferred == failed:
-                self._preferred = (failed + 1) % len(self._endpoints)
 
     def _post_json(
         self, endpoint: str, path: str, payload: JsonObject, until: float | None

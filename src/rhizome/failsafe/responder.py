@@ -13,7 +13,8 @@ from collections.abc import Callable
 
 from rhizome import clock
 from rhizome.api.requests import Handler, Page, Request, json_page
-from rhizome.etcd import EtcdClient, EtcdError
+from rhizome.etcd import EtcdError
+from rhizome.etcd.interface import StoreClient
 from rhizome.failsafe.rules import Answer, FailsafeRequest, parse_request
 
 PROBE_TIMEOUT = 0.5
@@ -24,7 +25,7 @@ UNAUTHENTICATED = (
 )
 
 
-def reaches_store(client: EtcdClient, key: str) -> bool:
+def reaches_store(client: StoreClient, key: str) -> bool:
     """One read that etcd answers only with a quorum; False when it fails in time."""
     try:
         client.revision(key, deadline=clock.monotonic() + PROBE_TIMEOUT)

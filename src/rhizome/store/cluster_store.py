@@ -9,7 +9,7 @@ invalid document never reaches the store.
 
 from __future__ import annotations
 
-from rhizome.etcd import EtcdClient, PrefixWatcher
+from rhizome.etcd.interface import StoreClient, Watcher
 from rhizome.spec import ClusterSpec
 from rhizome.store.backups import LAST_BACKUP, BackupRecord
 from rhizome.store.codec import DocumentType, encode_document
@@ -26,9 +26,9 @@ from rhizome.store.view import ClusterView, Stored, build_view, decode_stored
 
 
 class ClusterStore:
-    """The documents of one cluster, on top of an `EtcdClient`."""
+    """The documents of one cluster, on top of an etcd client (v3 or v2)."""
 
-    def __init__(self, client: EtcdClient, cluster: str, root: str = DEFAULT_ROOT) -> None:
+    def __init__(self, client: StoreClient, cluster: str, root: str = DEFAULT_ROOT) -> None:
         self.client = client
         self.keys = ClusterKeys(cluster, root)
 
@@ -37,9 +37,9 @@ class ClusterStore:
         result = self.client.get_prefix(self.keys.prefix)
         return build_view(self.keys, result.revision, result.items)
 
-    def watcher(self, idle_timeout: float = 5.0) -> PrefixWatcher:
+    def watcher(self, idle_timeout: float = 5.0) -> Watcher:
         """A watcher of the whole cluster prefix (feed its snapshots and events to a view)."""
-        return PrefixWatcher(self.client, self.keys.prefix, idle_timeout=idle_timeout)
+        return self.client.watcher(self.keys.prefix, idle_timeout=idle_timeout)
 
     # -- spec and state: compare-and-swap -----------------------------------
 
@@ -100,9 +100,24 @@ class ClusterStore:
     # -- leader election -----------------------------------------------------
 
     def campaign(self, leader: LeaderInfo, lease: int) -> bool:
-        """Become leader if nobody is: create the leader key on our lease."""
+        """Become leader if nobody is: create the leader key on our lease.
+
+        Without multi-key transactions (etcd's v2 API) the guard of `write_state`
+        reads the leader key just before the compare-and-swap of state, so a new
+        leader first rewrites state unchanged: a deposed leader that passed its
+        check before that cannot write state any more (its compare fails).
+        """
         key = self.keys.single(KeyKind.LEADER)
-        return self.client.put_if_unchanged(key, encode_document(leader), 0, lease) is not None
+        won = self.client.put_if_unchanged(key, encode_document(leader), 0, lease) is not None
+        if won and not self.client.multi_key_compare:
+            self._claim_state()
+        return won
+
+    def _claim_state(self) -> None:
+        key = self.keys.single(KeyKind.STATE)
+        current = self.client.get(key)
+        if current is not None:
+            self.client.put_if_unchanged(key, current.value, current.mod_revision)
 
     def read_leader(self) -> Stored[LeaderInfo] | None:
         return self._read_single(KeyKind.LEADER, LeaderInfo)
