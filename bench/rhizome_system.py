@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.probes import Endpoint
+from tests.harness.agents import etcd_section
 from tests.harness.cluster import LocalCluster, wait_for
 from tests.harness.etcd import EtcdServer, http_get
 from tests.harness.ports import LOOPBACK, free_port
@@ -34,15 +35,19 @@ class RhizomeSystem:
         etcd: EtcdServer,
         spec: dict[str, Any] | None = None,
         keeper_count: int = 3,
+        etcd_api: str = "v3",
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        self.cluster = LocalCluster(directory, etcd, keeper_count=keeper_count, spec=spec)
+        self.cluster = LocalCluster(
+            directory, etcd, keeper_count=keeper_count, spec=spec, etcd_api=etcd_api
+        )
         self.etcd = etcd
+        self.etcd_api = etcd_api
         self.proxy_port = free_port()
         self.proxy_http_port = free_port()
         config = directory / "proxy.toml"
         config.write_text(
-            f'cluster = "main"\n[etcd]\nendpoints = ["{etcd.client_url}"]\nrequest_timeout = 1.0\n'
+            f'cluster = "main"\n{etcd_section([etcd.client_url], etcd_api)}'
             f'[proxy]\nid = "bench"\nread_write_listen = "{LOOPBACK}:{self.proxy_port}"\n'
             f'[api]\nlisten = "{LOOPBACK}:{self.proxy_http_port}"\n'
         )
@@ -109,7 +114,8 @@ class RhizomeSystem:
     def switchover(self) -> None:
         """`rhizomectl switchover --wait`: returns once the sentinel reports it done."""
         command = [sys.executable, "-m", "rhizome.cli.main", "--endpoints", self.etcd.client_url]
-        command += ["--cluster", "main", "switchover", "--wait", "--timeout", "60"]
+        command += ["--cluster", "main", "--etcd-api", self.etcd_api]
+        command += ["switchover", "--wait", "--timeout", "60"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"rhizomectl switchover failed: {result.stdout}{result.stderr}")

@@ -18,7 +18,8 @@ from typing import Any, TypeVar
 import psycopg2
 import psycopg2.extensions
 
-from rhizome.etcd import EtcdClient, EtcdError, EtcdSettings
+from rhizome.config import open_client
+from rhizome.etcd import EtcdError, EtcdSettings
 from rhizome.spec import parse_spec
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.documents import ClusterState
@@ -52,12 +53,13 @@ class LocalCluster:
         sentinel_count: int = 1,
         spec: dict[str, Any] | None = None,
         cluster: str = "main",
+        etcd_api: str = "v3",
     ) -> None:
         self.directory = directory
         self.etcd = etcd
         self.spec = parse_spec(spec or {})
         settings = EtcdSettings(endpoints=(etcd.client_url,), request_timeout=1.0)
-        self.store = ClusterStore(EtcdClient(settings), cluster)
+        self.store = ClusterStore(open_client(settings, etcd_api), cluster)
         password = "test-superuser-password"
         self.keepers = {
             f"pg{index}": KeeperProcess(
@@ -67,11 +69,14 @@ class LocalCluster:
                 cluster=cluster,
                 superuser_password=password,
                 log_level="info",
+                etcd_api=etcd_api,
             )
             for index in range(1, keeper_count + 1)
         }
         self.sentinels = [
-            SentinelProcess.for_etcd(directory / "sentinels", f"sentinel{index}", etcd, cluster)
+            SentinelProcess.for_etcd(
+                directory / "sentinels", f"sentinel{index}", etcd, cluster, etcd_api
+            )
             for index in range(sentinel_count)
         ]
 

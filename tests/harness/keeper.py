@@ -31,6 +31,7 @@ from rhizome.store.documents import (
     KeeperInfo,
     SynchronousStandbys,
 )
+from tests.harness.agents import etcd_section
 from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.postgres import POSTGRES_BIN, run_statement
 from tests.harness.processes import ProcessOwner, ServerProcess, descendant_pids, is_alive
@@ -63,11 +64,13 @@ class KeeperProcess(ProcessOwner):
         replication_password: str | None = None,
         log_level: str = "debug",
         extra_settings: dict[str, str] | None = None,
+        etcd_api: str = "v3",
     ) -> None:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.name = name
         self.cluster = cluster
         self.etcd_endpoints = list(etcd_endpoints)
+        self.etcd_api = etcd_api
         self.log_path = log_dir / f"keeper-{name}.log"
         self.host = LOOPBACK
         self.port = free_port()
@@ -98,7 +101,6 @@ class KeeperProcess(ProcessOwner):
         return path
 
     def config_text(self) -> str:
-        endpoints = ", ".join(f'"{endpoint}"' for endpoint in self.etcd_endpoints)
         settings = {
             "name": self.name,
             "data_dir": str(self.data_dir),
@@ -113,8 +115,8 @@ class KeeperProcess(ProcessOwner):
             "log_level": self.log_level,
             **self.extra_settings,
         }
-        lines = [f'cluster = "{self.cluster}"', "[etcd]", f"endpoints = [{endpoints}]"]
-        lines += ["request_timeout = 1.0", "[keeper]"]
+        lines = [f'cluster = "{self.cluster}"', etcd_section(self.etcd_endpoints, self.etcd_api)]
+        lines += ["[keeper]"]
         lines += [
             f"{key} = {value}" if isinstance(value, int) else f'{key} = "{value}"'
             for key, value in settings.items()

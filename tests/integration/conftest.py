@@ -51,17 +51,23 @@ def guard_and_postgres(keeper: KeeperProcess) -> list[int]:
 
 
 @pytest.fixture
-def sentinel(etcd):
+def etcd_api() -> str:
+    """The etcd API the agents use; a test parametrizes it to run on "v2" too."""
+    return "v3"
+
+
+@pytest.fixture
+def sentinel(etcd, etcd_api):
     """A stand-in for the sentinel: the test writes state and keeper documents through it."""
-    stand_in = StandInSentinel(etcd.client_url)
+    stand_in = StandInSentinel(etcd.client_url, etcd_api=etcd_api)
     yield stand_in
     stand_in.close()
 
 
 @pytest.fixture
-def proxy(etcd, tmp_path, sentinel):
+def proxy(etcd, tmp_path, sentinel, etcd_api):
     """A rhizome-proxy process with default settings, following that cluster."""
-    process = ProxyProcess(tmp_path / "proxy", etcd.client_url)
+    process = ProxyProcess(tmp_path / "proxy", etcd.client_url, etcd_api)
     yield process
     process.stop()
 

@@ -11,6 +11,7 @@ import psycopg2
 import pytest
 
 from rhizome.cli.main import main as rhizomectl
+from rhizome.config import ETCD_APIS
 from rhizome.store.keys import KeyKind
 from tests.harness.cluster import LocalCluster, Writer, close_quietly, wait_for
 from tests.harness.processes import descendant_pids, is_alive
@@ -21,11 +22,11 @@ FAILOVER_TIMEOUT = 30.0
 
 
 @pytest.fixture
-def make_cluster(tmp_path, etcd):
+def make_cluster(tmp_path, etcd, etcd_api):
     clusters: list[LocalCluster] = []
 
     def make(spec: dict | None = None) -> tuple[LocalCluster, str]:
-        cluster = LocalCluster(tmp_path, etcd, spec=spec)
+        cluster = LocalCluster(tmp_path, etcd, spec=spec, etcd_api=etcd_api)
         clusters.append(cluster)
         try:
             return cluster, cluster.start()
@@ -108,6 +109,7 @@ def test_postgres_crash_fails_over_and_the_old_master_rejoins(make_cluster):
     assert state.history[-1].old_master == master and state.history[-1].new_master == new_master
 
 
+@pytest.mark.parametrize("etcd_api", ETCD_APIS)
 def test_host_death_fails_over_and_the_node_rejoins_when_back(make_cluster):
     cluster, master = make_cluster()
     writer = Writer(cluster).start()

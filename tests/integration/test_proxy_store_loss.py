@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from rhizome.config import ETCD_APIS
 from tests.harness.ports import LOOPBACK
 from tests.integration.test_proxy_support import (
     FAST_TIMING,
@@ -59,13 +60,14 @@ class HeldClient(threading.Thread):
             self.error = error
 
 
+@pytest.mark.parametrize("etcd_api", ETCD_APIS)
 def test_frozen_etcd_closes_connections_within_the_deadline_then_recovers(
-    postgres_factory, etcd, sentinel, tmp_path
+    postgres_factory, etcd, sentinel, tmp_path, etcd_api
 ):
     pg1 = postgres_factory("pg1")
     sentinel.members["pg1"] = pg1
     sentinel.route_to("pg1")
-    proxy = ProxyProcess(tmp_path / "proxy", etcd.client_url)
+    proxy = ProxyProcess(tmp_path / "proxy", etcd.client_url, etcd_api)
     held = HeldClient(proxy)
     try:
         proxy.start()
@@ -91,14 +93,15 @@ def test_frozen_etcd_closes_connections_within_the_deadline_then_recovers(
         proxy.stop()
 
 
+@pytest.mark.parametrize("etcd_api", ETCD_APIS)
 def test_a_partitioned_proxy_resumes_with_the_new_master_never_the_old(
-    postgres_factory, etcd, sentinel, tmp_path
+    postgres_factory, etcd, sentinel, tmp_path, etcd_api
 ):
     pg1, pg2 = postgres_factory("pg1"), postgres_factory("pg2")
     sentinel.members.update(pg1=pg1, pg2=pg2)
     sentinel.route_to("pg1")
     relay = TcpRelay((LOOPBACK, etcd.client_port))
-    proxy = ProxyProcess(tmp_path / "proxy", relay.url)
+    proxy = ProxyProcess(tmp_path / "proxy", relay.url, etcd_api)
     held = HeldClient(proxy)
     try:
         proxy.start()

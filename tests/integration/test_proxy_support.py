@@ -22,7 +22,8 @@ from typing import Any
 
 import psycopg2
 
-from rhizome.etcd import EtcdClient, EtcdSettings
+from rhizome.config import open_client
+from rhizome.etcd import EtcdSettings
 from rhizome.spec import ClusterSpec, TimingSettings
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.documents import (
@@ -32,6 +33,7 @@ from rhizome.store.documents import (
     ProxyTarget,
 )
 from rhizome.store.state import DRAINING_PHASE, Operation
+from tests.harness.agents import etcd_section
 from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.postgres import PostgresInstance
 from tests.harness.processes import ServerProcess
@@ -66,7 +68,9 @@ def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes]:
 class ProxyProcess:
     """One rhizome-proxy process on loopback ports."""
 
-    def __init__(self, directory: Path, etcd_url: str, **settings: Any) -> None:
+    def __init__(
+        self, directory: Path, etcd_url: str, etcd_api: str = "v3", **settings: Any
+    ) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=True)
         self.id = settings.pop("id", "proxy1")
@@ -74,18 +78,16 @@ class ProxyProcess:
         self.read_only_port = free_port() if settings.pop("read_only", False) else None
         self.http_port = free_port()
         self.config_path = directory / f"{self.id}.toml"
-        self.config_path.write_text(self.render(etcd_url, settings))
+        self.config_path.write_text(self.render(etcd_url, etcd_api, settings))
         self.process = ServerProcess(
             [sys.executable, "-m", "rhizome.proxy.main", "-c", str(self.config_path)],
             directory / f"{self.id}.log",
         )
 
-    def render(self, etcd_url: str, settings: dict[str, Any]) -> str:
+    def render(self, etcd_url: str, etcd_api: str, settings: dict[str, Any]) -> str:
         lines = [
             f'cluster = "{CLUSTER}"',
-            "[etcd]",
-            f'endpoints = ["{etcd_url}"]',
-            "request_timeout = 1.0",
+            etcd_section([etcd_url], etcd_api),
             "[proxy]",
             f'id = "{self.id}"',
             f'read_write_listen = "{LOOPBACK}:{self.port}"',
@@ -160,8 +162,10 @@ def port_through(proxy: ProxyProcess, read_only: bool = False) -> int:
 class StandInSentinel:
     """Writes spec, state and keeper documents the way the sentinel and keepers would."""
 
-    def __init__(self, etcd_url: str, timing: TimingSettings = FAST_TIMING) -> None:
-        self.client = EtcdClient(EtcdSettings(endpoints=(etcd_url,)))
+    def __init__(
+        self, etcd_url: str, timing: TimingSettings = FAST_TIMING, etcd_api: str = "v3"
+    ) -> None:
+        self.client = open_client(EtcdSettings(endpoints=(etcd_url,)), etcd_api)
         self.store = ClusterStore(self.client, CLUSTER)
         self.lease = self.client.grant_lease(60)
         self.members: dict[str, PostgresInstance | tuple[str, int]] = {}

@@ -16,6 +16,7 @@ import pytest
 
 from bench.probes import WritingClient, create_table, failures
 from bench.rhizome_system import RhizomeSystem
+from rhizome.config import ETCD_APIS
 
 pytestmark = pytest.mark.integration
 
@@ -24,8 +25,8 @@ NEW_CONNECTION_CLIENTS = 3
 
 
 @pytest.fixture
-def system(tmp_path, etcd):
-    rhizome = RhizomeSystem(tmp_path / "rhizome", etcd)
+def system(tmp_path, etcd, etcd_api):
+    rhizome = RhizomeSystem(tmp_path / "rhizome", etcd, etcd_api=etcd_api)
     try:
         rhizome.start()
     except AssertionError as error:
@@ -34,6 +35,7 @@ def system(tmp_path, etcd):
     rhizome.stop()
 
 
+@pytest.mark.parametrize("etcd_api", ETCD_APIS)
 def test_switchovers_fail_no_new_connection_and_lose_no_write(system):
     endpoint = system.endpoint
     create_table(endpoint)

@@ -2,8 +2,8 @@
 
 The store settings come from the shared TOML configuration (see
 `rhizome.config`): `--config FILE`, else $RHIZOME_CONFIG, else
-/etc/rhizome/rhizomectl.toml. `--endpoints` and `--cluster` override the file;
-with both given no file is needed.
+/etc/rhizome/rhizomectl.toml. `--endpoints`, `--cluster` and `--etcd-api`
+override the file; with the first two given no file is needed.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class StoreOptions:
     config: str | None = None
     endpoints: str | None = None
     cluster: str | None = None
+    etcd_api: str | None = None
 
 
 def split_endpoints(text: str) -> list[str]:
@@ -61,14 +62,18 @@ def resolve_store_config(
 
 
 def overridden(data: dict[str, Any], options: StoreOptions) -> dict[str, Any]:
-    """The configuration data with `--endpoints` and `--cluster` applied."""
+    """The configuration data with `--endpoints`, `--cluster` and `--etcd-api` applied."""
     result = dict(data)
     if options.cluster is not None:
         result["cluster"] = options.cluster
+    etcd = result.get("etcd")
+    etcd = {**(etcd if isinstance(etcd, dict) else {})}
     if options.endpoints is not None:
-        etcd = result.get("etcd")
-        result["etcd"] = {**(etcd if isinstance(etcd, dict) else {})}
-        result["etcd"]["endpoints"] = split_endpoints(options.endpoints)
+        etcd["endpoints"] = split_endpoints(options.endpoints)
+    if options.etcd_api is not None:
+        etcd["api"] = options.etcd_api
+    if etcd:
+        result["etcd"] = etcd
     return result
 
 

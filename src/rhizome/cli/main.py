@@ -47,7 +47,9 @@ def error_message(error: Exception, options: StoreOptions) -> str:
 
 def run(arguments: argparse.Namespace) -> int:
     """Open the store from the global options and run the chosen command's handler."""
-    options = StoreOptions(arguments.config, arguments.endpoints, arguments.cluster)
+    options = StoreOptions(
+        arguments.config, arguments.endpoints, arguments.cluster, arguments.etcd_api
+    )
     local = getattr(arguments, "local_handler", None)  # a command that needs no store
     try:
         if local is not None:

@@ -17,6 +17,7 @@ from rhizome.cli.reports import run_history, run_status
 from rhizome.cli.spec_commands import run_init, run_spec_apply, run_spec_patch, run_spec_show
 from rhizome.cli.upgrade_commands import add_upgrade_arguments, run_upgrade_check
 from rhizome.cli.upgrade_replication import LocalHandler, add_upgrade_commands
+from rhizome.config import ETCD_APIS
 
 Handler = Callable[[Context, argparse.Namespace], int]
 
@@ -31,7 +32,7 @@ TIMEOUT_HELP += f" --wait waits (default {DEFAULT_COMMAND_TIMEOUT:.0f})"
 
 
 def add_global_options(parser: argparse.ArgumentParser, *, in_command: bool) -> None:
-    """--config, --endpoints, --cluster: accepted before and after the command."""
+    """--config, --endpoints, --cluster, --etcd-api: accepted before and after the command."""
     default = argparse.SUPPRESS if in_command else None
     group = parser.add_argument_group("where the cluster lives")
     config_help = f"TOML configuration (default: ${CONFIG_ENVIRONMENT}, else {DEFAULT_CONFIG_PATH})"
@@ -40,6 +41,9 @@ def add_global_options(parser: argparse.ArgumentParser, *, in_command: bool) -> 
         "--endpoints", metavar="URL,URL", default=default, help="etcd endpoints (override)"
     )
     group.add_argument("--cluster", metavar="NAME", default=default, help="cluster name (override)")
+    group.add_argument(
+        "--etcd-api", choices=ETCD_APIS, default=default, help="etcd's v3 or v2 API (override)"
+    )
 
 
 def positive_seconds(text: str) -> float:
