@@ -43,7 +43,6 @@ from typing import Any
 
 from rhizome.etcd import EtcdClient, EtcdConfigurationError, EtcdSettings
 from rhizome.etcd.interface import StoreClient
-from rhizome.etcd_v2 import EtcdV2Client
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.errors import StoreError
 from rhizome.store.keys import DEFAULT_ROOT, ClusterKeys
@@ -85,6 +84,8 @@ class StoreConfig:
 def open_client(settings: EtcdSettings, api: str, root: str = DEFAULT_ROOT) -> StoreClient:
     """The client of the chosen etcd API ("v3" or "v2")."""
     if api == "v2":
+        from rhizome.etcd_v2 import EtcdV2Client  # python-etcd only where it is used
+
         return EtcdV2Client(settings, lease_directory=f"{root}/{LEASE_DIRECTORY}")
     return EtcdClient(settings)
 

@@ -37,7 +37,9 @@ def test_endpoints_and_cluster_override_the_file_and_then_need_none(tmp_path):
     assert overridden.etcd.endpoints == ("http://a:1", "http://b:2")
     assert overridden.etcd.request_timeout == 1.5, "the file's other settings stay"
     alone = resolve_store_config(StoreOptions(endpoints="http://a:1", cluster="main"), {})
-    assert alone.etcd.endpoints == ("http://a:1",)
+    assert alone.etcd.endpoints == ("http://a:1",) and alone.api == "v3"
+    on_v2 = StoreOptions(endpoints="http://a:1", cluster="main", etcd_api="v2")
+    assert resolve_store_config(on_v2, {}).api == "v2"
 
 
 def test_a_missing_default_configuration_says_how_to_give_one(monkeypatch, tmp_path):

@@ -8,6 +8,7 @@ import re
 import pytest
 
 from rhizome.config import ConfigError, load_file, read_secret_file, store_config
+from rhizome.etcd_v2 import EtcdV2Client
 
 
 def write(path, text: str, mode: int = 0o600):
@@ -28,6 +29,17 @@ def test_a_complete_configuration_loads(tmp_path):
     assert config.cluster == "main" and config.root == "/rhizome"
     assert config.etcd.password == "s3cret" and config.etcd.request_timeout == 1.5
     assert "s3cret" not in repr(config)
+    assert config.api == "v3"
+
+
+def test_the_v2_api_opens_a_python_etcd_client_with_its_lease_directory_under_the_root(tmp_path):
+    text = 'cluster = "main"\nstore_root = "/ha"\n[etcd]\nendpoints = ["http://x:1"]\napi = "v2"\n'
+    config_file = write(tmp_path / "v2.toml", text)
+    config = store_config(load_file(config_file), str(config_file))
+    store = config.open()
+    assert isinstance(store.client, EtcdV2Client) and not store.client.multi_key_compare
+    assert store.client.lease_directory == "/ha/_leases"
+    assert store.client.marker(5) == "/ha/_leases/00000000000000000005"
 
 
 @pytest.mark.parametrize(
@@ -40,6 +52,10 @@ def test_a_complete_configuration_loads(tmp_path):
         ('cluster = "main"\n[etcd]\nendpoints = ["http://x:1"]\nendpoint = 1\n', "unknown"),
         ('cluster = "Main Cluster"\n[etcd]\nendpoints = ["http://x:1"]\n', "cluster name"),
         ('cluster = "main"\n[etcd\n', "not valid TOML"),
+        (
+            'cluster = "main"\n[etcd]\nendpoints = ["http://x:1"]\napi = "v4"\n',
+            '"v3" (the default) or "v2"',
+        ),
     ],
 )
 def test_bad_configurations_name_the_problem(tmp_path, text, problem):

@@ -15,6 +15,7 @@ from rhizome.cli.cutover_command import run_cutover, run_link_command
 from rhizome.cli.operations import run_maintenance, run_pause, run_remove, run_resume
 from rhizome.cli.reports import run_history, run_status
 from rhizome.cli.spec_commands import run_init, run_spec_apply, run_spec_patch, run_spec_show
+from rhizome.cli.store_move import add_store_move_command
 from rhizome.cli.upgrade_commands import add_upgrade_arguments, run_upgrade_check
 from rhizome.cli.upgrade_replication import LocalHandler, add_upgrade_commands
 from rhizome.config import ETCD_APIS
@@ -181,6 +182,7 @@ def add_operation_commands(commands: CommandSet) -> None:
         add_wait_options(parser)
     commands.add("pause", "stop the sentinel's automatic changes (spec.paused)", run_pause)
     commands.add("resume", "end a pause", run_resume)
+    add_store_move_command(commands)
 
 
 def add_keeper_commands(commands: CommandSet) -> None:

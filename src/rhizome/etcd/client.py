@@ -52,6 +52,7 @@ class Lease:
 class EtcdClient:
     """Key-value, transaction and lease calls against one etcd cluster."""
 
+    api = "v3"
     multi_key_compare = True
 
     def __init__(self, settings: EtcdSettings) -> None:

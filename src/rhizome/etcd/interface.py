@@ -29,6 +29,8 @@ class CountsRequests(Protocol):
 
 class StoreClient(Protocol):
     settings: EtcdSettings
+    api: str
+    """"v3" or "v2": etcd's API the client speaks."""
 
     @property
     def transport(self) -> CountsRequests: ...

@@ -38,6 +38,7 @@ COMPARE_FAILURES = (etcd.EtcdCompareFailed, etcd.EtcdAlreadyExist, etcd.EtcdKeyN
 class EtcdV2Client:
     """Key-value, compare-and-swap and lease calls on one etcd cluster's v2 API."""
 
+    api = "v2"
     multi_key_compare = False
     """A write cannot be made conditional on another key atomically."""
 
