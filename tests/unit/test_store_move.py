@@ -28,9 +28,15 @@ def item(key: str, document, lease: int = 0) -> KeyValue:
     return KeyValue(key, encode_document(document), 3, 5, 1, lease)
 
 
-def keeper(name: str) -> KeyValue:
+def keeper(name: str, holding: bool = True) -> KeyValue:
     info = KeeperInfo(
-        name=name, host="10.0.0.1", port=5432, observed_at=1.0, running=True, healthy=True
+        name=name,
+        host="10.0.0.1",
+        port=5432,
+        observed_at=1.0,
+        running=True,
+        healthy=True,
+        holding=holding,
     )
     return item(KEYS.member(KeyKind.KEEPER, name), info, lease=9)
 
@@ -64,6 +70,7 @@ def test_a_second_copy_copies_nothing_and_a_different_target_refuses():
         (source(ClusterSpec()), "pause cluster main first"),
         (source()[1:], "no spec"),
         ([*source(), KeyValue(KEYS.single(KeyKind.STATE), b"{", 3, 5, 1, 0)], "corrupt"),
+        ([*source()[:4], keeper("pg2", holding=False)], "not in force yet on keepers pg2"),
     ],
 )
 def test_a_move_that_cannot_be_done_safely_is_refused(items, problem):

@@ -10,6 +10,7 @@ Runbook: docs/runbooks/etcd-v2.md.
 from __future__ import annotations
 
 import argparse
+import time
 from typing import TYPE_CHECKING
 
 from rhizome.cli.context import Context
@@ -20,6 +21,11 @@ from rhizome.store.move import MoveRefused, copy_plan, finish_problems
 
 if TYPE_CHECKING:
     from rhizome.cli.parser import CommandSet
+
+HOLD_SETTLE = 3.0
+"""Seconds to wait before telling the operator to restart the agents: a keeper's guard
+enters `hold` on the keeper's pass after its `holding: true` is stored (about a second);
+a keeper restarted before that would fence its PostgreSQL (its lease is on the old API)."""
 
 
 def add_store_move_command(commands: CommandSet) -> None:
@@ -56,6 +62,7 @@ def run_store_move(context: Context, arguments: argparse.Namespace) -> int:
     for key, value in plan:
         if target.put_if_unchanged(key, value, 0) is None:
             raise OperationFailed(f"{key} appeared in the target API meanwhile; run the move again")
+    time.sleep(HOLD_SETTLE)
     context.say(
         f"copied {len(plan)} documents of cluster {context.cluster} to the {arguments.to_api} API"
         f" ({len(target_items)} were there already). Now restart every agent with"

@@ -31,7 +31,9 @@ def copy_plan(
     keys: ClusterKeys, source: Iterable[KeyValue], target: Iterable[KeyValue]
 ) -> list[tuple[str, bytes]]:
     """The (key, value) pairs to create on the target; raises MoveRefused when the source
-    is not paused, holds a corrupt document, or the target holds other documents."""
+    is not paused (or a keeper does not hold its PostgreSQL under the pause yet: the
+    agents' restarts on the target API must not fence it), holds a corrupt document,
+    or the target holds other documents."""
     source_items = list(source)
     view = build_view(keys, 0, source_items)
     if view.problems:
@@ -42,6 +44,13 @@ def copy_plan(
     if not view.spec.document.paused:
         raise MoveRefused(
             f"pause cluster {keys.cluster} first (`rhizomectl pause`): it moves paused"
+        )
+    not_holding = sorted(name for name, kept in view.keepers.items() if not kept.document.holding)
+    if not_holding:
+        raise MoveRefused(
+            f"the pause is not in force yet on keepers {', '.join(not_holding)} (they do not"
+            " report holding: a restart now would fence their PostgreSQL); run this again in a"
+            " few seconds"
         )
     existing = {item.key: item.value for item in target}
     plan = []
