@@ -45,6 +45,17 @@ REPLICATION_PASSWORD = "rhizome-test-replication-" + secrets.token_hex(6)
 """Every keeper of a test cluster must share the passwords: the defaults are per test run."""
 
 
+def remove_data_dir(path: Path, attempts: int = 20) -> None:
+    """Remove a data directory its PostgreSQL may still write to: files it deletes or
+    creates meanwhile make one walk fail, so walk again until the directory is gone."""
+    for _ in range(attempts):
+        shutil.rmtree(path, ignore_errors=True)
+        if not path.exists():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{path} could not be removed")
+
+
 def _chown(path: Path) -> None:
     if os.geteuid() == 0:
         shutil.chown(path, OS_USER, OS_USER)

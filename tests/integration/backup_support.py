@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 from rhizome.cli.main import main as rhizomectl
 from tests.harness.cluster import LocalCluster, wait_for
+from tests.harness.keeper import remove_data_dir
 from tests.harness.pgbackrest import BackupRepository
 from tests.harness.processes import descendant_pids
 
@@ -79,7 +79,7 @@ def clone_from_repository(backed: BackedCluster, node: str) -> str:
     nodes without pgBackRest, which then cannot start)."""
     keeper = backed.cluster.keepers[node]
     keeper.stop()
-    shutil.rmtree(keeper.data_dir)
+    remove_data_dir(keeper.data_dir)
     keeper.extra_settings["clone_from"] = "repository"
     keeper.write_config()
     keeper.start()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 
@@ -14,6 +13,7 @@ from rhizome.cli.main import main as rhizomectl
 from rhizome.config import ETCD_APIS
 from rhizome.store.keys import KeyKind
 from tests.harness.cluster import LocalCluster, Writer, close_quietly, wait_for
+from tests.harness.keeper import remove_data_dir
 from tests.harness.processes import descendant_pids, is_alive
 
 pytestmark = pytest.mark.integration
@@ -247,7 +247,7 @@ def test_a_removed_standby_data_directory_is_rebuilt(make_cluster):
     standby_name = next(name for name in cluster.keepers if name != master)
     standby = cluster.keepers[standby_name]
     standby.kill()
-    shutil.rmtree(standby.data_dir)
+    remove_data_dir(standby.data_dir)
     cluster.write("CREATE TABLE after_loss (value integer)")
     standby.start()
     wait_for_rejoin(cluster, standby_name, master)

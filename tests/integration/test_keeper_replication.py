@@ -10,7 +10,6 @@ one before it.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from tests.harness.etcd import EtcdServer
 from tests.harness.keeper import (
     KeeperProcess,
     StateWriter,
+    remove_data_dir,
     wait_reported,
     wait_until,
 )
@@ -210,7 +210,7 @@ def rewinds_the_old_master(cluster: Cluster) -> None:
 def rebuilds_a_lost_data_directory(cluster: Cluster) -> None:
     """A standby whose data directory was removed is cloned again."""
     started = time.monotonic()
-    shutil.rmtree(cluster.first.data_dir)
+    remove_data_dir(cluster.first.data_dir)
     wait_until(lambda: cluster.first.postgres_pid is None, 60, "the orphaned standby stopped")
     cluster.second.execute("INSERT INTO events VALUES (4, 'after the rebuild')")
     wait_until(
