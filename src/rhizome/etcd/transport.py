@@ -109,12 +109,7 @@ class EtcdTransport:
         )
         self._api_prefixes: dict[str, str] = {}
         self._tokens: dict[str, str] = {}
-        tls: dict[str, Any] = {}
-        if settings.ca_file:
-            tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": settings.ca_file}
-        if settings.cert_file:
-            tls |= {"cert_file": settings.cert_file, "key_file": settings.key_file}
-        self._pool = urllib3.PoolManager(num_pools=8, maxsize=8, retries=False, **tls)
+        self._pool = connection_pool(settings)
         self.stats = RequestStats()
 
     def close(self) -> None:
@@ -206,14 +201,7 @@ class EtcdTransport:
         return self._request("POST", url, json.dumps(payload).encode(), headers, timeout, stream)
 
     def _timeout(self, read_timeout: float, until: float | None) -> urllib3.Timeout:
-        """Connect and read timeouts; with `until`, the whole request ends by then."""
-        connect_timeout = self.settings.connect_timeout
-        if until is None:
-            return urllib3.Timeout(connect=connect_timeout, read=read_timeout)
-        left = max(until - clock.monotonic(), 0.01)
-        return urllib3.Timeout(
-            connect=min(connect_timeout, left), read=min(read_timeout, left), total=left
-        )
+        return request_timeouts(self.settings.connect_timeout, read_timeout, until)
 
     def _request(
         self,
@@ -284,6 +272,24 @@ class EtcdTransport:
             )
         raise_for_error(endpoint, response.status, response.data)
         return ""
+
+
+def connection_pool(settings: EtcdSettings) -> urllib3.PoolManager:
+    """Connections to the members, with the settings' TLS files and no urllib3 retries."""
+    tls: dict[str, Any] = {}
+    if settings.ca_file:
+        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": settings.ca_file}
+    if settings.cert_file:
+        tls |= {"cert_file": settings.cert_file, "key_file": settings.key_file}
+    return urllib3.PoolManager(num_pools=8, maxsize=8, retries=False, **tls)
+
+
+def request_timeouts(connect: float, read: float, until: float | None) -> urllib3.Timeout:
+    """Connect and read timeouts; with `until`, the whole request ends by then."""
+    if until is None:
+        return urllib3.Timeout(connect=connect, read=read)
+    left = max(until - clock.monotonic(), 0.01)
+    return urllib3.Timeout(connect=min(connect, left), read=min(read, left), total=left)
 
 
 def api_prefix_for(version: str) -> str:

@@ -32,7 +32,7 @@ from rhizome import clock
 from rhizome.etcd.endpoints import EndpointFailed, EndpointRotation
 from rhizome.etcd.errors import EtcdUnavailable
 from rhizome.etcd.stats import RequestStats
-from rhizome.etcd.transport import EtcdSettings
+from rhizome.etcd.transport import EtcdSettings, connection_pool, request_timeouts
 
 try:  # importing etcd injects pyOpenSSL into urllib3 when it is installed: undo that
     from urllib3.contrib import pyopenssl
@@ -77,15 +77,8 @@ class V2Http(etcd.Client):  # type: ignore[misc]
         self.rotation = EndpointRotation(
             settings.endpoints, settings.endpoint_order, settings.request_timeout
         )
-        tls: dict[str, Any] = {}
-        if settings.ca_file:
-            tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": settings.ca_file}
-        if settings.cert_file:
-            tls |= {"cert_file": settings.cert_file, "key_file": settings.key_file}
         self.http.clear()  # python-etcd's own pool, which would retry
-        self.http: urllib3.PoolManager = urllib3.PoolManager(
-            num_pools=8, maxsize=8, retries=False, **tls
-        )
+        self.http: urllib3.PoolManager = connection_pool(settings)
         self.stats = RequestStats()
         self._local = threading.local()
 
@@ -141,11 +134,7 @@ class V2Http(etcd.Client):  # type: ignore[misc]
 
     def _timeout(self, timeout: Any, until: float | None) -> urllib3.Timeout:
         read = self.settings.request_timeout if timeout is None else float(timeout)
-        connect = self.settings.connect_timeout
-        if until is None:
-            return urllib3.Timeout(connect=connect, read=read)
-        left = max(until - clock.monotonic(), 0.01)
-        return urllib3.Timeout(connect=min(connect, left), read=min(read, left), total=left)
+        return request_timeouts(self.settings.connect_timeout, read, until)
 
     def _send(self, url: str, method: str, params: dict[str, Any], timeout: Any) -> Answer:
         arguments: dict[str, Any] = {
