@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -85,9 +86,15 @@ class V2Http(etcd.Client):  # type: ignore[misc]
     def close(self) -> None:
         self.http.clear()
 
-    def within(self, deadline: float | None) -> _Deadline:
+    @contextmanager
+    def within(self, deadline: float | None) -> Iterator[None]:
         """`with http.within(deadline):` the requests of this thread answer by `deadline`."""
-        return _Deadline(self._local, deadline)
+        previous = getattr(self._local, "deadline", None)
+        self._local.deadline = deadline
+        try:
+            yield
+        finally:
+            self._local.deadline = previous
 
     def on_open(self, callback: Callable[[Any], None] | None) -> None:
         """Hand this thread's next open responses to `callback` (a watch's close() uses it)."""
@@ -161,19 +168,6 @@ class V2Http(etcd.Client):  # type: ignore[misc]
         except HTTPError as error:
             raise EndpointFailed(f"connection failed ({error.__class__.__name__})") from error
         return Answer(response.status, data, response.headers)
-
-
-class _Deadline:
-    def __init__(self, local: threading.local, deadline: float | None) -> None:
-        self.local = local
-        self.deadline = deadline
-
-    def __enter__(self) -> None:
-        self.previous = getattr(self.local, "deadline", None)
-        self.local.deadline = self.deadline
-
-    def __exit__(self, *_: object) -> None:
-        self.local.deadline = self.previous
 
 
 def other_member_may_serve(answer: Answer) -> bool:
