@@ -7,6 +7,8 @@
 - `FAULT_DIRECTORY/slow_guard_stop`: the keeper's shutdown pauses 0.3 s after the guard ended.
 - `FAULT_DIRECTORY/stop_error`: stopping PostgreSQL raises (the keeper's shutdown fails).
 - `FAULT_DIRECTORY/systemd_restart`: a SIGTERM finds systemd restarting the keeper's unit.
+- `FAULT_DIRECTORY/late_hold`: the guard stays `normal` after `holding: true` is stored
+  (the keeper stays in the moment before its next pass would let the guard hold).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 
 
 def install(directory: Path) -> None:
-    from rhizome.keeper import departure
+    from rhizome.keeper import departure, pause_hold
     from rhizome.keeper.guard_link import GuardLink
     from rhizome.keeper.loop import Keeper
     from rhizome.keeper.postmaster import Postmaster
@@ -26,6 +28,7 @@ def install(directory: Path) -> None:
 
     heartbeat, renew = Keeper._heartbeat, LeaseHolder.renew
     stop_guard, stop_postgres = GuardLink.stop, Postmaster.stop
+    hold_mode = pause_hold.HoldSwitch.mode
 
     def failing_heartbeat(self: Keeper, *arguments: Any) -> None:
         if (directory / "watchdog_error").exists():
@@ -47,6 +50,10 @@ def install(directory: Path) -> None:
             raise RuntimeError("injected fault in stopping PostgreSQL")
         stop_postgres(self, *arguments)
 
+    def late_hold(self: pause_hold.HoldSwitch, *arguments: Any) -> Any:
+        mode = hold_mode(self, *arguments)
+        return "normal" if (directory / "late_hold").exists() else mode
+
     def systemd_restarting(*arguments: Any) -> bool:
         return (directory / "systemd_restart").exists()
 
@@ -55,6 +62,7 @@ def install(directory: Path) -> None:
     LeaseHolder.renew = failing_renew  # type: ignore[method-assign]
     GuardLink.stop = slow_guard_stop  # type: ignore[method-assign]
     Postmaster.stop = failing_stop  # type: ignore[method-assign]
+    pause_hold.HoldSwitch.mode = late_hold  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -224,6 +224,27 @@ def test_a_stopped_keeper_of_a_paused_cluster_leaves_postgres_running(store, kee
     assert not is_alive(postmaster or 0), "a plain stop after the resume stops PostgreSQL"
 
 
+def test_a_keeper_stopped_before_its_guard_holds_leaves_postgres_held(store, keeper_factory):
+    """`holding: true` is stored but the guard enters `hold` only on the keeper's next pass:
+    a stop in between must depart holding, as the store already says."""
+    keeper, faults = injected_master(store, keeper_factory)
+    postmaster = keeper.postgres_pid
+    (faults / "late_hold").touch()
+    pause(store, True)
+    wait_reported(store, "k1", "holding under pause", timeout=5, holding=True)
+    time.sleep(1.5)  # passes go by; the injected fault keeps the guard out of `hold`
+    assert "fencing guard mode: hold" not in keeper_log(keeper)
+    os.kill(keeper.pid, signal.SIGTERM)
+    assert keeper.wait_exit_leaving_guard(10) == 0, keeper.log_tail()
+    assert "leaving PostgreSQL running (hold)" in keeper_log(keeper)
+    time.sleep(ClusterSpec().timing.fence_deadline + 1.0)
+    assert keeper.postgres_pid == postmaster and keeper.accepts_connections()
+    (faults / "late_hold").unlink()
+    keeper.start()
+    wait_reported(store, "k1", "taken back, holding", timeout=15, holding=True, running=True)
+    assert keeper.postgres_pid == postmaster
+
+
 def test_a_handoff_that_does_not_match_falls_back_to_stopping_the_stray(store, keeper_factory):
     keeper, faults = injected_master(store, keeper_factory)
     postmaster = keeper.postgres_pid

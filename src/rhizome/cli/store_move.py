@@ -22,10 +22,10 @@ from rhizome.store.move import MoveRefused, copy_plan, finish_problems
 if TYPE_CHECKING:
     from rhizome.cli.parser import CommandSet
 
-HOLD_SETTLE = 3.0
-"""Seconds to wait before telling the operator to restart the agents: a keeper's guard
-enters `hold` on the keeper's pass after its `holding: true` is stored (about a second);
-a keeper restarted before that would fence its PostgreSQL (its lease is on the old API)."""
+HOLD_SETTLE = 1.0
+"""Seconds to wait before telling the operator to restart the agents: a keeper departs
+holding once its own watch delivered its stored `holding: true` (milliseconds); one
+restarted before that would fence its PostgreSQL (its lease is on the old API)."""
 
 
 def add_store_move_command(commands: CommandSet) -> None:

@@ -365,7 +365,9 @@ class Keeper:
         way = departure.departure(
             restart_requested=self.restart_requested,
             systemd_restarting=not self.restart_requested and departure.systemd_restarting(),
-            paused=self.guard.mode == "hold",
+            paused=pause_hold.departs_holding(
+                self.hold_switch, self.guard.mode, self.follower.view(), self.config.name
+            ),
         )  # fmt: skip
         alive = self.lease is not None and self.guard.alive
         if way != "stop" and alive and self._leave_running(way):

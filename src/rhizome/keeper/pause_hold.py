@@ -10,6 +10,9 @@ resume the sentinel must not fail over from it until its keeper is back
 - The switch is ordered: `holding: true` is published and stored before the
   guard enters `hold`; on leaving, the guard is back in `normal` before
   `holding: false` is published (the report follows the guard's mode).
+- A keeper that departs once `holding: true` is stored departs holding, even
+  when its guard would have entered `hold` only on its next pass: the store
+  already tells the sentinel and the operator that PostgreSQL is held.
 """
 
 from __future__ import annotations
@@ -59,5 +62,15 @@ def guard_mode(
         own_instance=own_instance,
         held=wish.state.paused_holds if wish.state is not None else {},
     )  # fmt: skip
+    return switch.mode(allowed, holding_stored(view, name))
+
+
+def departs_holding(switch: HoldSwitch, guard_mode: Mode, view: ClusterView, name: str) -> bool:
+    """Whether departing keeper `name` leaves its PostgreSQL held (departure.py, `hold`)."""
+    return guard_mode == "hold" or (switch.announced and holding_stored(view, name))
+
+
+def holding_stored(view: ClusterView, name: str) -> bool:
+    """Whether keeper `name`'s document in the store says `holding: true`."""
     own = view.keepers.get(name)
-    return switch.mode(allowed, own is not None and own.document.holding)
+    return own is not None and own.document.holding
