@@ -65,9 +65,10 @@ def guard_mode(
     return switch.mode(allowed, holding_stored(view, name))
 
 
-def departs_holding(switch: HoldSwitch, guard_mode: Mode, view: ClusterView, name: str) -> bool:
-    """Whether departing keeper `name` leaves its PostgreSQL held (departure.py, `hold`)."""
-    return guard_mode == "hold" or (switch.announced and holding_stored(view, name))
+def departs_holding(switch: HoldSwitch, mode: Mode, view: ClusterView, name: str) -> bool:
+    """Whether departing keeper `name`, its guard in `mode`, leaves its PostgreSQL held
+    (departure.py, `hold`)."""
+    return mode == "hold" or (switch.announced and holding_stored(view, name))
 
 
 def holding_stored(view: ClusterView, name: str) -> bool:
