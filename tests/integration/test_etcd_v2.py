@@ -161,6 +161,22 @@ def test_a_deposed_leader_that_checked_its_key_before_the_new_election_cannot_wr
     assert store.read_state().document.generation == 1
 
 
+def test_a_leader_that_has_led_for_long_still_writes_state(etcd):
+    """A watcher never sees a refresh, so the leader's view keeps its leader key's creation
+    index for as long as it leads; its guarded writes of state compare on it. (The
+    refreshes once remembered a minute of indexes: after 64 keepalives the leader could
+    no longer write state, and no failover happened.)"""
+    store = ClusterStore(v2_client(etcd.client_url), "main")
+    lease = store.client.grant_lease(5)
+    assert store.campaign(LeaderInfo(sentinel_id="s1", elected_at=1.0), lease.id)
+    elected = store.read_leader().mod_revision
+    for _ in range(100):  # a keepalive a second: 100 s of leadership
+        store.client.keepalive(lease.id)
+    assert store.read_leader().mod_revision > elected
+    written = store.write_state(ClusterState(generation=1), 0, leader_revision=elected)
+    assert written is not None, "the leader's view of its own key was refused"
+
+
 def test_values_that_are_not_text_and_prefixes_that_are_not_directories_are_refused(etcd):
     client = v2_client(etcd.client_url)
     with pytest.raises(EtcdRequestError, match="UTF-8"):

@@ -7,7 +7,6 @@ import pytest
 
 from rhizome.etcd_v2.http import Answer, other_member_may_serve
 from rhizome.etcd_v2.leases import (
-    CHAIN_LIMIT,
     LeaseRecord,
     RefreshChains,
     leased_value,
@@ -52,7 +51,7 @@ def test_our_refreshes_keep_a_compare_against_the_index_the_caller_saw():
     chains.refreshed("/k", 12, 15)
     assert chains.current("/k", 10) == 15, "written at 10, only refreshed since"
     assert chains.current("/k", 12) == 15, "a view read after the first refresh"
-    assert chains.current("/k", 11) == 11, "an index we never produced is compared as it is"
+    assert chains.current("/k", 9) == 9, "an index before our write is compared as it is"
     assert chains.same("/k", 10, 15) and not chains.same("/k", 10, 14)
     assert chains.latest("/k") == 15 and chains.latest("/other") is None
 
@@ -67,13 +66,17 @@ def test_a_write_by_somebody_else_between_our_refreshes_starts_a_new_chain():
     assert chains.latest("/k") is None
 
 
-def test_a_chain_remembers_a_bounded_number_of_indexes():
+def test_a_chain_keeps_the_written_index_however_many_refreshes_followed():
+    """A watcher never sees a refresh: the sentinel leader's view holds its leader key's
+    creation index for as long as it leads, and its guarded writes of state compare on it."""
     chains = RefreshChains()
     chains.written("/k", 1)
-    for index in range(2, 200):
-        chains.refreshed("/k", index - 1, index)
-    assert chains.current("/k", 199 - CHAIN_LIMIT + 1) == 199
-    assert chains.current("/k", 1) == 1, "too old: the caller reads again"
+    for index in range(2, 100_000, 3):
+        chains.refreshed("/k", chains.latest("/k") or 0, index)
+    assert chains.current("/k", 1) == 99_998, "a day of refreshes later"
+    assert chains.current("/k", 50_000) == 99_998, "any index inside our chain"
+    assert chains.same("/k", 1, 99_998)
+    assert chains.current("/k", 0) == 0, "before the chain: compared as it is"
 
 
 @pytest.mark.parametrize(

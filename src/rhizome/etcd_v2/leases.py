@@ -20,8 +20,6 @@ import json
 from dataclasses import dataclass
 
 LEASED_PREFIX = "rhizome-lease:"
-CHAIN_LIMIT = 64
-"""Indexes remembered per key (one a second for a minute: older views re-read)."""
 
 
 def leased_value(value: str, lease_id: int) -> str:
@@ -71,22 +69,31 @@ class LeaseRecord:
 
 
 class RefreshChains:
-    """Per key, the indexes that stand for one value because only our refreshes followed it."""
+    """Per key, the span of indexes that stand for one value because only our refreshes
+    followed it.
+
+    Each refresh compares on the index before it (prevIndex), so between the first
+    index of a chain and its last the key changed only by our refreshes: every index
+    a reader can have seen the key at in that span is one of ours. The span is kept
+    however long the chain grows. A watcher never sees a refresh, so a view may hold
+    the index of the write for as long as the value lives (the leader key of a
+    sentinel that has led for days): a bounded list of indexes forgot it after a
+    minute, and every compare against it failed from then on.
+    """
 
     def __init__(self) -> None:
-        self._chains: dict[str, list[int]] = {}
+        self._chains: dict[str, tuple[int, int]] = {}
 
     def written(self, key: str, index: int) -> None:
         """We wrote a new value at `index`."""
-        self._chains[key] = [index]
+        self._chains[key] = (index, index)
 
     def refreshed(self, key: str, previous_index: int, index: int) -> None:
         """We refreshed the key from `previous_index` to `index`."""
         chain = self._chains.get(key)
-        if chain is None or chain[-1] != previous_index:
-            chain = [previous_index]  # somebody else wrote in between: a new chain
-        chain.append(index)
-        self._chains[key] = chain[-CHAIN_LIMIT:]
+        if chain is None or chain[1] != previous_index:
+            chain = (previous_index, previous_index)  # somebody else wrote in between
+        self._chains[key] = (chain[0], index)
 
     def forget(self, key: str) -> None:
         self._chains.pop(key, None)
@@ -94,12 +101,12 @@ class RefreshChains:
     def latest(self, key: str) -> int | None:
         """The key's index after our last write or refresh of it (None: not known)."""
         chain = self._chains.get(key)
-        return chain[-1] if chain is not None else None
+        return chain[1] if chain is not None else None
 
     def current(self, key: str, index: int) -> int:
         """The index to compare against when a caller expects `index`."""
         chain = self._chains.get(key)
-        return chain[-1] if chain is not None and index in chain else index
+        return chain[1] if chain is not None and chain[0] <= index <= chain[1] else index
 
     def same(self, key: str, expected: int, actual: int) -> bool:
         """A key seen at `actual` still holds what the caller saw at `expected`."""
