@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from rhizome.keeper.conffiles import (
     write_configuration,
 )
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.tls import PostgresTls
 from rhizome.spec import ClusterSpec, parse_spec
 
 SUPERUSER_SECRET = "s3cret-super'pass"
@@ -192,3 +194,32 @@ def test_a_sealed_master_keeps_only_the_keeper_replication_and_superuser_entries
         ["host", "postgres", "postgres", "all", "scram-sha-256"],
     ]
     assert "Sealed for a major-upgrade cutover" in sealed and "app" in open_hba
+
+
+TLS = PostgresTls(Path("/etc/rhizome/keeper/server.crt"), Path("/etc/rhizome/keeper/server.key"),
+                  Path("/etc/rhizome/keeper/ca.crt"))  # fmt: skip
+
+
+def test_tls_turns_ssl_on_and_verifies_every_peer_connection():
+    with_tls = dataclasses.replace(keeper(), tls=TLS)
+    rendered = render_configuration(
+        with_tls, ClusterSpec(), ConfigRequest(upstream=UPSTREAM, standby=True)
+    )
+    values = settings(rendered.postgresql_conf)
+    assert values["ssl"] == "on" and values["ssl_key_file"] == "'/etc/rhizome/keeper/server.key'"
+    assert values["ssl_cert_file"] == "'/etc/rhizome/keeper/server.crt'"
+    assert values["ssl_ca_file"] == "'/etc/rhizome/keeper/ca.crt'"
+    peer_fields = "sslmode=''verify-full'' sslrootcert=''/etc/rhizome/keeper/ca.crt''"
+    assert peer_fields in values["primary_conninfo"]
+    peer_lines = [line for line in rendered.pg_hba_conf.splitlines() if "scram" in line]
+    assert [line.split()[0] for line in peer_lines] == ["local", "hostssl", "hostssl"]
+    for argv in (basebackup_argv(with_tls, UPSTREAM), rewind_argv(with_tls, UPSTREAM)):
+        assert "sslmode='verify-full' sslrootcert='/etc/rhizome/keeper/ca.crt'" in " ".join(argv)
+
+
+def test_without_tls_nothing_of_it_is_written():
+    rendered = render_configuration(keeper(), ClusterSpec(), ConfigRequest(upstream=UPSTREAM))
+    assert "ssl" not in rendered.postgresql_conf
+    assert "hostssl" not in rendered.pg_hba_conf
+    assert "host    replication   replicator   all   scram-sha-256" in rendered.pg_hba_conf
+    assert "sslmode" not in " ".join(basebackup_argv(keeper(), UPSTREAM))

@@ -158,3 +158,35 @@ def test_bin_dir_of_the_data_version_must_be_installed(tmp_path):
     (tmp_path / "data" / "PG_VERSION").write_text("15\n")
     with pytest.raises(ConfigError, match=r"bin_dir .*/15/bin lacks postgres"):
         keeper_config(section_without_bin_dir(tmp_path), "keeper.toml", root)
+
+
+def tls_files(tmp_path: Path, key_mode: int = 0o600) -> dict[str, object]:
+    return {
+        "tls_cert_file": str(secret(tmp_path / "server.crt", "PEM", 0o644)),
+        "tls_key_file": str(secret(tmp_path / "server.key", "PEM", key_mode)),
+        "tls_ca_file": str(secret(tmp_path / "ca.crt", "PEM", 0o644)),
+    }
+
+
+def test_tls_files_are_loaded(tmp_path):
+    keeper = load_configuration(config_file(tmp_path, **tls_files(tmp_path))).keeper
+    assert keeper.tls is not None and keeper.tls.key_file == tmp_path / "server.key"
+    assert load_configuration(config_file(tmp_path)).keeper.tls is None
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"tls_ca_file": None}, "tls_cert_file, tls_key_file needs tls_ca_file too"),
+        ({"tls_cert_file": "relative.crt"}, "tls_cert_file must be an absolute path"),
+        ({"tls_ca_file": "/nonexistent/ca.crt"}, "is not a file the keeper's user can read"),
+    ],
+)
+def test_bad_tls_settings_are_named(tmp_path, change, message):
+    with pytest.raises(ConfigError, match=message):
+        load_configuration(config_file(tmp_path, **{**tls_files(tmp_path), **change}))
+
+
+def test_a_tls_key_others_can_read_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="has mode 0644; PostgreSQL needs 0600"):
+        load_configuration(config_file(tmp_path, **tls_files(tmp_path, key_mode=0o644)))

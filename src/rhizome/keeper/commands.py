@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rhizome.keeper.conffiles import Upstream, conninfo_value
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.tls import peer_client_fields
 
 POSTMASTER_DEATH_SIGNAL = "INT"
 """The postmaster gets SIGINT (fast shutdown) when the keeper dies: an orphaned
@@ -63,6 +64,7 @@ def upstream_conninfo(
         "passfile": str(keeper.passfile),
         "application_name": f"{keeper.name}-{purpose}",
         "connect_timeout": "5",
+        **peer_client_fields(keeper.tls),
     }
     return " ".join(f"{name}={conninfo_value(value)}" for name, value in fields.items())
 

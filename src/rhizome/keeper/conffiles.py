@@ -16,6 +16,7 @@ import jinja2
 
 from rhizome.backup.archiving import Archiving, archiving
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.tls import peer_client_fields, peer_connection_type, server_parameters
 from rhizome.spec import ClusterSpec, HbaEntry
 from rhizome.spec.postgres import ParameterValue
 
@@ -109,6 +110,7 @@ def primary_conninfo(keeper: KeeperConfig, upstream: Upstream) -> str:
         "keepalives_idle": "5",
         "keepalives_interval": "2",
         "keepalives_count": "3",
+        **peer_client_fields(keeper.tls),
     }
     return " ".join(f"{name}={conninfo_value(value)}" for name, value in fields.items())
 
@@ -129,6 +131,7 @@ def managed_parameters(keeper: KeeperConfig, request: ConfigRequest) -> dict[str
         "wal_log_hints": True,
         "synchronous_standby_names": synchronous_standby_names(request.synchronous_standbys),
         "recovery_target_timeline": "latest",
+        **server_parameters(keeper.tls),
     }
     if request.upstream is not None:
         managed["primary_conninfo"] = primary_conninfo(keeper, request.upstream)
@@ -172,6 +175,7 @@ def render_configuration(
         keeper_name=keeper.name,
         superuser=keeper.superuser,
         replication_user=keeper.replication_user,
+        peer_type=peer_connection_type(keeper.tls),
         spec_entries=[
             hba_line(entry)
             for entry in spec.pg_hba

@@ -24,6 +24,7 @@
     watchdog_device = "/dev/watchdog"              # the device the fencing guard holds
     pgbackrest_config = "/etc/pgbackrest/pgbackrest.conf"  # optional: see below
     clone_from = "upstream"                        # or "repository" (needs pgbackrest_config)
+    tls_cert_file, tls_key_file, tls_ca_file       # optional: PostgreSQL's TLS (keeper/tls.py)
 
 Without `bin_dir` the keeper takes Debian's directory of the major version
 the data directory was made with (its PG_VERSION), else of the only major
@@ -63,6 +64,7 @@ from typing import Any
 from rhizome.api.config import ApiConfig, api_config
 from rhizome.config import ConfigError, StoreConfig, load_file, read_secret_file, store_config
 from rhizome.keeper.fencing import WATCHDOG_MODES, WatchdogMode
+from rhizome.keeper.tls import TLS_KEYS, PostgresTls, postgres_tls
 from rhizome.store.fields import KEEPER_NAME_PATTERN
 
 # Debian's programs of PostgreSQL <major>: INSTALL_ROOT/<major>/bin.
@@ -89,6 +91,7 @@ KEEPER_KEYS = {
     "watchdog_device",
     "pgbackrest_config",
     "clone_from",
+    *TLS_KEYS,
 }
 CLONE_SOURCES = ("upstream", "repository")
 DEFAULT_WATCHDOG_DEVICE = "/dev/watchdog"
@@ -118,6 +121,8 @@ class KeeperConfig:
     """This node's pgBackRest configuration (archive_command); None: not configured."""
     clone_from: str = "upstream"
     """Where a standby without data is cloned from: upstream or repository."""
+    tls: PostgresTls | None = None
+    """PostgreSQL's TLS files (None: PostgreSQL without TLS)."""
     cluster: str = ""
     """The cluster's name (the file's top-level `cluster`): the default pgBackRest stanza."""
 
@@ -208,6 +213,7 @@ def keeper_config(
         ),
         pgbackrest_config=_pgbackrest_config(section, source),
         clone_from=_clone_from(section, source),
+        tls=postgres_tls(section, source),
     )
 
 

@@ -20,6 +20,7 @@ import psycopg2.extensions
 from rhizome import clock
 from rhizome.keeper.conffiles import Upstream
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.tls import peer_client_fields
 
 CONNECT_TIMEOUT = 3
 STATEMENT_TIMEOUT_MS = 10_000
@@ -74,9 +75,12 @@ def superuser_session(
     statement_timeout_ms: int,
     database: str = "postgres",
 ) -> Iterator[Any]:
-    """An autocommit cursor as the superuser, with connect and statement timeouts."""
+    """An autocommit cursor as the superuser, with connect and statement timeouts (over TCP,
+    with TLS verified as keeper/tls.py says; a Unix socket needs none)."""
     parameters = superuser_parameters(keeper, host, port, application_name, statement_timeout_ms)
     parameters["dbname"] = database
+    if not host.startswith("/"):
+        parameters.update(peer_client_fields(keeper.tls))
     connection = psycopg2.connect(**parameters, connect_timeout=CONNECT_TIMEOUT)
     with autocommit_cursor(connection) as cursor:
         yield cursor

@@ -1,0 +1,106 @@
+"""PostgreSQL's TLS: the keeper's `tls_*` settings, and what they change.
+
+::
+
+    [keeper]
+    tls_cert_file = "/etc/rhizome/keeper/server.crt"  # this node's certificate (its names
+                                                       # cover the keeper's host)
+    tls_key_file = "/etc/rhizome/keeper/server.key"   # its key: 0600 and owned by the
+                                                       # keeper's user, or 0640 and root's
+    tls_ca_file = "/etc/rhizome/keeper/ca.crt"        # the CA that signed every keeper's
+
+All three or none. With them PostgreSQL runs with `ssl = on`; the keeper's
+pg_hba.conf entries for replication and pg_rewind are `hostssl` (a peer
+without TLS is refused), and every connection a keeper opens to another
+keeper (streaming replication, pg_basebackup, pg_rewind, its superuser
+sessions) uses `sslmode=verify-full` against that CA: the peer's certificate
+must name the host the peer publishes. The spec's pg_hba entries are the
+operator's (use `hostssl` there for clients). Without them the keeper runs
+PostgreSQL without TLS, as before. Pure functions and the loader's checks.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rhizome.config import ConfigError
+
+TLS_KEYS = ("tls_cert_file", "tls_key_file", "tls_ca_file")
+
+
+@dataclass(frozen=True)
+class PostgresTls:
+    """This node's certificate and key, and the CA every keeper's certificate comes from."""
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+
+def postgres_tls(section: dict[str, Any], source: str) -> PostgresTls | None:
+    """The `[keeper]` section's TLS files (None: no TLS), each checked readable."""
+    given = [key for key in TLS_KEYS if key in section]
+    if not given:
+        return None
+    if len(given) != len(TLS_KEYS):
+        missing = ", ".join(key for key in TLS_KEYS if key not in section)
+        raise ConfigError(
+            f"{source}: [keeper] {', '.join(given)} needs {missing} too: set all of"
+            f" {', '.join(TLS_KEYS)} for TLS, or none"
+        )
+    cert_file, key_file, ca_file = (_readable_file(section, key, source) for key in TLS_KEYS)
+    _check_key_mode(key_file, source)
+    return PostgresTls(cert_file, key_file, ca_file)
+
+
+def _readable_file(section: dict[str, Any], key: str, source: str) -> Path:
+    value = section[key]
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise ConfigError(f'{source}: [keeper] {key} must be an absolute path ("/...")')
+    path = Path(value)
+    if not path.is_file() or not os.access(path, os.R_OK):
+        raise ConfigError(
+            f"{source}: [keeper] {key} {path} is not a file the keeper's user can read; put the"
+            " PEM file there or correct the path"
+        )
+    return path
+
+
+def _check_key_mode(path: Path, source: str) -> None:
+    """PostgreSQL refuses to start with a key others can read: say so before it does."""
+    status = path.stat()
+    mode = stat.S_IMODE(status.st_mode)
+    allowed = 0o640 if status.st_uid == 0 else 0o600
+    if mode & ~allowed:
+        raise ConfigError(
+            f"{source}: [keeper] tls_key_file {path} has mode {mode:04o}; PostgreSQL needs 0600"
+            " (owned by its user) or 0640 (owned by root): chmod it"
+        )
+
+
+def server_parameters(tls: PostgresTls | None) -> dict[str, str | bool]:
+    """postgresql.conf's TLS parameters (none without TLS: PostgreSQL's defaults, off)."""
+    if tls is None:
+        return {}
+    return {
+        "ssl": True,
+        "ssl_cert_file": str(tls.cert_file),
+        "ssl_key_file": str(tls.key_file),
+        "ssl_ca_file": str(tls.ca_file),
+    }
+
+
+def peer_connection_type(tls: PostgresTls | None) -> str:
+    """The pg_hba.conf type of the entries for the other keepers' connections."""
+    return "host" if tls is None else "hostssl"
+
+
+def peer_client_fields(tls: PostgresTls | None) -> dict[str, str]:
+    """libpq fields of a connection to another keeper (none without TLS)."""
+    if tls is None:
+        return {}
+    return {"sslmode": "verify-full", "sslrootcert": str(tls.ca_file)}

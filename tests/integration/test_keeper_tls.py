@@ -1,0 +1,88 @@
+"""PostgreSQL's TLS between keepers (keeper/tls.py): the clone and the streaming run over
+verified TLS, a peer without TLS is refused, and a peer with another CA cannot clone."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+
+from rhizome.spec import ClusterSpec
+from tests.harness.keeper import OS_USER, REPLICATION_USER, StateWriter, wait_reported, wait_until
+from tests.harness.ports import LOOPBACK
+from tests.harness.tls import TlsFiles, create_tls_files
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def keeper_files() -> Iterator[Path]:
+    """A directory the keepers' OS user owns, for their certificates and keys."""
+    directory = Path(tempfile.mkdtemp(prefix="rhizome-keeper-tls-", dir="/tmp"))
+    shutil.chown(directory, OS_USER, OS_USER)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+def tls_settings(directory: Path, name: str, files: TlsFiles) -> dict[str, str]:
+    """The keeper's tls_* settings, its copies of the PEM files owned by its user."""
+    settings = {}
+    for key, source, mode in (
+        ("tls_cert_file", files.server_cert_file, 0o644),
+        ("tls_key_file", files.server_key_file, 0o600),
+        ("tls_ca_file", files.ca_file, 0o644),
+    ):
+        copy = directory / f"{name}-{source.name}"
+        shutil.copyfile(source, copy)
+        copy.chmod(mode)
+        shutil.chown(copy, OS_USER, OS_USER)
+        settings[key] = str(copy)
+    return settings
+
+
+def test_keepers_replicate_over_verified_tls_only(store, keeper_factory, keeper_files, tmp_path):
+    files = create_tls_files(tmp_path / "pki")
+    stranger = create_tls_files(tmp_path / "other-pki")  # another CA, same names
+    assert store.write_spec(ClusterSpec(), 0)
+    writer = StateWriter(store)
+    master = keeper_factory("k1", extra_settings=tls_settings(keeper_files, "k1", files))
+    standby = keeper_factory("k2", extra_settings=tls_settings(keeper_files, "k2", files))
+    foreign = keeper_factory("k3", extra_settings=tls_settings(keeper_files, "k3", stranger))
+    writer.assign("k1", initialized=False, k1="master")
+    master.start()
+    wait_reported(store, "k1", "a primary", running=True, role="primary", healthy=True)
+    generation = writer.assign("k1", k1="master", k2="standby:k1", k3="standby:k1")
+    standby.start()
+    foreign.start()
+    wait_reported(
+        store, "k2", "a streaming standby", running=True, role="standby",
+        acknowledged_state_generation=generation,
+    )  # fmt: skip
+    encrypted = wait_until(
+        lambda: master.execute(
+            "SELECT ssl.ssl, ssl.version FROM pg_stat_replication replication"
+            " JOIN pg_stat_ssl ssl USING (pid) WHERE replication.application_name = 'k2'"
+        ),
+        60,
+        "k2's WAL sender",
+    )
+    assert encrypted[0][0] is True and encrypted[0][1].startswith("TLSv1.")
+    assert master.execute("SHOW ssl") == [("on",)]
+
+    with pytest.raises(psycopg2.OperationalError, match="no encryption"):
+        psycopg2.connect(
+            host=LOOPBACK, port=master.port, user=REPLICATION_USER, dbname="replication",
+            password=master.replication_password, sslmode="disable", replication="true",
+            connect_timeout=3,
+        ).close()  # fmt: skip
+
+    wait_until(
+        lambda: "certificate verify failed" in foreign.log_path.read_text(),
+        60,
+        "k3's clone refused: its CA did not sign k1's certificate",
+    )
+    assert not (foreign.data_dir / "PG_VERSION").exists()
