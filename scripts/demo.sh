@@ -36,15 +36,19 @@ up() {
 }
 
 show() {
-    local address
-    address=$(podman inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "${nodes[0]}")
-    printf '%s:*:*:%s:%s\n' "$address" postgres "$(cat "$secrets/superuser.pass")" > "$secrets/pgpass"
+    local node address addresses=()
+    : > "$secrets/pgpass"
     chmod 600 "$secrets/pgpass"
+    for node in "${nodes[@]}"; do
+        address=$(podman inspect -f "{{(index .NetworkSettings.Networks \"$network\").IPAddress}}" "$node")
+        addresses+=("$address")
+        printf '%s:*:*:%s:%s\n' "$address" postgres "$(cat "$secrets/superuser.pass")" >> "$secrets/pgpass"
+    done
     echo
     podman exec "${nodes[0]}" rhizomectl status
     echo
-    echo "Connect through the proxy on ${nodes[0]} (read-write port 6432, read-only 6433):"
-    echo "  PGPASSFILE=$secrets/pgpass psql \"host=$address port=6432 user=postgres dbname=postgres\""
+    echo "Connect through the proxies (read-write port 6432, read-only 6433; libpq tries them in turn):"
+    echo "  PGPASSFILE=$secrets/pgpass psql \"host=$(IFS=,; echo "${addresses[*]}") port=6432 user=postgres dbname=postgres connect_timeout=2\""
     echo "Inside a node:  podman exec -it ${nodes[0]} rhizomectl status"
     echo "Remove it all:  make demo-down"
 }
