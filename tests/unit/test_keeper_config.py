@@ -178,8 +178,14 @@ def test_tls_files_are_loaded(tmp_path):
     ("change", "message"),
     [
         ({"tls_ca_file": None}, "tls_cert_file, tls_key_file needs tls_ca_file too"),
-        ({"tls_cert_file": "relative.crt"}, "tls_cert_file must be an absolute path"),
-        ({"tls_ca_file": "/nonexistent/ca.crt"}, "is not a file the keeper's user can read"),
+        (
+            {"tls_cert_file": "relative.crt"},
+            "tls_cert_file 'relative.crt' must be an absolute path",
+        ),
+        (
+            {"tls_ca_file": "/nonexistent/ca.crt"},
+            "tls_ca_file /nonexistent/ca.crt is not a readable file",
+        ),
     ],
 )
 def test_bad_tls_settings_are_named(tmp_path, change, message):

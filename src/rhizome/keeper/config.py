@@ -64,7 +64,7 @@ from typing import Any
 from rhizome.api.config import ApiConfig, api_config
 from rhizome.config import ConfigError, StoreConfig, load_file, read_secret_file, store_config
 from rhizome.keeper.fencing import WATCHDOG_MODES, WatchdogMode
-from rhizome.keeper.tls import TLS_KEYS, PostgresTls, postgres_tls
+from rhizome.keeper.tls import TLS_KEYS, PostgresTls, postgres_tls, tls_requested
 from rhizome.store.fields import KEEPER_NAME_PATTERN
 
 # Debian's programs of PostgreSQL <major>: INSTALL_ROOT/<major>/bin.
@@ -213,7 +213,7 @@ def keeper_config(
         ),
         pgbackrest_config=_pgbackrest_config(section, source),
         clone_from=_clone_from(section, source),
-        tls=postgres_tls(section, source),
+        tls=_postgres_tls(section, source),
     )
 
 
@@ -286,19 +286,29 @@ def _bin_dir(section: dict[str, Any], data_dir: Path, install_root: Path, source
     return path
 
 
+def _readable_file(section: dict[str, Any], key: str, source: str, fix: str) -> Path:
+    path = _absolute(Path(_text(section, key, source, None)), key, source)
+    if not os.access(path, os.R_OK) or not path.is_file():
+        raise ConfigError(f"{source}: [keeper] {key} {path} is not a readable file; {fix}")
+    return path
+
+
 def _pgbackrest_config(section: dict[str, Any], source: str) -> Path | None:
     if "pgbackrest_config" not in section:
         return None
-    path = _absolute(
-        Path(_text(section, "pgbackrest_config", source, None)), "pgbackrest_config", source
-    )
-    if not os.access(path, os.R_OK) or not path.is_file():
-        raise ConfigError(
-            f"{source}: [keeper] pgbackrest_config {path} is not a readable file; write this "
-            "node's pgBackRest configuration there (readable by the keeper's user) or remove "
-            "the setting"
-        )
-    return path
+    return _readable_file(
+        section, "pgbackrest_config", source,
+        "write this node's pgBackRest configuration there (readable by the keeper's user) or"
+        " remove the setting",
+    )  # fmt: skip
+
+
+def _postgres_tls(section: dict[str, Any], source: str) -> PostgresTls | None:
+    if not tls_requested(section, source):
+        return None
+    fix = "put the PEM file there (readable by the keeper's user) or correct the path"
+    cert_file, key_file, ca_file = (_readable_file(section, key, source, fix) for key in TLS_KEYS)
+    return postgres_tls(cert_file, key_file, ca_file, source)
 
 
 def _clone_from(section: dict[str, Any], source: str) -> str:

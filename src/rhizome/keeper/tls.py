@@ -21,7 +21,6 @@ PostgreSQL without TLS, as before. Pure functions and the loader's checks.
 
 from __future__ import annotations
 
-import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,33 +40,23 @@ class PostgresTls:
     ca_file: Path
 
 
-def postgres_tls(section: dict[str, Any], source: str) -> PostgresTls | None:
-    """The `[keeper]` section's TLS files (None: no TLS), each checked readable."""
+def tls_requested(section: dict[str, Any], source: str) -> bool:
+    """Whether the `[keeper]` section sets the TLS files: all of them, or none."""
     given = [key for key in TLS_KEYS if key in section]
-    if not given:
-        return None
-    if len(given) != len(TLS_KEYS):
+    if given and len(given) != len(TLS_KEYS):
         missing = ", ".join(key for key in TLS_KEYS if key not in section)
         raise ConfigError(
             f"{source}: [keeper] {', '.join(given)} needs {missing} too: set all of"
             f" {', '.join(TLS_KEYS)} for TLS, or none"
         )
-    cert_file, key_file, ca_file = (_readable_file(section, key, source) for key in TLS_KEYS)
+    return bool(given)
+
+
+def postgres_tls(cert_file: Path, key_file: Path, ca_file: Path, source: str) -> PostgresTls:
+    """The TLS files (the loader checked that each is a readable file), the key's mode
+    checked as PostgreSQL will."""
     _check_key_mode(key_file, source)
     return PostgresTls(cert_file, key_file, ca_file)
-
-
-def _readable_file(section: dict[str, Any], key: str, source: str) -> Path:
-    value = section[key]
-    if not isinstance(value, str) or not value.startswith("/"):
-        raise ConfigError(f'{source}: [keeper] {key} must be an absolute path ("/...")')
-    path = Path(value)
-    if not path.is_file() or not os.access(path, os.R_OK):
-        raise ConfigError(
-            f"{source}: [keeper] {key} {path} is not a file the keeper's user can read; put the"
-            " PEM file there or correct the path"
-        )
-    return path
 
 
 def _check_key_mode(path: Path, source: str) -> None:
