@@ -43,6 +43,8 @@ class Endpoint:
     host: str
     port: int
     password: str
+    tls_options: tuple[tuple[str, str], ...] = ()
+    """libpq settings for TLS, e.g. (("sslmode", "verify-full"), ("sslrootcert", ca))."""
 
     def connect(self, deadline: float = ATTEMPT_DEADLINE) -> Any:
         """An autocommit (asynchronous) connection, ready within `deadline` seconds."""
@@ -53,6 +55,7 @@ class Endpoint:
             dbname="postgres",
             password=self.password,
             async_=True,
+            **dict(self.tls_options),
         )
         try:
             wait_ready(connection, deadline)

@@ -22,6 +22,7 @@ from tests.harness.cluster import LocalCluster, wait_for
 from tests.harness.etcd import EtcdServer, http_get
 from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.processes import ServerProcess
+from tests.harness.tls import TlsFiles
 
 HEALTH_TIMEOUT = 180.0
 
@@ -36,6 +37,7 @@ class RhizomeSystem:
         spec: dict[str, Any] | None = None,
         keeper_count: int = 3,
         etcd_api: str = "v3",
+        tls: TlsFiles | None = None,
     ) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.cluster = LocalCluster(
@@ -43,12 +45,19 @@ class RhizomeSystem:
         )
         self.etcd = etcd
         self.etcd_api = etcd_api
+        self.tls = tls
+        if tls is not None:  # PostgreSQL's TLS, passed through by a proxy that requires it
+            for keeper in self.cluster.keepers.values():
+                keeper.use_tls(tls.server_cert_file, tls.server_key_file, tls.ca_file)
         self.proxy_port = free_port()
+        self.proxy_read_only_port = free_port()
         self.proxy_http_port = free_port()
         config = directory / "proxy.toml"
         config.write_text(
             f'cluster = "main"\n{etcd_section([etcd.client_url], etcd_api)}'
             f'[proxy]\nid = "bench"\nread_write_listen = "{LOOPBACK}:{self.proxy_port}"\n'
+            f'read_only_listen = "{LOOPBACK}:{self.proxy_read_only_port}"\n'
+            f"require_tls = {'true' if tls else 'false'}\n"
             f'[api]\nlisten = "{LOOPBACK}:{self.proxy_http_port}"\n'
         )
         command = [sys.executable, "-m", "rhizome.proxy.main", "-c", str(config)]
@@ -56,8 +65,19 @@ class RhizomeSystem:
 
     @property
     def endpoint(self) -> Endpoint:
+        """The proxy's read-write port (verified TLS when the system runs with it)."""
+        return self.proxy_endpoint(self.proxy_port)
+
+    @property
+    def read_only_endpoint(self) -> Endpoint:
+        return self.proxy_endpoint(self.proxy_read_only_port)
+
+    def proxy_endpoint(self, port: int) -> Endpoint:
         any_keeper = next(iter(self.cluster.keepers.values()))
-        return Endpoint(LOOPBACK, self.proxy_port, any_keeper.superuser_password)
+        options: tuple[tuple[str, str], ...] = ()
+        if self.tls is not None:
+            options = (("sslmode", "verify-full"), ("sslrootcert", str(self.tls.ca_file)))
+        return Endpoint(LOOPBACK, port, any_keeper.superuser_password, options)
 
     def start(self) -> None:
         self.cluster.start()

@@ -3,55 +3,25 @@ verified TLS, a peer without TLS is refused, and a peer with another CA cannot c
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-
 import psycopg2
 import pytest
 
 from rhizome.spec import ClusterSpec
-from tests.harness.keeper import OS_USER, REPLICATION_USER, StateWriter, wait_reported, wait_until
+from tests.harness.keeper import REPLICATION_USER, StateWriter, wait_reported, wait_until
 from tests.harness.ports import LOOPBACK
-from tests.harness.tls import TlsFiles, create_tls_files
+from tests.harness.tls import create_tls_files
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def keeper_files() -> Iterator[Path]:
-    """A directory the keepers' OS user owns, for their certificates and keys."""
-    directory = Path(tempfile.mkdtemp(prefix="rhizome-keeper-tls-", dir="/tmp"))
-    shutil.chown(directory, OS_USER, OS_USER)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
-
-
-def tls_settings(directory: Path, name: str, files: TlsFiles) -> dict[str, str]:
-    """The keeper's tls_* settings, its copies of the PEM files owned by its user."""
-    settings = {}
-    for key, source, mode in (
-        ("tls_cert_file", files.server_cert_file, 0o644),
-        ("tls_key_file", files.server_key_file, 0o600),
-        ("tls_ca_file", files.ca_file, 0o644),
-    ):
-        copy = directory / f"{name}-{source.name}"
-        shutil.copyfile(source, copy)
-        copy.chmod(mode)
-        shutil.chown(copy, OS_USER, OS_USER)
-        settings[key] = str(copy)
-    return settings
-
-
-def test_keepers_replicate_over_verified_tls_only(store, keeper_factory, keeper_files, tmp_path):
+def test_keepers_replicate_over_verified_tls_only(store, keeper_factory, tmp_path):
     files = create_tls_files(tmp_path / "pki")
     stranger = create_tls_files(tmp_path / "other-pki")  # another CA, same names
     assert store.write_spec(ClusterSpec(), 0)
     writer = StateWriter(store)
-    master = keeper_factory("k1", extra_settings=tls_settings(keeper_files, "k1", files))
-    standby = keeper_factory("k2", extra_settings=tls_settings(keeper_files, "k2", files))
-    foreign = keeper_factory("k3", extra_settings=tls_settings(keeper_files, "k3", stranger))
+    master, standby, foreign = keeper_factory("k1"), keeper_factory("k2"), keeper_factory("k3")
+    for keeper, pki in ((master, files), (standby, files), (foreign, stranger)):
+        keeper.use_tls(pki.server_cert_file, pki.server_key_file, pki.ca_file)
     writer.assign("k1", initialized=False, k1="master")
     master.start()
     wait_reported(store, "k1", "a primary", running=True, role="primary", healthy=True)

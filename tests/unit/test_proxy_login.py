@@ -42,8 +42,16 @@ def test_a_refused_encryption_request_is_passed_over() -> None:
 
 
 @pytest.mark.parametrize("answer", [b"S", b"G"])
-def test_an_encrypted_login_cannot_be_read_and_counts_as_ended(answer: bytes) -> None:
-    assert LoginWatch().feed(answer + b"\x16\x03\x03")
+def test_an_encrypted_login_cannot_be_read_and_is_flagged(answer: bytes) -> None:
+    watch = LoginWatch()
+    assert watch.feed(answer + b"\x16\x03\x03")
+    assert watch.encrypted  # the session times its window instead
+
+
+def test_a_plain_login_is_not_flagged_encrypted() -> None:
+    watch = LoginWatch()
+    assert watch.feed(b"N" + LOGIN)
+    assert not watch.encrypted
 
 
 def test_an_error_ends_the_login() -> None:

@@ -14,6 +14,7 @@
     max_standby_lag_bytes = 16777216   # read-only port: standbys further behind are skipped
     max_connections = 2000             # client connections served at once (held included)
     connect_timeout = 3.0              # seconds to connect to a PostgreSQL server
+    require_tls = false                # refuse clients that do not ask for TLS first
     keepalive_idle = 10                # TCP keepalive on both sides, seconds
     keepalive_interval = 5
     keepalive_count = 3
@@ -60,6 +61,9 @@ class ProxyConfig:
     """/health, /liveness, /readiness and /metrics (the [api] section)."""
     connect_timeout: float = 3.0
     keepalive: KeepaliveSettings = KeepaliveSettings()
+    require_tls: bool = False
+    """Serve only clients whose first packet asks for encryption (TLS passes through to
+    PostgreSQL, which must run with ssl = on); others get an error naming this setting."""
 
 
 PROXY_KEYS = {
@@ -70,6 +74,7 @@ PROXY_KEYS = {
     "max_standby_lag_bytes",
     "max_connections",
     "connect_timeout",
+    "require_tls",
     "keepalive_idle",
     "keepalive_interval",
     "keepalive_count",
@@ -118,6 +123,7 @@ def proxy_config(data: dict[str, Any], source: str) -> ProxyConfig:
             interval=reader.integer("keepalive_interval", 5, 1),
             count=reader.integer("keepalive_count", 3, 1),
         ),
+        require_tls=reader.boolean("require_tls", False),
     )
 
 

@@ -27,7 +27,9 @@ from rhizome.proxy.routing import Backend, Routes, choose_backend
 from rhizome.proxy.wire import (
     SQLSTATE_CANNOT_CONNECT_NOW,
     SQLSTATE_CONNECTION_FAILURE,
+    SQLSTATE_REFUSED_LOGIN,
     SQLSTATE_TOO_MANY_CONNECTIONS,
+    PacketKind,
 )
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,10 @@ REFUSAL_LIMIT = 1000
 LOGIN_DRAIN_LIMIT = 1.0
 """Seconds a switchover waits at most for read-write logins under way (at most
 half of proxy_hold_timeout); a login still running then is cut by the switchover."""
+PLAIN_TEXT_REFUSED = (
+    "rhizome-proxy: this proxy requires TLS ([proxy] require_tls = true):"
+    " connect with sslmode=require or verify-full"
+)
 
 
 class Port:
@@ -123,6 +129,9 @@ class Dispatcher:
         """Connect the session to its port's target, or hold it."""
         port = self.ports[session.read_only]
         port.held.pop(session, None)
+        if self.config.require_tls and not session.tls_asked:
+            self.hold(session)  # until its first packet shows it asks for TLS
+            return
         backend = self.pick(port) if self.may_forward() else None
         if backend is None:
             session.last_error = None  # no target at all: that is the reason now
@@ -180,10 +189,18 @@ class Dispatcher:
         self.refusals.add(refusal)
         refusal.start(buffered)
 
-    def invalid_client(self, session: Session) -> None:
-        """A held client sent something no PostgreSQL client sends."""
-        self.ports[session.read_only].counters.invalid_clients += 1
-        session.abort()
+    def first_packet(self, session: Session, kind: PacketKind) -> None:
+        """A held client's first packet: no PostgreSQL client's is dropped at once, and
+        under require_tls a startup in plain text is refused."""
+        if kind is PacketKind.INVALID:
+            self.ports[session.read_only].counters.invalid_clients += 1
+            session.abort()
+        elif self.config.require_tls and not session.tls_asked:
+            if kind is PacketKind.STARTUP:
+                self.refuse(session, "tls_required", PLAIN_TEXT_REFUSED, SQLSTATE_REFUSED_LOGIN)
+            else:  # TLS or GSS encryption asked (a cancel request is never encrypted)
+                session.tls_asked = True
+                self.dispatch(session)
 
     # -- callbacks from sessions ----------------------------------------------------
 

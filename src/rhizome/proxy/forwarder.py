@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from rhizome import clock
 from rhizome.proxy.config import KeepaliveSettings
+from rhizome.proxy.login import ENCRYPTED_LOGIN_WINDOW
 from rhizome.proxy.pipes import ClientPipe, Pipe, ServerPipe
 from rhizome.proxy.routing import Backend
 from rhizome.proxy.wire import PacketKind, classify_first_packet
@@ -56,7 +57,7 @@ class SessionOwner(Protocol):
 
     def closed(self, session: Session) -> None: ...
 
-    def invalid_client(self, session: Session) -> None: ...
+    def first_packet(self, session: Session, kind: PacketKind) -> None: ...
 
 
 class Session:
@@ -76,12 +77,14 @@ class Session:
         "hold_timer",
         "keepalive",
         "last_error",
+        "login_timer",
         "owner",
         "pending_pipe",
         "read_only",
         "server",
         "server_pipe",
         "state",
+        "tls_asked",
         "traffic",
     )
 
@@ -113,6 +116,10 @@ class Session:
         self.client_socket = client.get_extra_info("socket")
         self.traffic: tuple[int, int] | None = None
         """(bytes from the client, bytes to the client) once the session ended."""
+        self.tls_asked = False
+        """Its first packet asked for encryption (or cancels a query): what require_tls waits for."""
+        self.login_timer: asyncio.TimerHandle | None = None
+        """Ends an encrypted login's window (see ENCRYPTED_LOGIN_WINDOW)."""
 
     def bytes_forwarded(self) -> tuple[int, int]:
         """(bytes from the client, bytes delivered to it), from the kernel's counters."""
@@ -133,9 +140,11 @@ class Session:
             self.check_held_input()
 
     def check_held_input(self) -> None:
-        """A held client that is clearly no PostgreSQL client is dropped at once."""
-        if self.buffer and classify_first_packet(self.first_bytes()).kind is PacketKind.INVALID:
-            self.owner.invalid_client(self)
+        """Tell the owner what a held client's first packet is, once it can be told."""
+        if self.buffer:
+            kind = classify_first_packet(self.first_bytes()).kind
+            if kind is not PacketKind.INCOMPLETE:
+                self.owner.first_packet(self, kind)
 
     def first_bytes(self) -> bytes:
         if len(self.buffer) > 1:
@@ -218,6 +227,20 @@ class Session:
             self.server.set_protocol(pipe)  # from now on uvloop calls peer.write directly
             self.owner.login_finished(self)
 
+    def encrypted_login(self, pipe: ServerPipe) -> None:
+        """The server accepted TLS: the login cannot be read, it counts as under way for
+        ENCRYPTED_LOGIN_WINDOW (or until the session closes)."""
+        if pipe is self.server_pipe and self.server is not None:
+            self.server.set_protocol(pipe)
+            loop = asyncio.get_running_loop()
+            self.login_timer = loop.call_later(ENCRYPTED_LOGIN_WINDOW, self.window_over, pipe)
+
+    def window_over(self, pipe: ServerPipe) -> None:
+        self.login_timer = None
+        pipe.login = None
+        if self.state is SessionState.FORWARDING:
+            self.owner.login_finished(self)
+
     # -- ending ------------------------------------------------------------
 
     def end_of_data(self, pipe: Pipe) -> bool:
@@ -267,6 +290,9 @@ class Session:
             return
         self.state = SessionState.CLOSED
         self.cancel_hold_timer()
+        if self.login_timer is not None:
+            self.login_timer.cancel()
+            self.login_timer = None
         if self.connect_task is not None:
             self.connect_task.cancel()
             self.connect_task = None

@@ -5,8 +5,10 @@ wait for the logins already under way to finish, so that cutting the old
 master's connections fails no client in the middle of its login. The server
 ends a login with ReadyForQuery ('Z') or an ErrorResponse ('E'). Before its
 first message it may answer an encryption request with one byte: 'N' (no,
-the login goes on in plain text) or 'S'/'G' (TLS or GSS: the rest cannot be
-read, so the login counts as finished).
+the login goes on in plain text) or 'S'/'G' (TLS or GSS). The proxy passes
+encryption through, so PostgreSQL's certificate and SCRAM channel binding
+reach the client unchanged; the rest of an encrypted login cannot be read,
+and it counts as under way for ENCRYPTED_LOGIN_WINDOW from the server's 'S'.
 
 Only the first few server messages of a session are read; after that the
 session's server side is the plain forwarding pipe again.
@@ -19,12 +21,17 @@ HEADER_SIZE = 5
 REFUSED_ENCRYPTION = ord("N")
 ENCRYPTION_ACCEPTED = frozenset(b"SG")
 LOGIN_ENDS = frozenset(b"ZE")
+ENCRYPTED_LOGIN_WINDOW = 1.0
+"""Seconds an encrypted login counts as under way (unless its session closes first).
+A TLS handshake and a SCRAM exchange take four to six round trips: milliseconds on
+a LAN, well under a second across a region. A switchover's drain waits at most
+LOGIN_DRAIN_LIMIT (also 1 s), so a longer window would change nothing."""
 
 
 class LoginWatch:
     """Reads the server's side of one session until its login ended."""
 
-    __slots__ = ("ending", "finished", "header", "negotiating", "skip")
+    __slots__ = ("encrypted", "ending", "finished", "header", "negotiating", "skip")
 
     def __init__(self) -> None:
         self.negotiating = True
@@ -35,6 +42,8 @@ class LoginWatch:
         self.ending = False
         """The current message ends the login (finished once its body has passed)."""
         self.finished = False
+        self.encrypted = False
+        """The server accepted an encryption request: nothing more can be read."""
 
     def feed(self, data: bytes) -> bool:
         """Read the next chunk the server sent; True once the login ended."""
@@ -48,7 +57,7 @@ class LoginWatch:
             elif self.negotiating and not self.header and data[position] == REFUSED_ENCRYPTION:
                 position += 1
             elif self.negotiating and not self.header and data[position] in ENCRYPTION_ACCEPTED:
-                self.finished = True
+                self.finished = self.encrypted = True
             else:
                 position = self.read_header(data, position)
         return self.finished

@@ -18,7 +18,7 @@ class PortCounters:
     accepted: int = 0
     forwarded: int = 0
     refused: Counter[str] = field(default_factory=Counter)
-    """Refused connections by reason: hold_timeout, connect_failed, limit."""
+    """Refused connections by reason: hold_timeout, connect_failed, limit, tls_required."""
     closed_by_retarget: int = 0
     invalid_clients: int = 0
     connect_errors: int = 0

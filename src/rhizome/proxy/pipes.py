@@ -96,10 +96,14 @@ class ServerPipe(Pipe):
 
     def watch_login(self, data: bytes) -> None:
         self.peer.write(data)
-        if self.login is not None and self.login.feed(data):
-            self.login = None
+        login = self.login
+        if login is not None and login.feed(data):
             self.data_received = self.peer.write  # type: ignore[method-assign]
-            self.session.login_finished(self)
+            if login.encrypted:
+                self.session.encrypted_login(self)  # self.login stays: still under way
+            else:
+                self.login = None
+                self.session.login_finished(self)
 
     def eof_received(self) -> bool:
         if self.session.server_pipe is not self:

@@ -23,6 +23,8 @@ REFUSE_ENCRYPTION = b"N"
 SQLSTATE_CANNOT_CONNECT_NOW = "57P03"
 SQLSTATE_TOO_MANY_CONNECTIONS = "53300"
 SQLSTATE_CONNECTION_FAILURE = "08006"
+SQLSTATE_REFUSED_LOGIN = "28000"
+"""invalid_authorization_specification, as PostgreSQL answers a login pg_hba.conf refuses."""
 
 
 class PacketKind(Enum):
