@@ -117,7 +117,7 @@ class Session:
         self.traffic: tuple[int, int] | None = None
         """(bytes from the client, bytes to the client) once the session ended."""
         self.tls_asked = False
-        """Its first packet asked for encryption (or cancels a query): what require_tls waits for."""
+        """Its first packet asks for encryption (or cancels a query): require_tls waits for it."""
         self.login_timer: asyncio.TimerHandle | None = None
         """Ends an encrypted login's window (see ENCRYPTED_LOGIN_WINDOW)."""
 
