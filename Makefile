@@ -58,6 +58,7 @@ molecule: $(STAMP)
 bench: $(STAMP)
 	PYTHONPATH=. $(PYTHON) bench/store_latency.py
 	PYTHONPATH=. $(PYTHON) bench/proxy.py
+	PYTHONPATH=. $(PYTHON) bench/proxy_tls.py
 	PYTHONPATH=. $(PYTHON) bench/proxy_work.py
 	PYTHONPATH=. $(PYTHON) bench/failover.py
 	PYTHONPATH=. $(PYTHON) bench/side_by_side.py

@@ -17,6 +17,7 @@ import contextlib
 import os
 import platform
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from tests.harness.etcd import start_etcd
 from tests.harness.ports import LOOPBACK, free_port
 from tests.harness.postgres import POSTGRES_BIN, PostgresInstance
 from tests.harness.processes import ServerProcess
+from tests.harness.tls import TlsFiles
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WORKLOADS = {"select-only": ["-S"], "TPC-B": []}
@@ -152,7 +154,11 @@ def wait_until_served(port: int, timeout: float = 20.0) -> None:
 
 
 def start_rhizome_proxy(
-    directory: Path, etcd_url: str, name: str = "proxy", wrapper: Sequence[str] = ()
+    directory: Path,
+    etcd_url: str,
+    name: str = "proxy",
+    wrapper: Sequence[str] = (),
+    require_tls: bool = False,
 ) -> tuple[ServerProcess, int]:
     """Start rhizome-proxy (proxy id `name`), optionally under `wrapper` (e.g. valgrind)."""
     port = free_port()
@@ -160,7 +166,8 @@ def start_rhizome_proxy(
     proxy_id = "bench" if name == "proxy" else name
     config.write_text(
         f'cluster = "bench"\n[etcd]\nendpoints = ["{etcd_url}"]\n[proxy]\nid = "{proxy_id}"\n'
-        f'read_write_listen = "{LOOPBACK}:{port}"\n[api]\nlisten = "{LOOPBACK}:{free_port()}"\n'
+        f'read_write_listen = "{LOOPBACK}:{port}"\nrequire_tls = {str(require_tls).lower()}\n'
+        f'[api]\nlisten = "{LOOPBACK}:{free_port()}"\n'
     )
     command = [*wrapper, sys.executable, "-m", "rhizome.proxy.main", "-c", str(config)]
     process = ServerProcess(command, directory / f"{name}.log", env=dict(os.environ))
@@ -188,8 +195,11 @@ def start_haproxy(
 
 
 @contextlib.contextmanager
-def routed_postgres(directory: Path, scale: int) -> Iterator[tuple[str, PostgresInstance]]:
-    """One etcd and one PostgreSQL (pgbench tables at `scale`), the store routing to it.
+def routed_postgres(
+    directory: Path, scale: int, tls: TlsFiles | None = None
+) -> Iterator[tuple[str, PostgresInstance]]:
+    """One etcd and one PostgreSQL (pgbench tables at `scale`, TLS on with `tls`), the store
+    routing to it.
 
     Yields (etcd client URL, PostgreSQL); both are stopped on exit.
     """
@@ -197,6 +207,8 @@ def routed_postgres(directory: Path, scale: int) -> Iterator[tuple[str, Postgres
     postgres = PostgresInstance("pg1", directory / "postgres", settings=POSTGRES_SETTINGS)
     try:
         postgres.initdb()
+        if tls is not None:
+            postgres.configure(server_tls_settings(postgres, tls))
         postgres.start()
         pgbench(["-i", "-q", "-s", str(scale)], postgres.port)
         route_store(etcd.client_url, postgres)
@@ -204,6 +216,22 @@ def routed_postgres(directory: Path, scale: int) -> Iterator[tuple[str, Postgres
     finally:
         postgres.cleanup()
         etcd.stop()
+
+
+def server_tls_settings(postgres: PostgresInstance, tls: TlsFiles) -> dict[str, str]:
+    """ssl = on with copies of the server's certificate and key that its user owns."""
+    settings = {"ssl": "on"}
+    for name, source in (
+        ("ssl_cert_file", tls.server_cert_file),
+        ("ssl_key_file", tls.server_key_file),
+    ):
+        copy = postgres.root_dir / source.name
+        shutil.copyfile(source, copy)
+        copy.chmod(0o600)
+        if postgres.os_user is not None:
+            shutil.chown(copy, postgres.os_user, postgres.os_user)
+        settings[name] = str(copy)
+    return settings
 
 
 def measure(arguments: argparse.Namespace) -> list[Run]:
@@ -274,18 +302,31 @@ def load_average() -> str:
 
 
 def render(runs: list[Run], arguments: argparse.Namespace, loads: tuple[str, str]) -> str:
-    targets = list(dict.fromkeys(run.target for run in runs))
     reference = haproxy_name(arguments.haproxy_threads[0])
-    lines = [
+    heading = [
         "## Proxy throughput (pgbench through rhizome-proxy, HAProxy, direct)",
         "",
-        f"`bench/proxy.py`, {time.strftime('%Y-%m-%d')}, {platform.node()}: {os.cpu_count()} "
-        f"cores, PostgreSQL 15 (synchronous_commit off, scale {arguments.scale}), pgbench "
-        f"-c {arguments.clients} -j 2 -T {arguments.duration}, {arguments.repetitions} "
-        "repetitions interleaved (order rotated each time); medians. HAProxy 2.6 (Debian) in tcp "
+        f"`bench/proxy.py`, {setup_text(arguments)} HAProxy 2.6 (Debian) in tcp "
         "mode as a process on loopback. CPU: user + system time of the proxy process per "
         f"transaction. Ratios against {reference}. Load average before/after the runs: "
         f"{loads[0]}/{loads[1]} (the machine is shared; the TPS range shows the spread).",
+    ]
+    return "\n".join([*heading, *table(runs, reference), "", READING_NOTE])
+
+
+def setup_text(arguments: argparse.Namespace) -> str:
+    return (
+        f"{time.strftime('%Y-%m-%d')}, {platform.node()}: {os.cpu_count()} "
+        f"cores, PostgreSQL 15 (synchronous_commit off, scale {arguments.scale}), pgbench "
+        f"-c {arguments.clients} -j 2 -T {arguments.duration}, {arguments.repetitions} "
+        "repetitions interleaved (order rotated each time); medians."
+    )
+
+
+def table(runs: list[Run], reference: str) -> list[str]:
+    """The results table, each target's medians against `reference`'s."""
+    targets = list(dict.fromkeys(run.target for run in runs))
+    lines = [
         "",
         "| workload | target | TPS (min..max) | latency ms | proxy CPU µs/txn | TPS ratio "
         "| CPU ratio |",
@@ -304,8 +345,7 @@ def render(runs: list[Run], arguments: argparse.Namespace, loads: tuple[str, str
                 f"{figures.tps_high:.0f}) | {figures.latency:.2f} "
                 f"| {cpu_text} | {tps_ratio} | {cpu_ratio} |"
             )
-    lines += ["", READING_NOTE]
-    return "\n".join(lines)
+    return lines
 
 
 def main() -> None:

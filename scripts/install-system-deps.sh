@@ -12,7 +12,7 @@ packages=(
     pgbackrest                      # WAL archiving and backups (tests/integration/test_backup_*.py)
     python3 python3-venv            # Debian's interpreter: the postgres user can read it
     openssl                         # test certificates for etcd TLS
-    haproxy                         # the proxy benchmark's peer
+    haproxy pgbouncer               # the proxy benchmarks' peers (plain, TLS)
     strace valgrind                 # the proxy benchmark's work counts (bench/proxy_work.py)
     make git
 )
