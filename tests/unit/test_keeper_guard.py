@@ -21,7 +21,13 @@ from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.guard import GuardState
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import holder_problem
-from rhizome.keeper.lease import LeaseGuard, own_key_vanished
+from rhizome.keeper.lease import (
+    HEARTBEAT_INTERVAL,
+    WATCHDOG_INTERVAL,
+    LeaseGuard,
+    own_key_vanished,
+    watchdog_sleep,
+)
 from rhizome.keeper.postmaster import Postmaster, TrackedProcess
 from rhizome.store.documents import KeeperInfo
 
@@ -204,11 +210,13 @@ class RevocableHolder:
         self.granted_new = False
         self.revoked = False
         self.calls = 0
+        self.failed_at: list[float] = []
 
     def renew(self, within: float | None = None) -> bool:
         self.calls += 1
         if self.revoked:
             self.lease_id = None
+            self.failed_at.append(time.monotonic())
             return False
         self.renewed_at = time.monotonic()
         return True
@@ -235,6 +243,34 @@ def test_a_check_request_renews_at_once_and_a_revoked_lease_fences_without_waiti
         guard.stop(revoke=False)
     assert guard.lost_at is not None and guard.lost_at - asked_at < 0.2
     assert fences and fences[0] - asked_at < 0.3, "the revoked lease waited for the next interval"
+
+
+def test_the_watchdog_sleeps_until_the_fencing_point_and_no_further():
+    assert watchdog_sleep(since=0.0, threshold=2.5) == HEARTBEAT_INTERVAL
+    assert watchdog_sleep(since=2.4, threshold=2.5) == pytest.approx(0.1)
+    assert watchdog_sleep(since=2.499999, threshold=2.5) == WATCHDOG_INTERVAL / 2
+    assert watchdog_sleep(since=2.5, threshold=2.5) == WATCHDOG_INTERVAL  # fencing: tick fast
+    assert watchdog_sleep(since=math.inf, threshold=2.5) == WATCHDOG_INTERVAL
+
+
+def test_the_renewer_wakes_the_sleeping_watchdog_when_the_lease_is_lost():
+    holder = RevocableHolder()
+    fences: list[float] = []
+    guard = LeaseGuard(holder, 10.0, 30.0, lambda since, kill_at: fences.append(time.monotonic()),  # type: ignore[arg-type]
+                       lambda: None)  # fmt: skip
+    guard.start()
+    try:
+        assert guard.wait_for_lease(1)
+        time.sleep(0.1)  # the watchdog sleeps: its fencing point is 29 s away
+        holder.revoked = True
+        guard.check_now()
+        deadline = time.monotonic() + 2
+        while not fences and time.monotonic() < deadline:
+            time.sleep(0.005)
+    finally:
+        guard.stop(revoke=False)
+    assert fences and holder.failed_at
+    assert fences[0] - holder.failed_at[0] < 0.05, "the watchdog slept on after the lease was lost"
 
 
 def watch_revoked_lease(extension: float) -> tuple[list[float], list[float]]:

@@ -1,13 +1,15 @@
 """The keeper's lease: renewed by one thread, watched by another that fences.
 
 The renewer keeps the lease alive every `keeper_publish_interval`. The
-watchdog checks every few milliseconds how long ago the last *successful*
-renewal was sent (etcd restarted the TTL no earlier than that, see
-`rhizome.lease`). Once that reaches the fencing point, a PostgreSQL that may
-accept writes is stopped: a fast shutdown first, SIGKILL of every process
-shortly before `fence_deadline`, so the fence holds before the lease can
-expire (DESIGN §3.2). The watchdog never waits on etcd, so a frozen store
-cannot delay it.
+watchdog checks how long ago the last *successful* renewal was sent (etcd
+restarted the TTL no earlier than that, see `rhizome.lease`). Once that
+reaches the fencing point, a PostgreSQL that may accept writes is stopped: a
+fast shutdown first, SIGKILL of every process shortly before
+`fence_deadline`, so the fence holds before the lease can expire (DESIGN
+§3.2). The watchdog never waits on etcd, so a frozen store cannot delay it.
+It does not poll: it sleeps until the fencing point of the last renewal (at
+most HEARTBEAT_INTERVAL), and the renewer wakes it after every attempt, so a
+lost lease fences at once and a renewal re-arms the guard at once.
 
 On every tick the watchdog also calls `heartbeat(deadline)` with the fence
 deadline of the last renewal: the keeper passes it to its fencing guard, a
@@ -29,6 +31,10 @@ from rhizome.lease import LeaseHolder
 log = logging.getLogger(__name__)
 
 WATCHDOG_INTERVAL = 0.02
+"""Seconds between the watchdog's ticks while the fencing point has passed."""
+HEARTBEAT_INTERVAL = 0.25
+"""The watchdog's longest sleep: systemd's watchdog is pinged every quarter of
+WatchdogSec (0.5 s by default) and /liveness wants a tick within 1 s."""
 STOP_BUDGET = 1.0
 """Seconds before fence_deadline at which the fast shutdown starts."""
 KILL_MARGIN = 0.2
@@ -79,6 +85,8 @@ class LeaseGuard:
         self._extension = extension
         self._stopped = threading.Event()
         self._check_requested = threading.Event()
+        self._renewal_attempted = threading.Event()
+        """Set by the renewer after every attempt: the watchdog looks again at once."""
         self._document_lease: int | None = None
         """The lease our document was stored on at the last store change seen."""
         self._first_renewal = threading.Event()
@@ -137,6 +145,7 @@ class LeaseGuard:
     def stop(self, revoke: bool) -> None:
         self._stopped.set()
         self._check_requested.set()
+        self._renewal_attempted.set()
         for thread in self._threads:
             thread.join(timeout=10)
         if revoke:
@@ -151,6 +160,7 @@ class LeaseGuard:
                 self.lost_at = clock.monotonic()
             if self.holder.lease_id is not None:
                 self._first_renewal.set()
+            self._renewal_attempted.set()
             if self.holder.granted_new:
                 self._on_new_lease()
             elapsed = clock.monotonic() - started
@@ -160,10 +170,20 @@ class LeaseGuard:
 
     def _watch_forever(self) -> None:
         threshold = fencing_point(self.fence_deadline)
-        while not self._stopped.wait(WATCHDOG_INTERVAL):
+        while not self._stopped.is_set():
             renewed_at = self.renewed_at()
             self._heartbeat(renewed_at + self.fence_deadline)
             since = self.seconds_since_renewal()
             if since >= threshold and self._first_renewal.is_set():
                 kill_at = renewed_at + self.fence_deadline - KILL_MARGIN
                 self._fence(since, kill_at)
+            self._renewal_attempted.wait(watchdog_sleep(since, threshold))
+            self._renewal_attempted.clear()  # what it announced is read at the top, after this
+
+
+def watchdog_sleep(since: float, threshold: float) -> float:
+    """Seconds the watchdog may sleep, `since` seconds after the last renewal: until the
+    fencing point, at most HEARTBEAT_INTERVAL, and WATCHDOG_INTERVAL once it passed."""
+    if since >= threshold:
+        return WATCHDOG_INTERVAL
+    return min(HEARTBEAT_INTERVAL, max(threshold - since, WATCHDOG_INTERVAL / 2))
