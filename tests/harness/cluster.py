@@ -54,17 +54,20 @@ class LocalCluster:
         spec: dict[str, Any] | None = None,
         cluster: str = "main",
         etcd_api: str = "v3",
+        etcd_urls: list[str] | None = None,
     ) -> None:
+        """`etcd_urls`: every member's client URL, for the agents (default: `etcd`'s only)."""
         self.directory = directory
         self.etcd = etcd
+        self.etcd_urls = etcd_urls or [etcd.client_url]
         self.spec = parse_spec(spec or {})
-        settings = EtcdSettings(endpoints=(etcd.client_url,), request_timeout=1.0)
+        settings = EtcdSettings(endpoints=tuple(self.etcd_urls), request_timeout=1.0)
         self.store = ClusterStore(open_client(settings, etcd_api), cluster)
         password = "test-superuser-password"
         self.keepers = {
             f"pg{index}": KeeperProcess(
                 f"pg{index}",
-                [etcd.client_url],
+                self.etcd_urls,
                 directory / "keepers",
                 cluster=cluster,
                 superuser_password=password,
@@ -74,8 +77,8 @@ class LocalCluster:
             for index in range(1, keeper_count + 1)
         }
         self.sentinels = [
-            SentinelProcess.for_etcd(
-                directory / "sentinels", f"sentinel{index}", etcd, cluster, etcd_api
+            SentinelProcess(
+                directory / "sentinels", f"sentinel{index}", self.etcd_urls, cluster, etcd_api
             )
             for index in range(sentinel_count)
         ]

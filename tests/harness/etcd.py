@@ -92,7 +92,9 @@ class EtcdServer(ProcessOwner):
         auth: EtcdAuth | None = None,
         cluster_token: str = DEFAULT_CLUSTER_TOKEN,
         binary: EtcdBinary | None = None,
+        extra_arguments: tuple[str, ...] = (),
     ) -> None:
+        """`extra_arguments` go last on etcd's command line (a repeated flag: the last wins)."""
         if client_cert_auth and tls is None:
             raise ValueError("client_cert_auth needs tls")
         base_dir.mkdir(parents=True, exist_ok=True)
@@ -105,6 +107,7 @@ class EtcdServer(ProcessOwner):
         self.auth = auth
         self.auth_enabled = False
         self.cluster_token = cluster_token
+        self.extra_arguments = extra_arguments
         self.client_port, self.peer_port = free_ports(2)
         self.initial_cluster: str | None = None
         self._process: ServerProcess | None = None
@@ -189,7 +192,7 @@ class EtcdServer(ProcessOwner):
         if self.tls is not None and self.client_cert_auth:
             # etcd 3.4 demands client certificates whenever --trusted-ca-file is given.
             command += ["--client-cert-auth", "--trusted-ca-file", str(self.tls.ca_file)]
-        return command
+        return command + list(self.extra_arguments)
 
     # --- HTTP --------------------------------------------------------------------------------
 
@@ -281,6 +284,7 @@ class EtcdCluster:
         client_cert_auth: bool = False,
         auth: bool = False,
         binary: EtcdBinary | None = None,
+        extra_arguments: tuple[str, ...] = (),
     ) -> None:
         tls_files = create_tls_files(base_dir / "tls") if tls else None
         self.binary = binary or default_binary()
@@ -295,6 +299,7 @@ class EtcdCluster:
                 auth=self.auth,
                 cluster_token=token,
                 binary=self.binary,
+                extra_arguments=extra_arguments,
             )
             for index in range(size)
         ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import pytest
@@ -325,3 +326,35 @@ def test_a_restored_old_master_is_given_time_to_start() -> None:
     given_up = decide(later(observation, 6.0, keepers=healthy_again)).state
     assert given_up.master is None and given_up.operation is not None
     assert given_up.operation.previous_master == "pg1"
+
+
+RECHECK_CASES = {
+    "lease expired within failover_delay: again when it has passed": (
+        STANDBYS,
+        spec(timing={"failover_delay": 5.0}),
+        state(missing_keepers_since={"pg1": NOW - 2}),
+        NOW + 3,
+    ),
+    "postgres down within master_recovery_grace: again when the grace ends": (
+        [stopped("pg1"), *STANDBYS],
+        spec(),
+        state(master_unhealthy_since=NOW - 0.25),
+        NOW + 0.75,
+    ),
+    "healthy cluster: no timer runs": ([primary("pg1"), *STANDBYS], spec(), state(), math.inf),
+}
+
+
+@pytest.mark.parametrize("case", RECHECK_CASES.values(), ids=RECHECK_CASES.keys())
+def test_a_running_timer_asks_to_decide_again_when_it_runs_out(case) -> None:
+    """The leader sleeps between store changes until recheck_at: a timer it does not
+    report would delay the failover it guards until the sentinel's next idle pass."""
+    keepers, cluster_spec, cluster_state, recheck_at = case
+    decision = decide(observe(cluster_spec, cluster_state, keepers, [proxy("p1")]))
+    assert decision.state.operation is None
+    assert decision.recheck_at == pytest.approx(recheck_at)
+    if recheck_at != math.inf:
+        decided_again = decide(
+            later(observe(cluster_spec, decision.state, keepers, [proxy("p1")]), recheck_at - NOW)
+        )
+        assert decided_again.state.operation is not None, "nothing happened when the timer ran out"

@@ -1,8 +1,9 @@
 """The sentinel process: lease, election, and the leader's decide-and-write loop.
 
 Every sentinel publishes itself on a lease and campaigns for the leader key
-when nobody holds it. The leader wakes on every store change (and every
-`TICK` for time-based decisions), runs the pure `decide()` on the current
+when nobody holds it. The leader wakes on every store change, when a timer
+of its last decision runs out (`Decision.recheck_at`) and when its lease is
+due for renewal, runs the pure `decide()` on the current
 view and writes the next state with compare-and-swap, guarded by its own
 leader key so that a deposed leader can never write. Its decisions read the
 time from a LeaderClock, which never steps during one leadership.
@@ -34,7 +35,10 @@ from rhizome.store.view import ClusterView
 log = logging.getLogger(__name__)
 
 TICK = 0.1
-"""Longest wait between two decisions: timeouts are decided without store changes."""
+"""Wait between two passes while the store is not followed yet or no lease is held."""
+IDLE_WAIT = 1.0
+"""Longest wait between two passes without a store change. Only a safety net: the
+lease renewal and the timers of the last decision wake the loop when they are due."""
 
 
 class Sentinel:
@@ -60,6 +64,10 @@ class Sentinel:
         self.ticked_at = -math.inf
         """When the loop last ran (rhizome.clock.monotonic()), for the API's liveness."""
         self._last_renewal_attempt = 0.0
+        self._renewal_due = 0.0
+        """clock.monotonic() time of the next lease renewal."""
+        self._recheck_due = math.inf
+        """clock.monotonic() time at which a timer of the last decision runs out."""
         self._reported_problems: set[str] = set()
         self._last_notes: tuple[str, ...] = ()
         self._blocked_on: set[str] = set()
@@ -72,15 +80,23 @@ class Sentinel:
                 self.ticked_at = clock.monotonic()
                 if self.thread_watch is not None:
                     self.thread_watch.check()
-                revision = self.follower.wait_for_change(revision, TICK)
+                revision = self.follower.wait_for_change(revision, self._wait())
                 if self.follower.synchronized:
                     self.step(self.follower.view())
         finally:
             self.follower.stop()
             self.lease.revoke()  # hands leadership over at once
 
+    def _wait(self) -> float:
+        """Seconds until the next pass is due without a store change."""
+        if not self.follower.synchronized or self.lease.lease_id is None:
+            return TICK
+        due = min(self._renewal_due, self._recheck_due)
+        return min(IDLE_WAIT, max(due - clock.monotonic(), 0.0))
+
     def step(self, view: ClusterView) -> None:
         """One pass: keep the lease, campaign if needed, lead if elected."""
+        self._recheck_due = math.inf
         timing = view.spec.document.timing if view.spec else TimingSettings()
         if not self._keep_lease(timing):
             self.leader_clock.restart()
@@ -97,8 +113,10 @@ class Sentinel:
         now = clock.monotonic()
         due = now - self._last_renewal_attempt >= timing.renew_interval
         margin = timing.sentinel_lease_ttl - timing.renew_interval
+        self._renewal_due = self._last_renewal_attempt + timing.renew_interval
         if due or self.lease.lease_id is None:
             self._last_renewal_attempt = now
+            self._renewal_due = now + timing.renew_interval
             if self.lease.renew(within=margin) and self.lease.granted_new:
                 self._publish_self()
         return self.lease.lease_id is not None and self.lease.seconds_since_renewal() < margin
@@ -149,6 +167,7 @@ class Sentinel:
             leadership_started_at=self.leader_clock.started_wall,
         )
         decision = decide(observation)
+        self._recheck_due = clock.monotonic() + (decision.recheck_at - now)
         if decision.notes != self._last_notes:
             for note in decision.notes:
                 log.info("%s", note)

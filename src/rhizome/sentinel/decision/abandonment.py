@@ -41,7 +41,7 @@ def advance_promotion(progress: Progress) -> None:
     if operation is None or operation.phase != "promoting":
         return
     limit = progress.timing.promotion_deadline
-    if progress.now - operation.phase_started_at >= limit:
+    if progress.waited(operation.phase_started_at, limit):
         abandon_promotion(progress, limit)
 
 

@@ -85,6 +85,7 @@ def decide(observation: ClusterObservation) -> Decision:
         state=finalised(initial, progress.state),
         finished_commands=tuple(progress.finished.items()),
         notes=tuple(progress.notes),
+        recheck_at=progress.recheck_at,
     )
 
 

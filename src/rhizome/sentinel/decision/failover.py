@@ -54,27 +54,30 @@ def master_loss(progress: Progress) -> str | None:
     document = progress.keeper(master)
     timing = progress.timing
     if document is None:
-        waited = progress.now - state.missing_keepers_since.get(master, progress.now)
-        back = progress.now - progress.observation.leadership_started_at
-        if progress.spec.failsafe and back < timing.keeper_lease_ttl:
+        missing_since = state.missing_keepers_since.get(master, progress.now)
+        leading_since = progress.observation.leadership_started_at
+        if progress.spec.failsafe and not progress.waited(leading_since, timing.keeper_lease_ttl):
+            back = progress.now - leading_since
             progress.note(
                 f"master {master}: keeper missing {back:.1f} s after this sentinel began to lead"
                 " or regained etcd; with failsafe it may have served through an etcd outage and"
                 " must get one keeper_lease_ttl to publish again"
             )
             return None
-        if waited >= timing.failover_delay:
+        if progress.waited(missing_since, timing.failover_delay):
             return f"the keeper of master {master} stopped reporting (its lease expired)"
+        waited = progress.now - missing_since
         progress.note(f"master {master}: keeper missing for {waited:.1f} s, waiting")
         return None
     if document.running and document.healthy:
         return None
-    waited = progress.now - (state.master_unhealthy_since or progress.now)
+    unhealthy_since = state.master_unhealthy_since or progress.now
+    waited = progress.now - unhealthy_since
     problem = "not running" if not document.running else "unhealthy"
     grace = timing.master_recovery_grace
     if state.operation is not None and state.operation.phase == "promoting":
         grace += timing.keeper_lease_ttl  # its keeper may have to start it first
-    if waited >= grace:
+    if progress.waited(unhealthy_since, grace):
         return f"master {master} reports PostgreSQL {problem}"
     progress.note(f"master {master}: PostgreSQL {problem} for {waited:.1f} s, within the grace")
     return None
@@ -175,7 +178,7 @@ def wait_for_fencing(progress: Progress, blockers: list[str]) -> None:
     waiting = "; ".join(blockers)
     progress.note(f"{operation.kind}: waiting before promotion: {waiting}")
     limit = progress.timing.promotion_deadline
-    if progress.now - operation.phase_started_at >= limit:
+    if progress.waited(operation.phase_started_at, limit):
         reason = f"fencing has lasted longer than {limit:g} s (timing.promotion_timeout): {waiting}"
         set_no_promotion_reason(progress, reason)
 

@@ -86,7 +86,7 @@ def replace_missing_master(progress: Progress, master: str) -> None:
         progress.note(f"initialisation: waiting for the keeper of {master}")
         return
     since = progress.state.missing_keepers_since.get(master, progress.now)
-    if progress.now - since < progress.timing.failover_delay:
+    if not progress.waited(since, progress.timing.failover_delay):
         return
     if first_master(progress, excluded=master) is None:
         progress.note(f"initialisation: {master} is gone and no other keeper is live")

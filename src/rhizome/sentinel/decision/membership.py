@@ -104,6 +104,6 @@ def dead_for_too_long(progress: Progress, name: str) -> bool:
     """The keeper's document has been missing for longer than dead_keeper_removal_after."""
     delay = progress.spec.dead_keeper_removal_after
     since = progress.state.missing_keepers_since.get(name)
-    if delay <= 0 or since is None or progress.now - since < delay:
+    if delay <= 0 or since is None or not progress.waited(since, delay):
         return False
     return not (progress.settings(name).maintenance or in_synchronous_set(progress, name))

@@ -51,6 +51,9 @@ class Decision:
     """(command name, mod_revision) of the commands to delete from the store."""
     notes: tuple[str, ...]
     """Human-readable lines saying what was decided and why (logged by the sentinel)."""
+    recheck_at: float = math.inf
+    """When (on the observation's clock) a timer of this decision runs out: deciding
+    again then may change something even if the store does not (inf: no timer runs)."""
 
 
 class Progress:
@@ -63,6 +66,7 @@ class Progress:
         """The generation of the decided state when the topology changes."""
         self.notes: list[str] = []
         self.finished: dict[str, int] = {}
+        self.recheck_at = math.inf
 
     @property
     def spec(self) -> ClusterSpec:
@@ -75,6 +79,13 @@ class Progress:
     @property
     def now(self) -> float:
         return self.observation.now
+
+    def waited(self, since: float, limit: float) -> bool:
+        """Whether `limit` seconds passed since `since`; if not, decide again when they have."""
+        if self.now - since >= limit:
+            return True
+        self.recheck_at = min(self.recheck_at, since + limit)
+        return False
 
     def keeper(self, name: str | None) -> KeeperInfo | None:
         """The live document of keeper `name`, None when its lease is gone."""

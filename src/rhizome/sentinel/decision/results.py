@@ -109,4 +109,4 @@ def command_timed_out(progress: Progress) -> bool:
     if stored is None or stored.document.timeout is None:
         return False
     started = operation.phase_started_at if operation.kind == "failover" else operation.started_at
-    return progress.now - started >= stored.document.timeout
+    return progress.waited(started, stored.document.timeout)

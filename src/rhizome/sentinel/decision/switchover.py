@@ -241,7 +241,7 @@ def overdue_reason(progress: Progress) -> str | None:
     if command_timed_out(progress):
         return f"timed out while {operation.phase}"
     limit = progress.timing.proxy_hold_timeout
-    if progress.now - operation.phase_started_at >= limit:
+    if progress.waited(operation.phase_started_at, limit):
         return f"{operation.phase} lasted longer than proxy_hold_timeout ({limit:g} s)"
     return None
 
