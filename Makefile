@@ -62,6 +62,7 @@ bench: $(STAMP)
 	PYTHONPATH=. $(PYTHON) bench/proxy_work.py
 	PYTHONPATH=. $(PYTHON) bench/failover.py
 	PYTHONPATH=. $(PYTHON) bench/side_by_side.py
+	PYTHONPATH=. $(PYTHON) bench/many_clusters.py
 
 # The fault-injection campaign (chaos/): three nodes in network namespaces (root).
 # Sizes: CHAOS_FAULTS (200), CHAOS_MODE (sync|async), CHAOS_SEED, CHAOS_KINDS,

@@ -38,10 +38,17 @@ class RhizomeSystem:
         keeper_count: int = 3,
         etcd_api: str = "v3",
         tls: TlsFiles | None = None,
+        etcd_urls: list[str] | None = None,
     ) -> None:
+        """`etcd_urls`: every member of a multi-member etcd (default: `etcd`'s URL only)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.cluster = LocalCluster(
-            directory, etcd, keeper_count=keeper_count, spec=spec, etcd_api=etcd_api
+            directory,
+            etcd,
+            keeper_count=keeper_count,
+            spec=spec,
+            etcd_api=etcd_api,
+            etcd_urls=etcd_urls,
         )
         self.etcd = etcd
         self.etcd_api = etcd_api
@@ -54,7 +61,7 @@ class RhizomeSystem:
         self.proxy_http_port = free_port()
         config = directory / "proxy.toml"
         config.write_text(
-            f'cluster = "main"\n{etcd_section([etcd.client_url], etcd_api)}'
+            f'cluster = "main"\n{etcd_section(self.cluster.etcd_urls, etcd_api)}'
             f'[proxy]\nid = "bench"\nread_write_listen = "{LOOPBACK}:{self.proxy_port}"\n'
             f'read_only_listen = "{LOOPBACK}:{self.proxy_read_only_port}"\n'
             f"require_tls = {'true' if tls else 'false'}\n"
@@ -133,7 +140,8 @@ class RhizomeSystem:
 
     def switchover(self) -> None:
         """`rhizomectl switchover --wait`: returns once the sentinel reports it done."""
-        command = [sys.executable, "-m", "rhizome.cli.main", "--endpoints", self.etcd.client_url]
+        endpoints = ",".join(self.cluster.etcd_urls)
+        command = [sys.executable, "-m", "rhizome.cli.main", "--endpoints", endpoints]
         command += ["--cluster", "main", "--etcd-api", self.etcd_api]
         command += ["switchover", "--wait", "--timeout", "60"]
         result = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False)
