@@ -11,19 +11,15 @@ ENCRYPTED_LOGIN_WINDOW since it cannot read it.
 
 from __future__ import annotations
 
-import time
-
 import psycopg2
 import pytest
 
-from bench.probes import WritingClient, create_table, failures
 from bench.rhizome_system import RhizomeSystem
 from tests.harness.tls import create_tls_files
+from tests.integration.switchover_support import check_switchovers_under_writers
 
 pytestmark = pytest.mark.integration
 
-SWITCHOVERS = 3
-NEW_CONNECTION_CLIENTS = 3
 SESSION_SSL = "SELECT ssl, pg_is_in_recovery() FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
 
 
@@ -65,29 +61,4 @@ def test_tls_clients_through_the_proxy(system):
     with pytest.raises(psycopg2.OperationalError, match="require_tls"):
         query(read_only, "SELECT 1", sslmode="disable")
 
-    create_table(read_write)
-    clients = [
-        WritingClient(read_write, f"new{number}", new_connection_per_transaction=True)
-        for number in range(NEW_CONNECTION_CLIENTS)
-    ]
-    clients.append(WritingClient(read_write, "session"))
-    started = time.monotonic()
-    for client in clients:
-        client.start()
-    try:
-        for _ in range(SWITCHOVERS):
-            time.sleep(1)
-            system.switchover()
-            system.wait_healthy()
-        time.sleep(1)
-    finally:
-        for client in clients:
-            client.stop()
-    for client in clients:
-        failed_connects, _ = failures(client.attempts, started)
-        errors = [attempt.error for attempt in client.attempts if attempt.connection_failed]
-        assert failed_connects == 0, f"{client.name}: {errors}\n{system.diagnostics()}"
-        assert client.lost_writes() == 0, client.name
-        assert client.attempts[-1].acknowledged, f"{client.name} writes after the switchovers"
-    results = system.cluster.state().command_results[-SWITCHOVERS:]
-    assert [result.outcome for result in results] == ["done"] * SWITCHOVERS
+    check_switchovers_under_writers(system)

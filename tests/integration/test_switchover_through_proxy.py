@@ -10,18 +10,13 @@ fail (the fence closes those sessions).
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
-from bench.probes import WritingClient, create_table, failures
 from bench.rhizome_system import RhizomeSystem
 from rhizome.config import ETCD_APIS
+from tests.integration.switchover_support import check_switchovers_under_writers
 
 pytestmark = pytest.mark.integration
-
-SWITCHOVERS = 3
-NEW_CONNECTION_CLIENTS = 3
 
 
 @pytest.fixture
@@ -37,30 +32,4 @@ def system(tmp_path, etcd, etcd_api):
 
 @pytest.mark.parametrize("etcd_api", ETCD_APIS)
 def test_switchovers_fail_no_new_connection_and_lose_no_write(system):
-    endpoint = system.endpoint
-    create_table(endpoint)
-    clients = [
-        WritingClient(endpoint, f"new{number}", new_connection_per_transaction=True)
-        for number in range(NEW_CONNECTION_CLIENTS)
-    ]
-    clients.append(WritingClient(endpoint, "session"))
-    started = time.monotonic()
-    for client in clients:
-        client.start()
-    try:
-        for _ in range(SWITCHOVERS):
-            time.sleep(1)
-            system.switchover()
-            system.wait_healthy()
-        time.sleep(1)
-    finally:
-        for client in clients:
-            client.stop()
-    for client in clients:
-        failed_connects, _ = failures(client.attempts, started)
-        errors = [attempt.error for attempt in client.attempts if attempt.connection_failed]
-        assert failed_connects == 0, f"{client.name}: {errors}\n{system.diagnostics()}"
-        assert client.lost_writes() == 0, client.name
-        assert client.attempts[-1].acknowledged, f"{client.name} writes after the switchovers"
-    results = system.cluster.state().command_results[-SWITCHOVERS:]
-    assert [result.outcome for result in results] == ["done"] * SWITCHOVERS
+    check_switchovers_under_writers(system)
