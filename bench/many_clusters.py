@@ -73,7 +73,7 @@ from bench.probes import create_table
 from bench.rhizome_system import RhizomeSystem
 from bench.side_by_side import failover_trial
 from rhizome.config import open_client
-from rhizome.etcd import EtcdError, EtcdSettings
+from rhizome.etcd import EtcdError, EtcdSettings, EtcdUnavailable
 from rhizome.spec import ClusterSpec, parse_spec
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.view import ClusterView
@@ -137,8 +137,7 @@ class LoadClusters:
         """Add load clusters until there are `count`: specs, sentinels, fake keepers."""
         new = [f"load{index:03d}" for index in range(len(self.names) + 1, count + 1)]
         for name in new:
-            if ClusterStore(self.client, name).write_spec(self.spec, 0) is None:
-                raise RuntimeError(f"cluster {name} has a spec already")
+            self._write_spec(name)
             sentinel = SentinelProcess(
                 self.directory / "sentinels", f"sentinel-{name}", self.etcd_urls, name
             )
@@ -146,6 +145,15 @@ class LoadClusters:
         for first in range(0, len(new), self.clusters_per_process):
             self._start_fleet(new[first : first + self.clusters_per_process])
         self.names += new
+
+    def _write_spec(self, name: str) -> None:
+        """Create the cluster's spec; an equal one is ours (a timed-out write retried)."""
+        store = ClusterStore(self.client, name)
+        if store.write_spec(self.spec, 0) is not None:
+            return
+        stored = store.read_spec()
+        if stored is None or stored.document != self.spec:
+            raise RuntimeError(f"cluster {name} has another spec already")
 
     def _start_fleet(self, names: list[str]) -> None:
         number = len(self.fleets) + 1
@@ -274,8 +282,9 @@ def run_step(
     return result
 
 
-def measure(arguments: argparse.Namespace, results: list[StepResult]) -> None:
-    """Fill `results` step by step (in place: a failed run keeps the steps it finished)."""
+def measure(arguments: argparse.Namespace, results: list[StepResult], context: Context) -> None:
+    """Fill `results` step by step (in place: a failed run keeps the steps it finished).
+    A step during which etcd stops answering is the machine's limit: noted in `context`."""
     with tempfile.TemporaryDirectory(prefix="rhizome-bench-many-clusters-") as name:
         directory = Path(name)
         etcd = EtcdCluster(directory / "etcd", 3, extra_arguments=ETCD_ARGUMENTS)
@@ -293,7 +302,12 @@ def measure(arguments: argparse.Namespace, results: list[StepResult]) -> None:
                 busy=not arguments.idle, clusters_per_process=arguments.clusters_per_process,
             )  # fmt: skip
             for clusters in arguments.clusters:
-                step = run_step(clusters, load, system, etcd, arguments)
+                try:
+                    step = run_step(clusters, load, system, etcd, arguments)
+                except EtcdUnavailable as error:
+                    context.unmeasured = f"N={clusters}: etcd stopped answering ({error})"
+                    print(f"stopping at {context.unmeasured}", flush=True)
+                    break
                 results.append(step)
                 print(step.describe(), flush=True)
                 if step.saturated:
@@ -368,7 +382,7 @@ def main() -> None:
     raw = (scratch / "results.json") if arguments.no_report else BUILD / "many-clusters.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
     try:
-        measure(arguments, results)
+        measure(arguments, results, context)
     finally:
         data: dict[str, Any] = {"context": asdict(context), "steps": [asdict(r) for r in results]}
         raw.write_text(json.dumps(data, indent=1))

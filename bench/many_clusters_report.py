@@ -45,6 +45,7 @@ class Context:
     busy: bool
     window: float
     trials: int
+    unmeasured: str | None = None  # the step that saturated the machine before it was measured
 
     @classmethod
     def now(cls, timing: TimingSettings, busy: bool, window: float, trials: int) -> Context:
@@ -208,6 +209,11 @@ def render(results: list[StepResult], context: Context, plot_link: str) -> str:
     saturated = [f"N={step.clusters}: {step.saturated}" for step in results if step.saturated]
     if saturated:
         lines += [f"Saturated, the run stopped there: {'; '.join(saturated)}.", ""]
+    if context.unmeasured:
+        lines += [
+            f"Not measured, the machine saturated while the load grew: {context.unmeasured}.",
+            "",
+        ]
     lines += [f"![many clusters]({plot_link})", "", extrapolation(results, context), ""]
     return "\n".join([*lines, advice(context)])
 
