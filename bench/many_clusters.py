@@ -61,7 +61,7 @@ import signal
 import sys
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -282,9 +282,9 @@ def run_step(
     return result
 
 
-def measure(arguments: argparse.Namespace, results: list[StepResult], context: Context) -> None:
+def measure(arguments: argparse.Namespace, results: list[StepResult]) -> str | None:
     """Fill `results` step by step (in place: a failed run keeps the steps it finished).
-    A step during which etcd stops answering is the machine's limit: noted in `context`."""
+    A step during which etcd stops answering is the machine's limit: returns which."""
     with tempfile.TemporaryDirectory(prefix="rhizome-bench-many-clusters-") as name:
         directory = Path(name)
         etcd = EtcdCluster(directory / "etcd", 3, extra_arguments=ETCD_ARGUMENTS)
@@ -305,9 +305,8 @@ def measure(arguments: argparse.Namespace, results: list[StepResult], context: C
                 try:
                     step = run_step(clusters, load, system, etcd, arguments)
                 except EtcdUnavailable as error:
-                    context.unmeasured = f"N={clusters}: etcd stopped answering ({error})"
-                    print(f"stopping at {context.unmeasured}", flush=True)
-                    break
+                    print(f"stopping at N={clusters}: {error}", flush=True)
+                    return f"N={clusters}: no etcd member answered within the request timeout"
                 results.append(step)
                 print(step.describe(), flush=True)
                 if step.saturated:
@@ -323,6 +322,7 @@ def measure(arguments: argparse.Namespace, results: list[StepResult], context: C
             if load is not None:
                 load.stop()
             etcd.stop()
+    return None
 
 
 def timing_overrides(text: str) -> dict[str, float]:
@@ -382,7 +382,7 @@ def main() -> None:
     raw = (scratch / "results.json") if arguments.no_report else BUILD / "many-clusters.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
     try:
-        measure(arguments, results, context)
+        context = replace(context, unmeasured=measure(arguments, results))
     finally:
         data: dict[str, Any] = {"context": asdict(context), "steps": [asdict(r) for r in results]}
         raw.write_text(json.dumps(data, indent=1))

@@ -154,6 +154,25 @@ def extrapolation(results: list[StepResult], context: Context) -> str:
     )
 
 
+def slowdown(results: list[StepResult]) -> str:
+    """Where the real cluster's failover time went between the first and the last step."""
+    measured = [step for step in results if step.failover_median is not None]
+    if len(measured) < 2:
+        return ""
+    first, last = measured[0], measured[-1]
+    assert first.failover_median is not None and last.failover_median is not None
+    grown = last.failover_median - first.failover_median
+    worst_latency = max(filter(None, [last.grpc_p99_ms, last.keepalive_p99_ms]), default=0.0)
+    return (
+        f"From N={first.clusters} to N={last.clusters} the failover median grew by "
+        f"{grown:.2f} s while etcd's p99 request latency stayed at {worst_latency:.0f} ms or "
+        f"less; at N={last.clusters} the machine ran at {last.machine_cpu_percent:.0f} % of "
+        f"its cores, {last.load_cpu_percent:.0f} % of one core in the load generators. The "
+        "extra seconds come from the real cluster's agents and PostgreSQL waiting for CPU on "
+        "the shared machine rather than from etcd answering late."
+    )
+
+
 def advice(context: Context) -> str:
     interval = context.timing["keeper_publish_interval"]
     return (
@@ -214,7 +233,8 @@ def render(results: list[StepResult], context: Context, plot_link: str) -> str:
             f"Not measured, the machine saturated while the load grew: {context.unmeasured}.",
             "",
         ]
-    lines += [f"![many clusters]({plot_link})", "", extrapolation(results, context), ""]
+    lines += [f"![many clusters]({plot_link})", "", slowdown(results), ""]
+    lines += [extrapolation(results, context), ""]
     return "\n".join([*lines, advice(context)])
 
 
