@@ -1,0 +1,48 @@
+"""Smoke run of bench/many_clusters.py: N=2 (one load cluster, the real one), one failover.
+
+Real three-member etcd, a real rhizome-sentinel and fake keepers for the load
+cluster, three keepers with PostgreSQL for the real one; ~30 s. docs/ is left
+alone (--no-report).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPOSITORY = Path(__file__).resolve().parent.parent.parent
+SCRATCH = REPOSITORY / "build" / "many-clusters-scratch"
+
+
+def test_many_clusters_bench_measures_load_and_failover():
+    (SCRATCH / "results.json").unlink(missing_ok=True)
+    run = subprocess.run(
+        [sys.executable, "bench/many_clusters.py", "--quick", "--no-report"],
+        cwd=REPOSITORY,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    output = run.stdout + run.stderr
+    assert run.returncode == 0, output[-6000:]
+    results = json.loads((SCRATCH / "results.json").read_text())
+    assert results["context"]["unmeasured"] is None, results["context"]
+    [step] = results["steps"]
+    assert step["clusters"] == 2 and step["healthy_load_clusters"] == 1, step
+    assert step["saturated"] is None, step
+    assert step["requests_per_second"] > 0 and step["etcd_cpu_percent"] > 0, step
+    assert step["keepalive_p99_ms"] is not None, step
+    assert step["keeper_errors"] == 0 and step["fences"] == 0, step
+    assert step["load_failovers"] == 0 and step["dead_processes"] == 0, step
+    assert [seconds is not None for seconds in step["failover_seconds"]] == [True], step
+    assert "## Many clusters on one etcd" in output
+    assert (SCRATCH / "many-clusters.png").stat().st_size > 0
