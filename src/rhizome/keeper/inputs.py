@@ -8,14 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rhizome.keeper import datadir
-from rhizome.keeper.conffiles import (
-    ConfigRequest,
-    Upstream,
-    configuration_differs,
-    render_configuration,
-    slot_name,
-)
+from rhizome.keeper.conffiles import ConfigRequest, Upstream, slot_name
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.config_check import ConfigurationCheck
 from rhizome.keeper.controldata import ControlData, has_data, read_control_data
 from rhizome.keeper.database import KeptSession
 from rhizome.keeper.observe import fetch_history, observe_sql
@@ -152,6 +147,7 @@ def observe_local(
     keeper: KeeperConfig,
     wish: Desired,
     session: KeptSession,
+    configuration: ConfigurationCheck,
     *,
     process_running: bool,
     recovering_since: float | None,
@@ -172,8 +168,7 @@ def observe_local(
     fresh_copy = (keeper.data_dir / "backup_label").exists()
     differs = False
     if data == "present" and wish.role in ("master", "standby"):
-        rendered = render_configuration(keeper, wish.spec, wish.request)
-        differs = configuration_differs(keeper.data_dir, rendered, wish.request.standby)
+        differs = configuration.differs(wish.spec, wish.request)
     return LocalStatus(
         data=data,
         control=control,

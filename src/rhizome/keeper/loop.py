@@ -34,6 +34,7 @@ from rhizome.keeper import (
 from rhizome.keeper.archive_catch_up import ArchiveCatchUp, catch_up_request, joined_problems
 from rhizome.keeper.conffiles import keeper_archiving
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.config_check import ConfigurationCheck
 from rhizome.keeper.config_gate import ConfigGate
 from rhizome.keeper.database import KeptSession
 from rhizome.keeper.failsafe import KeeperFailsafe
@@ -103,6 +104,7 @@ class Keeper:
         self.starts = StartRecord()  # failed starts back off (plan)
         self.seals = SealRecord()  # a master sealed for a cutover (seal.py)
         self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
+        self.configuration_check = ConfigurationCheck(keeper)
         self.hold_switch = pause_hold.HoldSwitch()
         self.archive = ArchiveCatchUp(keeper.data_dir, self.stopping)  # after a promotion
         self.passed_at = clock.monotonic()  # for the API: the loop's last pass
@@ -212,7 +214,7 @@ class Keeper:
         if not running:
             self.session.close()
         local = inputs.observe_local(
-            self.config, wish, self.session, process_running=running,
+            self.config, wish, self.session, self.configuration_check, process_running=running,
             recovering_since=self._recovering_since(), rewind_outcome=self.rewinds.outcome(wish),
             lease_fresh=self.lease.fresh(),
             may_accept_writes=running and self.postmaster.may_accept_writes,
