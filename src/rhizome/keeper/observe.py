@@ -71,37 +71,41 @@ def observe_sql(keeper: KeeperConfig, session: KeptSession) -> SqlObservation | 
         return None
 
 
+FILE_ERRORS = (
+    "FROM pg_file_settings"
+    " WHERE error IS NOT NULL AND error <> 'setting could not be applied' ORDER BY seqno"
+)
+"""Errors of the configuration files as PostgreSQL reads them now; a changed parameter
+that needs a restart ("setting could not be applied") is pending, not an error."""
+FILE_ERRORS_QUERY = f"SELECT coalesce(name, ''), error {FILE_ERRORS}"
+
+OBSERVATION_QUERY = (
+    "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int,"  # noqa: S608
+    " (SELECT system_identifier FROM pg_control_system())::text,"
+    " current_setting('synchronous_standby_names'),"
+    " ARRAY(SELECT name FROM pg_settings WHERE pending_restart ORDER BY name),"
+    f" ARRAY(SELECT ARRAY[coalesce(name, ''), error] {FILE_ERRORS})"
+)
+"""What every observation asks, in one round trip (each costs the keeper CPU time)."""
+
+
 def _observe(cursor: Any, keeper: KeeperConfig) -> SqlObservation:
-    cursor.execute(
-        "SELECT pg_is_in_recovery(), current_setting('server_version_num')::int,"
-        " (SELECT system_identifier FROM pg_control_system())::text,"
-        " current_setting('synchronous_standby_names'),"
-        " ARRAY(SELECT name FROM pg_settings WHERE pending_restart ORDER BY name)"
-    )
-    in_recovery, version, system_identifier, synchronous_names, pending = cursor.fetchone()
+    cursor.execute(OBSERVATION_QUERY)
+    in_recovery, version, system_identifier, synchronous_names, pending, errors = cursor.fetchone()
     common = {
         "system_identifier": system_identifier,
         "version": version,
         "pending_restart": tuple(pending),
-        "file_errors": file_errors(cursor),
+        "file_errors": tuple((name, error) for name, error in errors),
     }
     if in_recovery:
         return SqlObservation(role="standby", **common, **_standby_positions(cursor))
     return SqlObservation(
         role="primary",
         **common,
-        **_primary_positions(cursor),
         synchronous_standby_names=parse_synchronous_names(synchronous_names),
         **_primary_details(cursor, keeper),
     )
-
-
-FILE_ERRORS_QUERY = (
-    "SELECT coalesce(name, ''), error FROM pg_file_settings"
-    " WHERE error IS NOT NULL AND error <> 'setting could not be applied' ORDER BY seqno"
-)
-"""Errors of the configuration files as PostgreSQL reads them now; a changed parameter
-that needs a restart ("setting could not be applied") is pending, not an error."""
 
 
 def file_errors(cursor: Any) -> tuple[tuple[str, str], ...]:
@@ -151,40 +155,6 @@ def _newest_timeline_reached(cursor: Any, position: int) -> int | None:
     return timeline if reached else None
 
 
-def _primary_positions(cursor: Any) -> dict[str, Any]:
-    cursor.execute(
-        "SELECT pg_current_wal_lsn()::text, pg_current_wal_flush_lsn()::text,"
-        " pg_walfile_name(pg_current_wal_lsn())"
-    )
-    write, flush, wal_file = cursor.fetchone()
-    return {
-        "timeline": int(wal_file[:8], 16),
-        "write_lsn": parse_lsn(write),
-        "flush_lsn": parse_lsn(flush),
-    }
-
-
-def _primary_details(cursor: Any, keeper: KeeperConfig) -> dict[str, Any]:
-    cursor.execute(
-        "SELECT application_name, sync_state IN ('sync', 'quorum') FROM pg_stat_replication"
-        " WHERE state = 'streaming' ORDER BY application_name"
-    )
-    rows = cursor.fetchall()
-    streaming = tuple(name for name, _ in rows)
-    synchronous = tuple(name for name, is_synchronous in rows if is_synchronous)
-    cursor.execute(
-        "SELECT slot_name FROM pg_replication_slots WHERE slot_type = 'physical' ORDER BY 1"
-    )
-    slots = tuple(row[0] for row in cursor.fetchall())
-    return {
-        "streaming_standbys": streaming,
-        "synchronous_streaming": synchronous,
-        "slots": slots,
-        "roles_current": roles_current(cursor, keeper),
-        **_upgrade_details(cursor),
-    }
-
-
 CLIENT_SESSIONS = (
     "SELECT pid FROM pg_stat_activity WHERE backend_type = 'client backend'"
     " AND pid <> pg_backend_pid() AND application_name IS DISTINCT FROM %s"
@@ -192,13 +162,33 @@ CLIENT_SESSIONS = (
 """The client sessions a sealed master must not have (seal.py terminates them): every
 client backend but the keeper's; its one parameter is KEEPER_APPLICATION_NAME."""
 
+PRIMARY_QUERY = (
+    "SELECT pg_current_wal_lsn()::text, pg_current_wal_flush_lsn()::text,"  # noqa: S608
+    " pg_walfile_name(pg_current_wal_lsn()),"
+    " ARRAY(SELECT ARRAY[application_name, (sync_state IN ('sync', 'quorum'))::text]"
+    "  FROM pg_stat_replication WHERE state = 'streaming' ORDER BY application_name),"
+    " ARRAY(SELECT slot_name::text FROM pg_replication_slots"
+    "  WHERE slot_type = 'physical' ORDER BY 1),"
+    f" (SELECT count(*) FROM ({CLIENT_SESSIONS}) sessions)"
+)
+"""A primary's positions, WAL senders, slots and client sessions in one round trip."""
 
-def _upgrade_details(cursor: Any) -> dict[str, Any]:
-    """Client sessions, and how far a major upgrade's successor confirmed (seal.py)."""
-    query = f"SELECT count(*) FROM ({CLIENT_SESSIONS}) sessions"  # noqa: S608 - constants only
-    cursor.execute(query, (KEEPER_APPLICATION_NAME,))
-    (sessions,) = cursor.fetchone()
-    return {"client_sessions": sessions, "upgrade_confirmed_lsn": confirmed_lsn(cursor)}
+
+def _primary_details(cursor: Any, keeper: KeeperConfig) -> dict[str, Any]:
+    cursor.execute(PRIMARY_QUERY, (KEEPER_APPLICATION_NAME,))
+    write, flush, wal_file, senders, slots, sessions = cursor.fetchone()
+    synchronous = tuple(name for name, is_synchronous in senders if is_synchronous == "true")
+    return {
+        "timeline": int(wal_file[:8], 16),
+        "write_lsn": parse_lsn(write),
+        "flush_lsn": parse_lsn(flush),
+        "streaming_standbys": tuple(name for name, _ in senders),
+        "synchronous_streaming": synchronous,
+        "slots": tuple(slots),
+        "client_sessions": sessions,
+        "roles_current": roles_current(cursor, keeper),
+        "upgrade_confirmed_lsn": confirmed_lsn(cursor),
+    }
 
 
 def roles_current(cursor: Any, keeper: KeeperConfig) -> bool:
