@@ -21,7 +21,7 @@ from tests.harness.agents import etcd_section
 from tests.harness.cluster import LocalCluster, wait_for
 from tests.harness.etcd import EtcdServer, http_get
 from tests.harness.ports import LOOPBACK, free_port
-from tests.harness.processes import ServerProcess
+from tests.harness.processes import ServerProcess, descendant_pids
 from tests.harness.tls import TlsFiles
 
 HEALTH_TIMEOUT = 180.0
@@ -149,9 +149,24 @@ class RhizomeSystem:
             raise RuntimeError(f"rhizomectl switchover failed: {result.stdout}{result.stderr}")
 
     def agent_processes(self) -> dict[str, list[int]]:
-        """Agent kind -> PIDs (PostgreSQL itself excluded)."""
+        """Agent kind -> PIDs (PostgreSQL itself excluded; each keeper's fencing guard)."""
+        keepers = [keeper.pid for keeper in self.cluster.keepers.values()]
         return {
-            "keeper": [keeper.pid for keeper in self.cluster.keepers.values()],
+            "keeper": keepers,
+            "fencing guard": [pid for keeper in keepers for pid in fencing_guards(keeper)],
             "sentinel": [sentinel.process.pid for sentinel in self.cluster.sentinels],
             "rhizome-proxy": [self.proxy.pid],
         }
+
+
+def fencing_guards(keeper_pid: int) -> list[int]:
+    """The keeper's fencing guard process (rhizome.keeper.guard_server), if running."""
+    guards = []
+    for pid in descendant_pids(keeper_pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"rhizome.keeper.guard_server" in command:
+            guards.append(pid)
+    return guards

@@ -47,6 +47,7 @@ def test_side_by_side_bench_measures_both_systems():
         assert all(client["lost"] == 0 for client in switchover["clients"].values()), switchover
     components = {(cost["system"], cost["component"]) for cost in results["costs"]}
     assert ("rhizome", "keeper") in components and ("Patroni", "patroni") in components
+    assert ("rhizome", "fencing guard") in components
     scratch = SCRATCH_RAW_RESULTS.parent
     assert (scratch / "failover-side-by-side.png").stat().st_size > 0
     assert (scratch / "switchover-timeline.png").stat().st_size > 0
