@@ -20,8 +20,9 @@ from bench.probes import Endpoint
 from tests.harness.agents import etcd_section
 from tests.harness.cluster import LocalCluster, wait_for
 from tests.harness.etcd import EtcdServer, http_get
+from tests.harness.keeper import fencing_guards
 from tests.harness.ports import LOOPBACK, free_port
-from tests.harness.processes import ServerProcess, descendant_pids
+from tests.harness.processes import ServerProcess
 from tests.harness.tls import TlsFiles
 
 HEALTH_TIMEOUT = 180.0
@@ -157,16 +158,3 @@ class RhizomeSystem:
             "sentinel": [sentinel.process.pid for sentinel in self.cluster.sentinels],
             "rhizome-proxy": [self.proxy.pid],
         }
-
-
-def fencing_guards(keeper_pid: int) -> list[int]:
-    """The keeper's fencing guard process (rhizome.keeper.guard_server), if running."""
-    guards = []
-    for pid in descendant_pids(keeper_pid):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"rhizome.keeper.guard_server" in command:
-            guards.append(pid)
-    return guards

@@ -388,3 +388,16 @@ class KeeperFactory:
                 errors.append(error)
         if errors:
             raise errors[0]
+
+
+def fencing_guards(keeper_pid: int) -> list[int]:
+    """The keeper's fencing guard process (rhizome.keeper.guard_server), if running."""
+    guards = []
+    for pid in descendant_pids(keeper_pid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"rhizome.keeper.guard_server" in command:
+            guards.append(pid)
+    return guards

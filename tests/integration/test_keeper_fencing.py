@@ -25,6 +25,7 @@ from tests.harness.keeper import (
     PYTHON,
     KeeperFactory,
     StateWriter,
+    fencing_guards,
     reported,
     wait_reported,
     wait_until,
@@ -78,10 +79,10 @@ def test_a_killed_keeper_leaves_no_postgres_running(store, keeper_factory, capsy
 
 
 def guard_pid(keeper_pid: int) -> int:
-    for pid in descendant_pids(keeper_pid):
-        if b"rhizome.keeper.guard" in Path(f"/proc/{pid}/cmdline").read_bytes():
-            return pid
-    raise AssertionError("the keeper runs no fencing guard")
+    guards = fencing_guards(keeper_pid)
+    if not guards:
+        raise AssertionError("the keeper runs no fencing guard")
+    return guards[0]
 
 
 def test_a_killed_guard_ends_the_keeper_and_its_writable_postgres(store, keeper_factory):
