@@ -8,32 +8,19 @@ alone (--no-report).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from tests.integration.bench_support import REPOSITORY, run_bench
+
 pytestmark = pytest.mark.integration
 
-REPOSITORY = Path(__file__).resolve().parent.parent.parent
 SCRATCH = REPOSITORY / "build" / "many-clusters-scratch"
 
 
 def test_many_clusters_bench_measures_load_and_failover():
     (SCRATCH / "results.json").unlink(missing_ok=True)
-    run = subprocess.run(
-        [sys.executable, "bench/many_clusters.py", "--quick", "--no-report"],
-        cwd=REPOSITORY,
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-6000:]
+    output = run_bench("many_clusters.py", ["--quick", "--no-report"], timeout=240)
     results = json.loads((SCRATCH / "results.json").read_text())
     assert results["context"]["unmeasured"] is None, results["context"]
     [step] = results["steps"]

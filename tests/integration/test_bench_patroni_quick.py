@@ -8,35 +8,21 @@ docs/ is left alone (--no-report).
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from bench.side_by_side import SCRATCH_RAW_RESULTS
+from tests.integration.bench_support import run_bench
 
 pytestmark = pytest.mark.integration
 
-REPOSITORY = Path(__file__).resolve().parent.parent.parent
 ARGUMENTS = ["--trials", "1", "--switchovers", "1", "--cost-seconds", "5"]
 ARGUMENTS += ["--faults", "PostgreSQL crash", "--no-report"]
 
 
 def test_side_by_side_bench_measures_both_systems():
     SCRATCH_RAW_RESULTS.unlink(missing_ok=True)
-    run = subprocess.run(
-        [sys.executable, "bench/side_by_side.py", *ARGUMENTS],
-        cwd=REPOSITORY,
-        env={**os.environ, "PYTHONPATH": str(REPOSITORY)},
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
-    output = run.stdout + run.stderr
-    assert run.returncode == 0, output[-6000:]
+    output = run_bench("side_by_side.py", ARGUMENTS, timeout=280)
     for system in ("rhizome", "Patroni"):
         assert f"failover round 1/1 PostgreSQL crash {system}" in output, output[-3000:]
         assert f"switchover round 1/1 {system}" in output, output[-3000:]
