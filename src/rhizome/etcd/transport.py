@@ -12,7 +12,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -20,6 +23,7 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError, SSLError, TimeoutError
 
 from rhizome import clock
+from rhizome.etcd.connection import Answer, MemberConnections, Timeouts
 from rhizome.etcd.endpoints import (
     EndpointFailed,
     EndpointRotation,
@@ -109,11 +113,13 @@ class EtcdTransport:
         )
         self._api_prefixes: dict[str, str] = {}
         self._tokens: dict[str, str] = {}
-        self._pool = connection_pool(settings)
+        self._connections = MemberConnections(tls_contexts(settings))
+        self._stream_pool = connection_pool(settings)
         self.stats = RequestStats()
 
     def close(self) -> None:
-        self._pool.clear()
+        self._connections.close()
+        self._stream_pool.clear()
 
     def call(self, path: str, payload: JsonObject, deadline: float | None = None) -> JsonObject:
         """POST `payload` to `path` (under the API prefix) on the first endpoint that works.
@@ -151,7 +157,7 @@ class EtcdTransport:
         failures = []
         for endpoint in self.rotation.in_order():
             try:
-                response = self._send(endpoint, path, payload, idle_timeout, stream=True)
+                response = self._open(endpoint, path, payload, idle_timeout)
                 if response.status != 200:
                     body = response.read()
                     response.release_conn()
@@ -167,55 +173,40 @@ class EtcdTransport:
     def _post_json(
         self, endpoint: str, path: str, payload: JsonObject, until: float | None
     ) -> JsonObject:
-        timeout = self.settings.request_timeout
-        response = self._send(endpoint, path, payload, timeout, stream=False, until=until)
-        if response.status != 200 and self._is_stale_token(response.data):
+        body = json.dumps(payload).encode()
+        answer = self._exchange(endpoint, "POST", path, body, until)
+        if answer.status != 200 and self._is_stale_token(answer.body):
             log.info("etcd token for %s is no longer valid; authenticating again", endpoint)
             self._tokens.pop(endpoint, None)
-            response = self._send(endpoint, path, payload, timeout, stream=False, until=until)
-        if response.status != 200:
-            raise_for_error(endpoint, response.status, response.data)
-        return decode_json(endpoint, response.data)
+            answer = self._exchange(endpoint, "POST", path, body, until)
+        if answer.status != 200:
+            raise_for_error(endpoint, answer.status, answer.body)
+        return decode_json(endpoint, answer.body)
 
     def _is_stale_token(self, body: bytes) -> bool:
         if self.settings.username is None:
             return False
         return any(marker in body.decode("utf-8", "replace") for marker in STALE_TOKEN)
 
-    def _send(
-        self,
-        endpoint: str,
-        path: str,
-        payload: JsonObject,
-        read_timeout: float,
-        *,
-        stream: bool,
-        until: float | None = None,
-    ) -> Any:
-        url = endpoint + self._api_prefix(endpoint, until) + path
-        headers = {"Content-Type": "application/json"}
-        token = self._token(endpoint, until)
-        if token:
-            headers["Authorization"] = token
-        timeout = self._timeout(read_timeout, until)
-        return self._request("POST", url, json.dumps(payload).encode(), headers, timeout, stream)
+    def _exchange(
+        self, endpoint: str, method: str, path: str, body: bytes, until: float | None
+    ) -> Answer:
+        """One short call under the API prefix, with our token, on a kept-alive connection."""
+        full_path = self._api_prefix(endpoint, until) + path
+        headers = self._headers(endpoint, until)
+        return self._connections.request(
+            endpoint, method, full_path, body, headers, self._timeouts(until)
+        )
 
-    def _timeout(self, read_timeout: float, until: float | None) -> urllib3.Timeout:
-        return request_timeouts(self.settings.connect_timeout, read_timeout, until)
-
-    def _request(
-        self,
-        method: str,
-        url: str,
-        body: bytes | None,
-        headers: dict[str, str],
-        timeout: urllib3.Timeout,
-        stream: bool,
-    ) -> Any:
+    def _open(self, endpoint: str, path: str, payload: JsonObject, idle_timeout: float) -> Any:
+        """A streaming POST (urllib3: its reads can be cut from another thread)."""
+        url = endpoint + self._api_prefix(endpoint, None) + path
+        headers = self._headers(endpoint, None)
+        timeout = urllib3.Timeout(connect=self.settings.connect_timeout, read=idle_timeout)
         try:
-            return self._pool.request(
-                method, url, body=body, headers=headers, timeout=timeout,
-                retries=False, preload_content=not stream,
+            return self._stream_pool.request(
+                "POST", url, body=json.dumps(payload).encode(), headers=headers,
+                timeout=timeout, retries=False, preload_content=False,
             )  # fmt: skip
         except NewConnectionError as error:  # subclasses TimeoutError: catch it first
             raise EndpointFailed(f"cannot connect ({error.__class__.__name__})") from error
@@ -226,16 +217,27 @@ class EtcdTransport:
         except HTTPError as error:
             raise EndpointFailed(f"connection failed ({error.__class__.__name__})") from error
 
+    def _headers(self, endpoint: str, until: float | None) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        token = self._token(endpoint, until)
+        if token:
+            headers["Authorization"] = token
+        return headers
+
+    def _timeouts(self, until: float | None) -> Timeouts:
+        return Timeouts(self.settings.connect_timeout, self.settings.request_timeout, until)
+
     def _api_prefix(self, endpoint: str, until: float | None) -> str:
         """The v3 gateway prefix, chosen from the cluster version (/v3 for etcd >= 3.4)."""
         known = self._api_prefixes.get(endpoint)
         if known:
             return known
-        timeout = self._timeout(self.settings.request_timeout, until)
-        response = self._request("GET", endpoint + "/version", None, {}, timeout, False)
-        if response.status != 200:
-            raise EndpointFailed(f"GET /version answered HTTP {response.status}")
-        versions = decode_json(endpoint, response.data)
+        answer = self._connections.request(
+            endpoint, "GET", "/version", None, {}, self._timeouts(until)
+        )
+        if answer.status != 200:
+            raise EndpointFailed(f"GET /version answered HTTP {answer.status}")
+        versions = decode_json(endpoint, answer.body)
         version = versions.get("etcdcluster") or ""
         if not version[:1].isdigit():
             version = versions.get("etcdserver") or ""
@@ -254,15 +256,16 @@ class EtcdTransport:
 
     def _authenticate(self, endpoint: str, until: float | None) -> str:
         """A token for this member ('' when the cluster has auth disabled)."""
-        url = endpoint + self._api_prefix(endpoint, until) + "/auth/authenticate"
+        path = self._api_prefix(endpoint, until) + "/auth/authenticate"
         credentials = {"name": self.settings.username, "password": self.settings.password}
         body = json.dumps(credentials).encode()
         headers = {"Content-Type": "application/json"}
-        timeout = self._timeout(self.settings.request_timeout, until)
-        response = self._request("POST", url, body, headers, timeout, False)
-        if response.status == 200:
-            return str(decode_json(endpoint, response.data).get("token", ""))
-        message = error_message(response.data)
+        answer = self._connections.request(
+            endpoint, "POST", path, body, headers, self._timeouts(until)
+        )
+        if answer.status == 200:
+            return str(decode_json(endpoint, answer.body).get("token", ""))
+        message = error_message(answer.body)
         if "authentication is not enabled" in message:
             return ""
         if "authentication failed" in message or "invalid user" in message:
@@ -270,26 +273,43 @@ class EtcdTransport:
                 f"etcd at {endpoint} rejected user {self.settings.username!r}: wrong user name"
                 " or password; check the etcd username and the password file"
             )
-        raise_for_error(endpoint, response.status, response.data)
+        raise_for_error(endpoint, answer.status, answer.body)
         return ""
 
 
+def tls_contexts(settings: EtcdSettings) -> Callable[[], ssl.SSLContext] | None:
+    """What makes the TLS context of each new connection to an https endpoint (None:
+    every endpoint is plain http). The files are loaded once here, so that one that
+    cannot be read is a configuration error at start, then again for each new
+    connection, so that renewed certificates are used without a restart."""
+    if not any(endpoint.startswith("https:") for endpoint in settings.endpoints):
+        return None
+    try:
+        tls_context(settings)
+    except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
+        raise EtcdConfigurationError(
+            f"etcd TLS files cannot be loaded ({error}); check ca_file, cert_file and key_file"
+        ) from error
+    return partial(tls_context, settings)
+
+
+def tls_context(settings: EtcdSettings) -> ssl.SSLContext:
+    """The settings' CA (else the system's) and client certificate, when one is given."""
+    context = ssl.create_default_context(cafile=settings.ca_file)
+    if settings.cert_file:
+        context.load_cert_chain(settings.cert_file, settings.key_file)
+    return context
+
+
 def connection_pool(settings: EtcdSettings) -> urllib3.PoolManager:
-    """Connections to the members, with the settings' TLS files and no urllib3 retries."""
+    """urllib3 connections (watch streams, the v2 API) with the settings' TLS files and
+    no urllib3 retries."""
     tls: dict[str, Any] = {}
     if settings.ca_file:
         tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": settings.ca_file}
     if settings.cert_file:
         tls |= {"cert_file": settings.cert_file, "key_file": settings.key_file}
     return urllib3.PoolManager(num_pools=8, maxsize=8, retries=False, **tls)
-
-
-def request_timeouts(connect: float, read: float, until: float | None) -> urllib3.Timeout:
-    """Connect and read timeouts; with `until`, the whole request ends by then."""
-    if until is None:
-        return urllib3.Timeout(connect=connect, read=read)
-    left = max(until - clock.monotonic(), 0.01)
-    return urllib3.Timeout(connect=min(connect, left), read=min(read, left), total=left)
 
 
 def api_prefix_for(version: str) -> str:

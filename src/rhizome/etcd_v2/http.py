@@ -33,7 +33,7 @@ from rhizome import clock
 from rhizome.etcd.endpoints import EndpointFailed, EndpointRotation
 from rhizome.etcd.errors import EtcdUnavailable
 from rhizome.etcd.stats import RequestStats
-from rhizome.etcd.transport import EtcdSettings, connection_pool, request_timeouts
+from rhizome.etcd.transport import EtcdSettings, connection_pool
 
 try:  # importing etcd injects pyOpenSSL into urllib3 when it is installed: undo that
     from urllib3.contrib import pyopenssl
@@ -179,3 +179,11 @@ def other_member_may_serve(answer: Answer) -> bool:
     except (ValueError, AttributeError):
         return answer.status >= 500
     return code in OTHER_MEMBER_MAY_SERVE or (code is None and answer.status >= 500)
+
+
+def request_timeouts(connect: float, read: float, until: float | None) -> urllib3.Timeout:
+    """Connect and read timeouts; with `until`, the whole request ends by then."""
+    if until is None:
+        return urllib3.Timeout(connect=connect, read=read)
+    left = max(until - clock.monotonic(), 0.01)
+    return urllib3.Timeout(connect=min(connect, left), read=min(read, left), total=left)
