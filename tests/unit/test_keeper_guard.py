@@ -25,6 +25,7 @@ from rhizome.keeper.lease import (
     HEARTBEAT_INTERVAL,
     WATCHDOG_INTERVAL,
     LeaseGuard,
+    heartbeat_interval,
     own_key_vanished,
     watchdog_sleep,
 )
@@ -251,6 +252,13 @@ def test_the_watchdog_sleeps_until_the_fencing_point_and_no_further():
     assert watchdog_sleep(since=2.499999, threshold=2.5) == WATCHDOG_INTERVAL / 2
     assert watchdog_sleep(since=2.5, threshold=2.5) == WATCHDOG_INTERVAL  # fencing: tick fast
     assert watchdog_sleep(since=math.inf, threshold=2.5) == WATCHDOG_INTERVAL
+    assert watchdog_sleep(since=0.0, threshold=2.5, heartbeat_interval=0.25) == 0.25
+
+
+def test_the_heartbeat_pings_systemd_every_quarter_of_a_short_watchdog_sec():
+    assert heartbeat_interval(None) == HEARTBEAT_INTERVAL == 0.5
+    assert heartbeat_interval(2.0) == 0.5
+    assert heartbeat_interval(1.0) == 0.25
 
 
 def test_the_renewer_wakes_the_sleeping_watchdog_when_the_lease_is_lost():

@@ -32,9 +32,9 @@ log = logging.getLogger(__name__)
 
 WATCHDOG_INTERVAL = 0.02
 """Seconds between the watchdog's ticks while the fencing point has passed."""
-HEARTBEAT_INTERVAL = 0.25
-"""The watchdog's longest sleep: systemd's watchdog is pinged every quarter of
-WatchdogSec (0.5 s by default) and /liveness wants a tick within 1 s."""
+HEARTBEAT_INTERVAL = 0.5
+"""The watchdog's longest sleep when no shorter one is asked for (`heartbeat_interval`):
+/liveness wants a tick within 1 s. The renewer also wakes it after every renewal."""
 STOP_BUDGET = 1.0
 """Seconds before fence_deadline at which the fast shutdown starts."""
 KILL_MARGIN = 0.2
@@ -70,6 +70,7 @@ class LeaseGuard:
         on_new_lease: Callable[[], None],
         heartbeat: Callable[[float], None] = lambda deadline: None,
         extension: Callable[[], float] = lambda: -math.inf,
+        heartbeat_interval: float = HEARTBEAT_INTERVAL,
     ) -> None:
         """`fence(seconds_since_renewal, kill_at)` must stop a writable PostgreSQL by kill_at.
 
@@ -83,6 +84,7 @@ class LeaseGuard:
         self._on_new_lease = on_new_lease
         self._heartbeat = heartbeat
         self._extension = extension
+        self._heartbeat_interval = heartbeat_interval
         self._stopped = threading.Event()
         self._check_requested = threading.Event()
         self._renewal_attempted = threading.Event()
@@ -177,13 +179,23 @@ class LeaseGuard:
             if since >= threshold and self._first_renewal.is_set():
                 kill_at = renewed_at + self.fence_deadline - KILL_MARGIN
                 self._fence(since, kill_at)
-            self._renewal_attempted.wait(watchdog_sleep(since, threshold))
+            self._renewal_attempted.wait(watchdog_sleep(since, threshold, self._heartbeat_interval))
             self._renewal_attempted.clear()  # what it announced is read at the top, after this
 
 
-def watchdog_sleep(since: float, threshold: float) -> float:
+def watchdog_sleep(
+    since: float, threshold: float, heartbeat_interval: float = HEARTBEAT_INTERVAL
+) -> float:
     """Seconds the watchdog may sleep, `since` seconds after the last renewal: until the
-    fencing point, at most HEARTBEAT_INTERVAL, and WATCHDOG_INTERVAL once it passed."""
+    fencing point, at most `heartbeat_interval`, and WATCHDOG_INTERVAL once it passed."""
     if since >= threshold:
         return WATCHDOG_INTERVAL
-    return min(HEARTBEAT_INTERVAL, max(threshold - since, WATCHDOG_INTERVAL / 2))
+    return min(heartbeat_interval, max(threshold - since, WATCHDOG_INTERVAL / 2))
+
+
+def heartbeat_interval(systemd_watchdog_seconds: float | None) -> float:
+    """The watchdog's longest sleep: HEARTBEAT_INTERVAL, or a quarter of systemd's
+    WatchdogSec when that is shorter (the keeper pings it every quarter)."""
+    if systemd_watchdog_seconds is None:
+        return HEARTBEAT_INTERVAL
+    return min(HEARTBEAT_INTERVAL, systemd_watchdog_seconds / 4)

@@ -41,7 +41,7 @@ from rhizome.keeper.failsafe import KeeperFailsafe
 from rhizome.keeper.guard import Mode
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import KeeperPublisher, instance_id
-from rhizome.keeper.lease import LeaseGuard, fencing_point
+from rhizome.keeper.lease import LeaseGuard, fencing_point, heartbeat_interval
 from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, Stop, plan
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode
 from rhizome.keeper.report import keeper_info
@@ -168,6 +168,7 @@ class Keeper:
         self.lease = LeaseGuard(
             holder, renew_interval, deadline, self._fence, self._new_lease, self._heartbeat,
             extension=self.failsafe.extension,
+            heartbeat_interval=heartbeat_interval(self.systemd_watchdog.timeout),
         )  # fmt: skip
         self.lease.start()
         self.failsafe.start_asking(
