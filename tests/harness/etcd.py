@@ -28,6 +28,8 @@ START_ATTEMPTS = 4
 START_TIMEOUT = 20.0
 DEFAULT_CLUSTER_TOKEN = "rhizome-test"
 FAST_RAFT = ("--heartbeat-interval", "50", "--election-timeout", "500")
+WATCH_PROGRESS = ("--experimental-watch-progress-notify-interval", "2s")
+"""As roles/etcd sets it (etcd_watch_progress_notify_interval)."""
 
 
 class EtcdctlError(RuntimeError):
@@ -183,7 +185,7 @@ class EtcdServer(ProcessOwner):
             "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
             "--initial-cluster", self.initial_cluster or f"{self.name}={self.peer_url}",
             "--initial-cluster-state", "new", "--initial-cluster-token", self.cluster_token,
-            *FAST_RAFT, "--bcrypt-cost", "4", "--logger", "zap", "--log-outputs", "stderr",
+            *FAST_RAFT, *WATCH_PROGRESS, "--bcrypt-cost", "4", "--logger", "zap", "--log-outputs", "stderr",
             "--enable-v2=true",  # for the store's v2 backend (rhizome.etcd_v2)
         ]  # fmt: skip
         if self.tls is not None:

@@ -161,6 +161,24 @@ def test_watch_delivers_every_change_in_order(etcd, api):
     assert not collector.errors
 
 
+def test_a_quiet_watch_lives_on_etcds_progress_notifications(etcd):
+    """etcd runs as roles/etcd sets it up (a progress notification every 2 s): a watch
+    that sees no event is neither probed nor opened again after its 3 s idle timeout,
+    and it knows how far it has seen (it resumes from there, not from its last event)."""
+    client = client_for(etcd.client_url)
+    assert isinstance(client, EtcdClient)
+    collector = Collector(client.watcher("/quiet/", idle_timeout=3.0))
+    wait_for(lambda: collector.updates, timeout=2)
+    calls_before = client.transport.stats.succeeded
+    elsewhere = client.put("/not-watched", b"x")
+    time.sleep(5.0)
+    next_revision = collector.watcher.next_revision
+    collector.stop()
+    assert client.transport.stats.succeeded == calls_before + 1, "the quiet watch was probed"
+    assert next_revision == elsewhere + 1
+    assert not collector.errors
+
+
 def test_unreachable_etcd_fails_within_one_second(etcd, api):
     etcd.stop()
     client = client_for(etcd.client_url, api=api)
