@@ -7,7 +7,9 @@ ends, and reads everything again when etcd has compacted the revisions it
 would need. A stream that stays silent for ``idle_timeout`` is checked with a
 cheap request bounded by the request timeout (each member asked gets half of
 what is left): a frozen member is noticed, passed over, and the watch is
-opened again on a member that answered.
+opened again on a member that answered. Members set up by roles/etcd send a
+progress notification every 2 s (etcd_watch_progress_notify_interval), so a
+quiet prefix does not make a healthy stream look silent.
 """
 
 from __future__ import annotations
