@@ -185,7 +185,8 @@ class EtcdServer(ProcessOwner):
             "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
             "--initial-cluster", self.initial_cluster or f"{self.name}={self.peer_url}",
             "--initial-cluster-state", "new", "--initial-cluster-token", self.cluster_token,
-            *FAST_RAFT, *WATCH_PROGRESS, "--bcrypt-cost", "4", "--logger", "zap", "--log-outputs", "stderr",
+            *FAST_RAFT, *WATCH_PROGRESS, "--bcrypt-cost", "4",
+            "--logger", "zap", "--log-outputs", "stderr",
             "--enable-v2=true",  # for the store's v2 backend (rhizome.etcd_v2)
         ]  # fmt: skip
         if self.tls is not None:
