@@ -14,6 +14,7 @@ packages=(
     openssl                         # test certificates for etcd TLS
     haproxy pgbouncer               # the proxy benchmarks' peers (plain, TLS)
     strace valgrind                 # the proxy benchmark's work counts (bench/proxy_work.py)
+    iptables                        # partitions inside network namespaces (chaos/network.py)
     make git
 )
 
