@@ -174,11 +174,11 @@ class EtcdTransport:
         self, endpoint: str, path: str, payload: JsonObject, until: float | None
     ) -> JsonObject:
         body = json.dumps(payload).encode()
-        answer = self._exchange(endpoint, "POST", path, body, until)
+        answer = self._post(endpoint, path, body, until)
         if answer.status != 200 and self._is_stale_token(answer.body):
             log.info("etcd token for %s is no longer valid; authenticating again", endpoint)
             self._tokens.pop(endpoint, None)
-            answer = self._exchange(endpoint, "POST", path, body, until)
+            answer = self._post(endpoint, path, body, until)
         if answer.status != 200:
             raise_for_error(endpoint, answer.status, answer.body)
         return decode_json(endpoint, answer.body)
@@ -188,14 +188,12 @@ class EtcdTransport:
             return False
         return any(marker in body.decode("utf-8", "replace") for marker in STALE_TOKEN)
 
-    def _exchange(
-        self, endpoint: str, method: str, path: str, body: bytes, until: float | None
-    ) -> Answer:
-        """One short call under the API prefix, with our token, on a kept-alive connection."""
+    def _post(self, endpoint: str, path: str, body: bytes, until: float | None) -> Answer:
+        """One short POST under the API prefix, with our token, on a kept-alive connection."""
         full_path = self._api_prefix(endpoint, until) + path
         headers = self._headers(endpoint, until)
         return self._connections.request(
-            endpoint, method, full_path, body, headers, self._timeouts(until)
+            endpoint, "POST", full_path, body, headers, self._timeouts(until)
         )
 
     def _open(self, endpoint: str, path: str, payload: JsonObject, idle_timeout: float) -> Any:
