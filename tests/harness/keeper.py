@@ -107,17 +107,24 @@ class KeeperProcess(ProcessOwner):
     def use_tls(self, cert_file: Path, key_file: Path, ca_file: Path) -> None:
         """Run PostgreSQL with TLS: copies of the PEM files, owned by the keeper's user,
         in its own directory, named by its tls_* settings (call before start)."""
+        self.install_tls_files(cert_file, key_file, ca_file)
+        self.write_config()
+
+    def install_tls_files(self, cert_file: Path, key_file: Path, ca_file: Path) -> None:
+        """Copy the PEM files where the tls_* settings name them, each renamed over the
+        last (as Ansible's copy does): before start, or later to renew them."""
         for key, source, mode in (
             ("tls_cert_file", cert_file, 0o644),
             ("tls_key_file", key_file, 0o600),
             ("tls_ca_file", ca_file, 0o644),
         ):
             copy = self.root_dir / f"tls-{key}.pem"
-            shutil.copyfile(source, copy)
-            copy.chmod(mode)
-            _chown(copy)
+            temporary = copy.with_name(copy.name + ".new")
+            shutil.copyfile(source, temporary)
+            temporary.chmod(mode)
+            _chown(temporary)
+            temporary.replace(copy)
             self.extra_settings[key] = str(copy)
-        self.write_config()
 
     def _write_secret(self, file_name: str, secret: str) -> Path:
         path = self.root_dir / file_name

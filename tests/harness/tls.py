@@ -67,6 +67,22 @@ def _sign(directory: Path, name: str, common_name: str, extensions: str) -> tupl
     return cert_file, key_file
 
 
+def _server_extensions(server_names: str) -> str:
+    return (
+        f"subjectAltName={server_names}\n"
+        "keyUsage=critical,digitalSignature\n"
+        "extendedKeyUsage=serverAuth,clientAuth\n"
+    )
+
+
+def renew_server_certificate(
+    files: TlsFiles, name: str = "server-renewed", server_names: str = SERVER_NAMES
+) -> tuple[Path, Path]:
+    """A new key and server certificate from the same CA for the same names, as a
+    renewal makes them: (certificate, key), beside the CA."""
+    return _sign(files.ca_file.parent, name, "localhost", _server_extensions(server_names))
+
+
 def create_tls_files(
     directory: Path, client_name: str = DEFAULT_CLIENT_NAME, server_names: str = SERVER_NAMES
 ) -> TlsFiles:
@@ -78,14 +94,8 @@ def create_tls_files(
     """
     directory.mkdir(parents=True, exist_ok=True)
     ca_file, ca_key_file = _create_ca(directory)
-    server_cert, server_key = _sign(
-        directory,
-        "server",
-        "localhost",
-        f"subjectAltName={server_names}\n"
-        "keyUsage=critical,digitalSignature\n"
-        "extendedKeyUsage=serverAuth,clientAuth\n",
-    )
+    extensions = _server_extensions(server_names)
+    server_cert, server_key = _sign(directory, "server", "localhost", extensions)
     client_cert, client_key = _sign(
         directory,
         "client",

@@ -3,6 +3,7 @@ have changed (real files in a temporary data directory)."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -10,7 +11,9 @@ import pytest
 
 from rhizome.keeper import config_check
 from rhizome.keeper.conffiles import ConfigRequest, render_configuration, write_configuration
+from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.config_check import RACY_SECONDS, ConfigurationCheck
+from rhizome.keeper.tls import PostgresTls, files_digest
 from rhizome.spec import parse_spec
 from tests.unit.test_keeper_conffiles import keeper
 
@@ -71,3 +74,70 @@ def test_recently_modified_files_are_always_read_again(tmp_path: Path, compares:
     for _ in range(3):
         assert not check.differs(parse_spec({}), STANDBY)
     assert len(compares) == 3  # within the timestamps' granularity an edit may keep them
+
+
+def tls_keeper(tmp_path: Path) -> KeeperConfig:
+    """A keeper whose TLS files are real files in tmp_path/pki (only their bytes matter)."""
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    files = PostgresTls(pki / "server.crt", pki / "server.key", pki / "ca.crt")
+    for path in (files.cert_file, files.key_file, files.ca_file):
+        path.write_text(f"{path.name} 1\n")
+    files.key_file.chmod(0o600)
+    node = dataclasses.replace(keeper(tmp_path), tls=files)
+    node.data_dir.mkdir()
+    return node
+
+
+def replace_file(path: Path, content: str) -> None:
+    """As Ansible's copy does: a new file renamed over the old one."""
+    temporary = path.with_name(path.name + ".new")
+    temporary.write_text(content)
+    temporary.chmod(path.stat().st_mode)
+    temporary.replace(path)
+
+
+def test_renewed_tls_files_change_the_configuration(tmp_path: Path):
+    node = tls_keeper(tmp_path)
+    check = ConfigurationCheck(node, now_ns=lambda: LATER)
+    spec = parse_spec({})
+    assert node.tls is not None and check.differs(spec, STANDBY)
+    digest = files_digest(node.tls)
+    rendered = render_configuration(node, spec, STANDBY, digest)
+    assert f"# tls_files_digest = {digest}\n" in rendered.postgresql_conf
+    write_configuration(node.data_dir, rendered, standby=True)
+    assert not check.differs(spec, STANDBY)
+    for path in (node.tls.cert_file, node.tls.key_file, node.tls.ca_file):
+        replace_file(path, f"{path.name} renewed {time.time_ns()}\n")
+        assert check.differs(spec, STANDBY), f"a new {path.name} is not noticed"
+        write_configuration(
+            node.data_dir, render_configuration(node, spec, STANDBY, files_digest(node.tls)), True
+        )
+        assert not check.differs(spec, STANDBY)
+    assert check.tls_problem is None
+
+
+def test_tls_files_being_written_are_digested_again(tmp_path: Path):
+    node = tls_keeper(tmp_path)
+    check = ConfigurationCheck(node, now_ns=time.time_ns)  # the files were just written
+    spec = parse_spec({})
+    assert node.tls is not None
+    write_configuration(
+        node.data_dir, render_configuration(node, spec, STANDBY, files_digest(node.tls)), True
+    )
+    assert not check.differs(spec, STANDBY)
+    with node.tls.cert_file.open("a") as file:  # an append that may keep the file's times
+        file.write("the rest of the chain\n")
+    assert check.differs(spec, STANDBY)
+
+
+def test_a_tls_key_others_can_read_is_reported(tmp_path: Path):
+    node = tls_keeper(tmp_path)
+    assert node.tls is not None
+    node.tls.key_file.chmod(0o644)
+    check = ConfigurationCheck(node, now_ns=lambda: LATER)
+    check.differs(parse_spec({}), STANDBY)
+    assert check.tls_problem is not None and "has mode 0644" in check.tls_problem
+    node.tls.key_file.unlink()
+    check.differs(parse_spec({}), STANDBY)
+    assert check.tls_problem == f"tls_key_file {node.tls.key_file}: No such file or directory"

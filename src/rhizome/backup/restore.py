@@ -44,6 +44,7 @@ from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.controldata import ControlData
 from rhizome.keeper.lock import DataDirectoryLock, DataDirectoryLocked
 from rhizome.keeper.postgres_log import log_path
+from rhizome.keeper.tls import files_digest
 from rhizome.spec.model import ClusterSpec
 
 AUTO_CONF = "postgresql.auto.conf"
@@ -117,7 +118,7 @@ def restore_files(node: NodeRestore, backup: Backup, target: RecoveryTarget) -> 
 def write_own_configuration(node: NodeRestore) -> None:
     """This node's postgresql.conf and pg_hba.conf as a primary's (the keeper's files)."""
     keeper = node.keeper
-    rendered = render_configuration(keeper, node.spec, ConfigRequest())
+    rendered = render_configuration(keeper, node.spec, ConfigRequest(), files_digest(keeper.tls))
     write_configuration(keeper.data_dir, rendered, standby=False)
     for name in ("postgresql.conf", "pg_hba.conf"):
         give_to_owner(keeper.data_dir / name, keeper.state_dir)

@@ -43,6 +43,7 @@ from rhizome.keeper.postmaster import Postmaster
 from rhizome.keeper.repository_clone import clone_from_repository
 from rhizome.keeper.seal import SealRecord, seal
 from rhizome.keeper.start_backoff import StartRecord
+from rhizome.keeper.tls import files_digest
 from rhizome.spec import ClusterSpec
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,11 @@ def _initdb(action: Any, context: ActionContext) -> None:
 
 
 def _write_config(action: Any, context: ActionContext) -> None:
-    rendered = render_configuration(context.keeper, context.spec, context.request)
-    changed = write_configuration(context.keeper.data_dir, rendered, context.request.standby)
+    keeper = context.keeper
+    rendered = render_configuration(keeper, context.spec, context.request, files_digest(keeper.tls))
+    changed = write_configuration(keeper.data_dir, rendered, context.request.standby)
     if changed and context.postmaster.running:
-        with local_session(context.keeper) as cursor:
+        with local_session(keeper) as cursor:
             cursor.execute("SELECT pg_reload_conf()")
             errors = file_errors(cursor)
         if errors:
@@ -91,7 +93,7 @@ def _write_config(action: Any, context: ActionContext) -> None:
         log.info("configuration changed: reloaded")
     elif changed:
         log.info("configuration written")
-    record_accepted(context.keeper, context.spec.pg_parameters)
+    record_accepted(keeper, context.spec.pg_parameters)
 
 
 def _start(action: Start, context: ActionContext) -> None:

@@ -157,9 +157,9 @@ def hba_line(entry: HbaEntry) -> str:
 
 
 def render_configuration(
-    keeper: KeeperConfig, spec: ClusterSpec, request: ConfigRequest
+    keeper: KeeperConfig, spec: ClusterSpec, request: ConfigRequest, tls_digest: str | None = None
 ) -> RenderedConfiguration:
-    """Both files' content (pure)."""
+    """Both files' content (pure); `tls_digest` is tls.files_digest of the TLS files."""
     defaults = {
         name: value for name, value in DEFAULT_PARAMETERS.items() if name not in spec.pg_parameters
     }
@@ -170,6 +170,7 @@ def render_configuration(
         managed=_quoted(
             {**managed_parameters(keeper, request), **keeper_archiving(keeper, spec).parameters}
         ),
+        tls_digest=tls_digest,
     )
     pg_hba_conf = _environment.get_template("pg_hba.conf.j2").render(
         keeper_name=keeper.name,

@@ -7,6 +7,8 @@ or when the status of a file (inode, size, modification and change times) or
 the presence of standby.signal did. As git does for its index, a file modified
 within the last RACY_SECONDS is always read again: a change made within the
 file system's timestamp granularity of the previous check keeps its times.
+The TLS files are watched the same way: the rendering carries their digest
+(keeper/tls.py), so it is made again when their status changes.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rhizome.keeper.conffiles import (
     render_configuration,
 )
 from rhizome.keeper.config import KeeperConfig
+from rhizome.keeper.tls import files_digest, key_problem
 from rhizome.spec import ClusterSpec
 
 RACY_SECONDS = 2.0
@@ -39,6 +42,7 @@ FileStatus = tuple[int, int, int, int] | None
 class Rendering:
     spec: ClusterSpec
     request: ConfigRequest
+    tls_files: tuple[FileStatus, ...]
     rendered: RenderedConfiguration
 
 
@@ -68,7 +72,8 @@ def same(first: ClusterSpec, second: ClusterSpec) -> bool:
 
 
 class ConfigurationCheck:
-    """`differs(spec, request)`, remembering the last rendering and comparison."""
+    """`differs(spec, request)`, remembering the last rendering and comparison;
+    `tls_problem`: why PostgreSQL could not start with the TLS key as it is."""
 
     def __init__(self, keeper: KeeperConfig, now_ns: Callable[[], int] = time.time_ns) -> None:
         self.keeper = keeper
@@ -76,11 +81,16 @@ class ConfigurationCheck:
         self._paths = [
             str(keeper.data_dir / name) for name in (POSTGRESQL_CONF, PG_HBA_CONF, STANDBY_SIGNAL)
         ]
+        tls = keeper.tls
+        self._tls_paths = (
+            [] if tls is None else [str(tls.cert_file), str(tls.key_file), str(tls.ca_file)]
+        )
         self._rendering: Rendering | None = None
         self._comparison: Comparison | None = None
+        self.tls_problem: str | None = None
 
     def differs(self, spec: ClusterSpec, request: ConfigRequest) -> bool:
-        rendering = self._render(spec, request)
+        rendering = self._render(spec, request, tuple(map(file_status, self._tls_paths)))
         files = tuple(file_status(path) for path in self._paths)
         last = self._comparison
         if last is not None and last.rendering is rendering and last.files == files:
@@ -90,9 +100,19 @@ class ConfigurationCheck:
             self._comparison = Comparison(rendering, files, differs)
         return differs
 
-    def _render(self, spec: ClusterSpec, request: ConfigRequest) -> Rendering:
+    def _render(
+        self, spec: ClusterSpec, request: ConfigRequest, tls_files: tuple[FileStatus, ...]
+    ) -> Rendering:
         last = self._rendering
-        if last is not None and last.request == request and same(last.spec, spec):
+        if (
+            last is not None and last.request == request and same(last.spec, spec)
+            and last.tls_files == tls_files
+        ):  # fmt: skip
             return last
-        self._rendering = Rendering(spec, request, render_configuration(self.keeper, spec, request))
-        return self._rendering
+        tls = self.keeper.tls
+        rendered = render_configuration(self.keeper, spec, request, files_digest(tls))
+        rendering = Rendering(spec, request, tls_files, rendered)
+        self.tls_problem = key_problem(tls)
+        # TLS files still being written are digested again on the next pass.
+        self._rendering = rendering if settled(tls_files, self.now_ns()) else None
+        return rendering

@@ -234,7 +234,7 @@ class Keeper:
         if not decided.actions:
             self.last_error = decided.waiting or joined_problems(
                 self.config_gate.problem, keeper_archiving(self.config, wish.spec).problem,
-                self.archive.problem,
+                self.archive.problem, self.configuration_check.tls_problem,
             )  # fmt: skip
         self._publish(local, stored=self.config.name in view.keepers)
         if not decided.actions:

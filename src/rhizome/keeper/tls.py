@@ -16,11 +16,20 @@ keeper (streaming replication, pg_basebackup, pg_rewind, its superuser
 sessions) uses `sslmode=verify-full` against that CA: the peer's certificate
 must name the host the peer publishes. The spec's pg_hba entries are the
 operator's (use `hostssl` there for clients). Without them the keeper runs
-PostgreSQL without TLS, as before. Pure functions and the loader's checks.
+PostgreSQL without TLS, as before.
+
+Renewed files need no restart: postgresql.conf carries a digest of the three
+files' contents (`files_digest`), so new files at the same paths change the
+configuration, and the keeper reloads PostgreSQL, which loads them for new
+connections (a set it cannot load is logged by PostgreSQL, "SSL configuration
+was not reloaded", and the old one kept). A key others can read is reported
+in the keeper's last_error (`key_problem`): PostgreSQL would refuse to start
+with it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,14 +70,49 @@ def postgres_tls(cert_file: Path, key_file: Path, ca_file: Path, source: str) ->
 
 def _check_key_mode(path: Path, source: str) -> None:
     """PostgreSQL refuses to start with a key others can read: say so before it does."""
+    problem = _key_mode_problem(path)
+    if problem:
+        raise ConfigError(f"{source}: [keeper] {problem}")
+
+
+def _key_mode_problem(path: Path) -> str | None:
     status = path.stat()
     mode = stat.S_IMODE(status.st_mode)
     allowed = 0o640 if status.st_uid == 0 else 0o600
-    if mode & ~allowed:
-        raise ConfigError(
-            f"{source}: [keeper] tls_key_file {path} has mode {mode:04o}; PostgreSQL needs 0600"
-            " (owned by its user) or 0640 (owned by root): chmod it"
-        )
+    if not mode & ~allowed:
+        return None
+    return (
+        f"tls_key_file {path} has mode {mode:04o}; PostgreSQL needs 0600"
+        " (owned by its user) or 0640 (owned by root): chmod it"
+    )
+
+
+def key_problem(tls: PostgresTls | None) -> str | None:
+    """Why PostgreSQL could not start with the key file as it is now, or None."""
+    if tls is None:
+        return None
+    try:
+        return _key_mode_problem(tls.key_file)
+    except OSError as error:
+        return f"tls_key_file {tls.key_file}: {error.strerror}"
+
+
+def files_digest(tls: PostgresTls | None) -> str | None:
+    """A digest of the certificate's, the key's and the CA's contents (None without TLS).
+
+    A short SHA-256 of the contents: it tells one set of files from the next and
+    reveals nothing of the key. A file that cannot be read counts as its error.
+    """
+    if tls is None:
+        return None
+    digest = hashlib.sha256()
+    for path in (tls.cert_file, tls.key_file, tls.ca_file):
+        try:
+            digest.update(path.read_bytes())
+        except OSError as error:
+            digest.update(f"unreadable ({error.errno})".encode())
+        digest.update(b"\0")
+    return digest.hexdigest()[:16]
 
 
 def server_parameters(tls: PostgresTls | None) -> dict[str, str | bool]:
