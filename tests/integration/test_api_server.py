@@ -114,3 +114,23 @@ def test_client_certificates_are_required_when_a_client_ca_is_set(tls):
             request(server.port, "", client_context(tls, certificate=False))
         answer = request(server.port, "", client_context(tls, certificate=True))
         assert answer.startswith(b"HTTP/1.1 200 OK")
+
+
+def thread_runs(native_id: int) -> int:
+    """How many times the kernel ran this thread of ours (schedstat's third field)."""
+    with open(f"/proc/self/task/{native_id}/schedstat") as schedstat:
+        return int(schedstat.read().split()[2])
+
+
+def test_an_idle_server_sleeps_until_a_client_comes_and_stops_at_once():
+    with serve() as server:
+        thread = next(t for t in threading.enumerate() if t.name == "api-server")
+        assert thread.native_id is not None
+        assert request(server.port, "").startswith(b"HTTP/1.1 200 OK")
+        time.sleep(0.2)
+        runs = thread_runs(thread.native_id)
+        time.sleep(1.5)  # socketserver's serve_forever would have woken three times
+        assert thread_runs(thread.native_id) == runs
+        assert request(server.port, "").startswith(b"HTTP/1.1 200 OK")
+        stopping = time.monotonic()
+    assert not thread.is_alive() and time.monotonic() - stopping < 1

@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 ASK_INTERVAL = 0.2
 """Seconds between the end of one round and the start of the next, and between two
 looks at the lease while failsafe is on."""
-IDLE_INTERVAL = 1.0
-"""Seconds between two looks at the spec while failsafe is off (a wake-up costs CPU)."""
+IDLE_INTERVAL = 5.0
+"""Seconds between two looks at the spec while failsafe is off (a wake-up costs CPU): a
+master starts asking within this after failsafe is turned on."""
 
 
 @dataclass(frozen=True)

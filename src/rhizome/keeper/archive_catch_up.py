@@ -93,8 +93,9 @@ class ArchiveCatchUp:
         threading.Thread(target=self._run, name="archive-catch-up", daemon=True).start()
 
     def _run(self) -> None:
+        """Sleeps until a pass offers a request (a daemon thread: it ends with the keeper)."""
         while not self.stopping.is_set():
-            self.wanted.wait(1.0)
+            self.wanted.wait()
             self.wanted.clear()
             with self.lock:
                 request = self.request

@@ -29,6 +29,10 @@ from rhizome.store.view import ClusterView
 
 log = logging.getLogger(__name__)
 
+RELAY_IDLE_WAIT = 30.0
+"""The watch relay's longest sleep without a change: it notices a stop at the next change
+(the follower's own stop is one) or after this."""
+
 
 @dataclass(frozen=True)
 class Desired:
@@ -90,7 +94,7 @@ def relay_changes(
     revision = 0
     seen: object = None
     while not stopping.is_set():
-        latest = follower.wait_for_change(revision, 1.0)
+        latest = follower.wait_for_change(revision, RELAY_IDLE_WAIT)
         if latest == revision:
             continue
         revision = latest
