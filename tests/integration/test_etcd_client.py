@@ -363,7 +363,7 @@ def test_a_member_without_leader_is_skipped_by_calls_and_watches(etcd):
         stream = EtcdClient(client_for(electing, etcd.client_url).settings).transport.open_stream(
             "/watch", {"create_request": {"key": "L3g="}}, idle_timeout=1.0
         )
-        stream.release_conn()
+        stream.close()
         client = client_for(electing, etcd.client_url)
         assert isinstance(client, EtcdClient)
         client.put("/leaderless/a", b"1")

@@ -6,8 +6,8 @@ such a call building and parsing headers (a lease keepalive cost ~0.3 ms of
 CPU through them on the bench machine, ~0.05 ms here; docs/benchmarks.md,
 "Agent cost"). This module speaks only the HTTP/1.1 that etcd's gateway
 answers with: a status line, headers, and a body framed by Content-Length or
-by chunked transfer encoding. Watches, long streams, stay on urllib3
-(EtcdTransport.open_stream).
+by chunked transfer encoding. Watches, long streams, read their answer
+through stream.py on connections of their own.
 
 Connections are kept per member and reused. One that the member closed while
 it was idle is noticed before reuse and replaced; one that failed or timed
@@ -182,9 +182,9 @@ class MemberConnections:
         timeouts: Timeouts,
     ) -> Answer:
         """One call on a kept-alive connection to `endpoint` (scheme://host:port)."""
-        member = self._member(endpoint)
+        member = self.member(endpoint)
         request = encode_request(method, path, member.host_header, headers, body)
-        connection = self._take(member) or self._connect(member, timeouts)
+        connection = self._take(member) or self.connect(member, timeouts)
         try:
             answer, reusable = connection.exchange(request, timeouts)
         except OSError as error:
@@ -207,7 +207,7 @@ class MemberConnections:
             for connection in connections:
                 connection.close()
 
-    def _member(self, endpoint: str) -> Member:
+    def member(self, endpoint: str) -> Member:
         member = self._members.get(endpoint)
         if member is None:
             member = self._members[endpoint] = Member.of(endpoint)
@@ -230,7 +230,8 @@ class MemberConnections:
                 return
         connection.close()
 
-    def _connect(self, member: Member, timeouts: Timeouts) -> Connection:
+    def connect(self, member: Member, timeouts: Timeouts) -> Connection:
+        """A new connection (not kept: a stream's, or one for `request`)."""
         timeout = timeouts.left(timeouts.connect)
         try:
             sock = socket.create_connection((member.host, member.port), timeout)

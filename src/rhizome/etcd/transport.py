@@ -19,9 +19,6 @@ from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
-import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError, SSLError, TimeoutError
-
 from rhizome import clock
 from rhizome.etcd.connection import Answer, MemberConnections, Timeouts
 from rhizome.etcd.endpoints import (
@@ -35,6 +32,7 @@ from rhizome.etcd.errors import (
     EtcdUnavailable,
 )
 from rhizome.etcd.stats import RequestStats
+from rhizome.etcd.stream import Stream, open_stream
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +112,10 @@ class EtcdTransport:
         self._api_prefixes: dict[str, str] = {}
         self._tokens: dict[str, str] = {}
         self._connections = MemberConnections(tls_contexts(settings))
-        self._stream_pool = connection_pool(settings)
         self.stats = RequestStats()
 
     def close(self) -> None:
         self._connections.close()
-        self._stream_pool.clear()
 
     def call(self, path: str, payload: JsonObject, deadline: float | None = None) -> JsonObject:
         """POST `payload` to `path` (under the API prefix) on the first endpoint that works.
@@ -152,15 +148,17 @@ class EtcdTransport:
             return response
         raise EtcdUnavailable("no etcd endpoint answered (" + "; ".join(failures) + ")")
 
-    def open_stream(self, path: str, payload: JsonObject, idle_timeout: float) -> Any:
+    def open_stream(self, path: str, payload: JsonObject, idle_timeout: float) -> Stream:
         """Open a streaming POST (a watch); reads time out after `idle_timeout` of silence."""
         failures = []
         for endpoint in self.rotation.in_order():
             try:
                 response = self._open(endpoint, path, payload, idle_timeout)
                 if response.status != 200:
-                    body = response.read()
-                    response.release_conn()
+                    try:
+                        body = response.read()
+                    finally:
+                        response.close()
                     raise_for_error(endpoint, response.status, body)
             except EndpointFailed as failure:  # e.g. "no leader" while a member restarts
                 failures.append(f"{endpoint}: {failure}")
@@ -196,24 +194,15 @@ class EtcdTransport:
             endpoint, "POST", full_path, body, headers, self._timeouts(until)
         )
 
-    def _open(self, endpoint: str, path: str, payload: JsonObject, idle_timeout: float) -> Any:
-        """A streaming POST (urllib3: its reads can be cut from another thread)."""
-        url = endpoint + self._api_prefix(endpoint, None) + path
-        headers = self._headers(endpoint, None)
-        timeout = urllib3.Timeout(connect=self.settings.connect_timeout, read=idle_timeout)
-        try:
-            return self._stream_pool.request(
-                "POST", url, body=json.dumps(payload).encode(), headers=headers,
-                timeout=timeout, retries=False, preload_content=False,
-            )  # fmt: skip
-        except NewConnectionError as error:  # subclasses TimeoutError: catch it first
-            raise EndpointFailed(f"cannot connect ({error.__class__.__name__})") from error
-        except SSLError as error:
-            raise EndpointFailed(f"TLS handshake failed ({error}); check the CA file") from error
-        except TimeoutError as error:
-            raise EndpointFailed(f"timed out ({error.__class__.__name__})") from error
-        except HTTPError as error:
-            raise EndpointFailed(f"connection failed ({error.__class__.__name__})") from error
+    def _open(self, endpoint: str, path: str, payload: JsonObject, idle_timeout: float) -> Stream:
+        """A streaming POST on a connection of its own (its reads can be cut from another
+        thread: Stream.shutdown)."""
+        full_path = self._api_prefix(endpoint, None) + path
+        timeouts = Timeouts(self.settings.connect_timeout, idle_timeout)
+        body = json.dumps(payload).encode()
+        return open_stream(
+            self._connections, endpoint, full_path, body, self._headers(endpoint, None), timeouts
+        )
 
     def _headers(self, endpoint: str, until: float | None) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
@@ -297,17 +286,6 @@ def tls_context(settings: EtcdSettings) -> ssl.SSLContext:
     if settings.cert_file:
         context.load_cert_chain(settings.cert_file, settings.key_file)
     return context
-
-
-def connection_pool(settings: EtcdSettings) -> urllib3.PoolManager:
-    """urllib3 connections (watch streams, the v2 API) with the settings' TLS files and
-    no urllib3 retries."""
-    tls: dict[str, Any] = {}
-    if settings.ca_file:
-        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": settings.ca_file}
-    if settings.cert_file:
-        tls |= {"cert_file": settings.cert_file, "key_file": settings.key_file}
-    return urllib3.PoolManager(num_pools=8, maxsize=8, retries=False, **tls)
 
 
 def api_prefix_for(version: str) -> str:

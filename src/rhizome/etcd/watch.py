@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from urllib3.exceptions import HTTPError
-
 from rhizome import clock
 from rhizome.etcd.client import EtcdClient, KeyValue, RangeResult, parse_key_value, prefix_range
+from rhizome.etcd.endpoints import EndpointFailed
 from rhizome.etcd.errors import EtcdRequestError, EtcdUnavailable
+from rhizome.etcd.stream import Stream
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class PrefixWatcher:
         self.idle_timeout = idle_timeout
         self.next_revision = start_revision
         self._closed = threading.Event()
-        self._response: Any = None
+        self._response: Stream | None = None
 
     @property
     def closed(self) -> bool:
@@ -134,11 +134,11 @@ class PrefixWatcher:
                 if update is not None:
                     yield update
             raise StreamEnded("etcd closed the stream")
-        except HTTPError as error:  # idle timeout, reset or shutdown
-            raise StreamEnded(error.__class__.__name__) from error
+        except EndpointFailed as error:  # idle timeout, reset or shutdown
+            raise StreamEnded(str(error)) from error
         finally:
             self._response = None
-            response.release_conn()
+            response.close()
 
     def _parse(self, line: bytes) -> WatchUpdate | None:
         try:

@@ -33,7 +33,7 @@ from rhizome import clock
 from rhizome.etcd.endpoints import EndpointFailed, EndpointRotation
 from rhizome.etcd.errors import EtcdUnavailable
 from rhizome.etcd.stats import RequestStats
-from rhizome.etcd.transport import EtcdSettings, connection_pool
+from rhizome.etcd.transport import EtcdSettings
 
 try:  # importing etcd injects pyOpenSSL into urllib3 when it is installed: undo that
     from urllib3.contrib import pyopenssl
@@ -41,6 +41,18 @@ try:  # importing etcd injects pyOpenSSL into urllib3 when it is installed: undo
     pyopenssl.extract_from_urllib3()
 except ImportError:
     pass
+
+
+def connection_pool(settings: EtcdSettings) -> urllib3.PoolManager:
+    """urllib3 connections (python-etcd's) with the settings' TLS files and no urllib3
+    retries."""
+    tls: dict[str, Any] = {}
+    if settings.ca_file:
+        tls = {"cert_reqs": "CERT_REQUIRED", "ca_certs": settings.ca_file}
+    if settings.cert_file:
+        tls |= {"cert_file": settings.cert_file, "key_file": settings.key_file}
+    return urllib3.PoolManager(num_pools=8, maxsize=8, retries=False, **tls)
+
 
 OTHER_MEMBER_MAY_SERVE = (300, 301)
 """v2 error codes after which another member may succeed: raft internal error, election."""

@@ -10,13 +10,13 @@ against `[api] ca_file` (default: client_ca_file, else the system's CAs).
 from __future__ import annotations
 
 import json
+import ssl
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-import urllib3
-from urllib3.exceptions import HTTPError
+from functools import partial
 
 from rhizome.api.config import ApiConfig
+from rhizome.etcd.connection import MemberConnections, Timeouts
+from rhizome.etcd.endpoints import EndpointFailed
 from rhizome.failsafe.rules import Answer, FailsafeRequest, Member, RoundOutcome
 
 ASK_TIMEOUT = 1.0
@@ -29,16 +29,8 @@ class Peers:
 
     def __init__(self, api: ApiConfig, timeout: float = ASK_TIMEOUT) -> None:
         self.token = api.token
-        tls: dict[str, Any] = {}
-        ca_file = api.ca_file or api.client_ca_file
-        if ca_file is not None:
-            tls["ca_certs"] = ca_file
-        if api.cert_file is not None and api.key_file is not None:
-            tls.update(cert_file=api.cert_file, key_file=api.key_file)
-        self.pool = urllib3.PoolManager(
-            num_pools=MAX_PARALLEL, retries=False, cert_reqs="CERT_REQUIRED",
-            timeout=urllib3.Timeout(connect=timeout, read=timeout), **tls,
-        )  # fmt: skip
+        self.timeouts = Timeouts(connect=timeout, read=timeout)
+        self.connections = MemberConnections(partial(client_context, api))
         self.executor = ThreadPoolExecutor(MAX_PARALLEL, thread_name_prefix="failsafe-ask")
 
     def ask(self, members: tuple[Member, ...], request: FailsafeRequest) -> RoundOutcome:
@@ -58,17 +50,25 @@ class Peers:
         if member.url is None:
             return Answer(False, "no API address known (not running, or its API is local only)")
         headers = {"Authorization": f"Bearer {self.token}"} if self.token is not None else {}
+        path = f"/failsafe?{request.query()}"
         try:
-            response = self.pool.request(
-                "POST", f"{member.url}/failsafe?{request.query()}", headers=headers
-            )
-        except HTTPError as error:
-            return Answer(False, f"did not answer ({type(error).__name__})")
-        return parse_answer(response.status, response.data)
+            answer = self.connections.request(member.url, "POST", path, b"", headers, self.timeouts)
+        except EndpointFailed as error:
+            return Answer(False, f"did not answer ({error})")
+        return parse_answer(answer.status, answer.body)
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
-        self.pool.clear()
+        self.connections.close()
+
+
+def client_context(api: ApiConfig) -> ssl.SSLContext:
+    """Peers' certificates verified against `[api] ca_file` (else client_ca_file, else the
+    system's CAs); our own certificate for peers that require one."""
+    context = ssl.create_default_context(cafile=api.ca_file or api.client_ca_file)
+    if api.cert_file is not None and api.key_file is not None:
+        context.load_cert_chain(api.cert_file, api.key_file)
+    return context
 
 
 def parse_answer(status: int, body: bytes) -> Answer:

@@ -12,8 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import jinja2
-
 from rhizome.backup.archiving import Archiving, archiving
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.tls import peer_client_fields, peer_connection_type, server_parameters
@@ -34,13 +32,9 @@ DEFAULT_PARAMETERS: dict[str, ParameterValue] = {
 }
 """Parameters rhizome sets unless the spec's pg_parameters says otherwise."""
 
-_environment = jinja2.Environment(
-    loader=jinja2.PackageLoader("rhizome.keeper", "templates"),
-    autoescape=False,  # noqa: S701 - configuration files, not HTML
-    trim_blocks=True,
-    lstrip_blocks=True,
-    keep_trailing_newline=True,
-    undefined=jinja2.StrictUndefined,
+SEALED_HBA_HEADING = (
+    "# Sealed for a major-upgrade cutover: only the spec's entries of the superuser\n"
+    "# (the logical replication to the successor) are kept; clients cannot log in.\n"
 )
 
 
@@ -163,32 +157,59 @@ def render_configuration(
     defaults = {
         name: value for name, value in DEFAULT_PARAMETERS.items() if name not in spec.pg_parameters
     }
-    postgresql_conf = _environment.get_template("postgresql.conf.j2").render(
-        keeper_name=keeper.name,
-        defaults=_quoted(defaults),
-        spec_parameters=_quoted(dict(sorted(spec.pg_parameters.items()))),
-        managed=_quoted(
-            {**managed_parameters(keeper, request), **keeper_archiving(keeper, spec).parameters}
-        ),
-        tls_digest=tls_digest,
+    managed = {**managed_parameters(keeper, request), **keeper_archiving(keeper, spec).parameters}
+    postgresql_conf = postgresql_conf_text(
+        keeper.name, defaults, dict(sorted(spec.pg_parameters.items())), managed, tls_digest
     )
-    pg_hba_conf = _environment.get_template("pg_hba.conf.j2").render(
-        keeper_name=keeper.name,
-        superuser=keeper.superuser,
-        replication_user=keeper.replication_user,
-        peer_type=peer_connection_type(keeper.tls),
-        spec_entries=[
-            hba_line(entry)
-            for entry in spec.pg_hba
-            if not request.sealed or entry.user == keeper.superuser
-        ],
-        sealed=request.sealed,
-    )
-    return RenderedConfiguration(postgresql_conf, pg_hba_conf)
+    return RenderedConfiguration(postgresql_conf, pg_hba_conf_text(keeper, spec, request))
 
 
-def _quoted(parameters: dict[str, ParameterValue]) -> list[tuple[str, str]]:
-    return [(name, quote_value(value)) for name, value in parameters.items()]
+def postgresql_conf_text(
+    keeper_name: str,
+    defaults: dict[str, ParameterValue],
+    spec_parameters: dict[str, ParameterValue],
+    managed: dict[str, ParameterValue],
+    tls_digest: str | None,
+) -> str:
+    lines = [
+        f"# Written by rhizome-keeper {keeper_name}: every change here is overwritten.",
+        "# Change parameters in the cluster spec (pg_parameters) instead.",
+        "",
+        "# Defaults of rhizome (the spec may override them)",
+        *_assignments(defaults),
+        "",
+        "# The cluster spec's pg_parameters",
+        *_assignments(spec_parameters),
+        "",
+        "# Managed by the keeper",
+        *_assignments(managed),
+    ]
+    if tls_digest:
+        lines.append(
+            "# The TLS files' digest: new files change it, and the keeper reloads PostgreSQL"
+        )
+        lines.append(f"# tls_files_digest = {tls_digest}")
+    return "\n".join(lines) + "\n"
+
+
+def pg_hba_conf_text(keeper: KeeperConfig, spec: ClusterSpec, request: ConfigRequest) -> str:
+    peer_type = peer_connection_type(keeper.tls)
+    return "".join([
+        f"# Written by rhizome-keeper {keeper.name}: every change here is overwritten.\n",
+        "# Change the entries in the cluster spec (pg_hba) instead.\n\n",
+        "# The keeper's own connections, over its Unix socket\n",
+        f"local   all   {keeper.superuser}   scram-sha-256\n\n",
+        SEALED_HBA_HEADING if request.sealed else "# The cluster spec's pg_hba entries\n",
+        *(f"{hba_line(entry)}\n" for entry in spec.pg_hba
+          if not request.sealed or entry.user == keeper.superuser),
+        "\n# Replication (standbys, pg_basebackup) and pg_rewind between the cluster's keepers\n",
+        f"{peer_type:<7s} replication   {keeper.replication_user}   all   scram-sha-256\n",
+        f"{peer_type:<7s} postgres      {keeper.superuser}   all   scram-sha-256\n",
+    ])  # fmt: skip
+
+
+def _assignments(parameters: dict[str, ParameterValue]) -> list[str]:
+    return [f"{name} = {quote_value(value)}" for name, value in parameters.items()]
 
 
 def configuration_differs(data_dir: Path, rendered: RenderedConfiguration, standby: bool) -> bool:
