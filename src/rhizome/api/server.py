@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 Request = socket.socket | tuple[bytes, socket.socket]
 """What socketserver hands over (a TCP server: the connection's socket)."""
 MAX_CONNECTIONS = 32
+"""Connections served at once; more are closed at once, so a flood costs no threads."""
 ACCEPT_TIMEOUT = 0.1
 """A connection the selector announced but that vanished before accept() blocks no longer."""
-"""Connections served at once; more are closed at once, so a flood costs no threads."""
 
 
 class _Server(socketserver.ThreadingTCPServer):

@@ -18,11 +18,12 @@ next member).
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 from urllib.parse import urlsplit
@@ -185,14 +186,8 @@ class MemberConnections:
         member = self.member(endpoint)
         request = encode_request(method, path, member.host_header, headers, body)
         connection = self._take(member) or self.connect(member, timeouts)
-        try:
+        with closed_on_failure(connection):
             answer, reusable = connection.exchange(request, timeouts)
-        except OSError as error:
-            connection.close()
-            raise EndpointFailed(exchange_failure(error)) from error
-        except BaseException:
-            connection.close()
-            raise
         if reusable:
             self._give_back(member, connection)
         else:
@@ -258,6 +253,20 @@ class MemberConnections:
             return self.tls()
         except (OSError, ValueError) as error:  # ssl.SSLError is an OSError
             raise EndpointFailed(f"the TLS files cannot be loaded ({error})") from error
+
+
+@contextlib.contextmanager
+def closed_on_failure(connection: Connection) -> Iterator[None]:
+    """Close `connection` when the block fails (never reuse it); an OSError becomes an
+    EndpointFailed saying what happened."""
+    try:
+        yield
+    except OSError as error:
+        connection.close()
+        raise EndpointFailed(exchange_failure(error)) from error
+    except BaseException:
+        connection.close()
+        raise
 
 
 def encode_request(

@@ -18,8 +18,8 @@ from rhizome.etcd.connection import (
     Connection,
     MemberConnections,
     Timeouts,
+    closed_on_failure,
     encode_request,
-    exchange_failure,
     parse_length,
     status_line,
 )
@@ -39,17 +39,11 @@ def open_stream(
     member = connections.member(endpoint)
     request = encode_request("POST", path, member.host_header, headers, body)
     connection = connections.connect(member, timeouts)
-    try:
+    with closed_on_failure(connection):
         connection.sock.settimeout(timeouts.read)
         connection.sock.sendall(request)
         _, status = status_line(connection.readline())
         length, chunked, _ = connection.headers()
-    except OSError as error:
-        connection.close()
-        raise EndpointFailed(exchange_failure(error)) from error
-    except BaseException:
-        connection.close()
-        raise
     return Stream(connection, status, length, chunked)
 
 
