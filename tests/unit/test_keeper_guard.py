@@ -325,3 +325,39 @@ def test_own_key_vanished_only_when_our_document_leaves_our_current_lease(
     before, now, held, vanished
 ):
     assert own_key_vanished(before, now, held) is vanished
+
+
+class FreshHolder:
+    """A lease holder that never renewed (a keeper restarted after its lease expired):
+    its first renewal, a grant, takes 0.3 s."""
+
+    def __init__(self) -> None:
+        self.lease_id: int | None = None
+        self.renewed_at = 0.0
+        self.granted_new = False
+
+    def renew(self, within: float | None = None) -> bool:
+        time.sleep(0.3)
+        self.lease_id, self.renewed_at, self.granted_new = 9, time.monotonic(), True
+        return True
+
+    def seconds_since_renewal(self) -> float:
+        return time.monotonic() - self.renewed_at if self.lease_id else math.inf
+
+
+def test_the_guard_gets_no_deadline_before_the_first_renewal():
+    """A deadline counted from a lease never renewed lies in the past: a guard holding a
+    paused master would kill it when it left `hold` (CI, test_etcd_api_move)."""
+    holder = FreshHolder()
+    beats: list[float | None] = []
+    guard = LeaseGuard(holder, 10.0, 3.5, lambda since, kill_at: None, lambda: None,  # type: ignore[arg-type]
+                       beats.append)  # fmt: skip
+    guard.start()
+    try:
+        assert guard.wait_for_lease(2)
+        time.sleep(0.1)
+    finally:
+        guard.stop(revoke=False)
+    assert beats[0] is None, "a deadline before any renewal"
+    given = [deadline for deadline in beats if deadline is not None]
+    assert given and all(deadline == holder.renewed_at + 3.5 for deadline in given)

@@ -68,7 +68,7 @@ class LeaseGuard:
         fence_deadline: float,
         fence: Callable[[float, float], None],
         on_new_lease: Callable[[], None],
-        heartbeat: Callable[[float], None] = lambda deadline: None,
+        heartbeat: Callable[[float | None], None] = lambda deadline: None,
         extension: Callable[[], float] = lambda: -math.inf,
         heartbeat_interval: float = HEARTBEAT_INTERVAL,
     ) -> None:
@@ -174,13 +174,20 @@ class LeaseGuard:
         threshold = fencing_point(self.fence_deadline)
         while not self._stopped.is_set():
             renewed_at = self.renewed_at()
-            self._heartbeat(renewed_at + self.fence_deadline)
+            self._heartbeat(fence_deadline_of(renewed_at, self.fence_deadline))
             since = self.seconds_since_renewal()
             if since >= threshold and self._first_renewal.is_set():
                 kill_at = renewed_at + self.fence_deadline - KILL_MARGIN
                 self._fence(since, kill_at)
             self._renewal_attempted.wait(watchdog_sleep(since, threshold, self._heartbeat_interval))
             self._renewal_attempted.clear()  # what it announced is read at the top, after this
+
+
+def fence_deadline_of(renewed_at: float, fence_deadline: float) -> float | None:
+    """The deadline the guard holds PostgreSQL to; None while the lease was never renewed
+    (renewed_at 0): one counted from 0 lies in the past, and a guard holding a paused
+    master would fire at it as soon as it left `hold`."""
+    return renewed_at + fence_deadline if renewed_at > 0 else None
 
 
 def watchdog_sleep(

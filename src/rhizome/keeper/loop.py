@@ -342,17 +342,18 @@ class Keeper:
         )  # fmt: skip
         self.wake.set()
 
-    def _heartbeat(self, deadline: float) -> None:
-        """From the watchdog, every tick: feed the guard and systemd's watchdog."""
+    def _heartbeat(self, deadline: float | None) -> None:
+        """From the watchdog, every tick: feed the guard and systemd's watchdog (no
+        deadline before the first renewal: the guard keeps what it was given)."""
         self.heartbeat_started.set()
         self.heartbeat_at = clock.monotonic()
         self.systemd_watchdog.ping()
         if not self.guard.alive:
             raise GuardLost("the fencing guard process ended")
-        if self.postmaster.may_accept_writes:
-            self.guard.arm(deadline)
-        else:
+        if not self.postmaster.may_accept_writes:
             self.guard.disarm()
+        elif deadline is not None:
+            self.guard.arm(deadline)
 
     def _arm_guard(self) -> None:
         """PostgreSQL is about to accept writes: the guard holds it to the lease first."""
