@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import socket
 import ssl
-import struct
 from pathlib import Path
 
 import psycopg2
 import pytest
 
+from rhizome.proxy.wire import ssl_request
 from rhizome.spec import ClusterSpec
 from tests.harness.keeper import REPLICATION_USER, StateWriter, wait_reported, wait_until
 from tests.harness.ports import LOOPBACK
 from tests.harness.tls import create_tls_files, renew_server_certificate
 
 pytestmark = pytest.mark.integration
-
-SSL_REQUEST = struct.pack("!ii", 8, 80877103)
 
 
 def test_keepers_replicate_over_verified_tls_only(store, keeper_factory, tmp_path):
@@ -70,7 +68,7 @@ def served_certificate(port: int, ca_file: Path) -> bytes:
     """The certificate PostgreSQL presents now (DER), verified against ca_file."""
     context = ssl.create_default_context(cafile=str(ca_file))
     with socket.create_connection((LOOPBACK, port), timeout=5) as connection:
-        connection.sendall(SSL_REQUEST)
+        connection.sendall(ssl_request())
         assert connection.recv(1) == b"S", "PostgreSQL declined TLS"
         with context.wrap_socket(connection, server_hostname=LOOPBACK) as encrypted:
             certificate = encrypted.getpeercert(binary_form=True)

@@ -81,7 +81,7 @@ def tls_keeper(tmp_path: Path) -> KeeperConfig:
     pki = tmp_path / "pki"
     pki.mkdir()
     files = PostgresTls(pki / "server.crt", pki / "server.key", pki / "ca.crt")
-    for path in (files.cert_file, files.key_file, files.ca_file):
+    for path in files.files:
         path.write_text(f"{path.name} 1\n")
     files.key_file.chmod(0o600)
     node = dataclasses.replace(keeper(tmp_path), tls=files)
@@ -107,7 +107,7 @@ def test_renewed_tls_files_change_the_configuration(tmp_path: Path):
     assert f"# tls_files_digest = {digest}\n" in rendered.postgresql_conf
     write_configuration(node.data_dir, rendered, standby=True)
     assert not check.differs(spec, STANDBY)
-    for path in (node.tls.cert_file, node.tls.key_file, node.tls.ca_file):
+    for path in node.tls.files:
         replace_file(path, f"{path.name} renewed {time.time_ns()}\n")
         assert check.differs(spec, STANDBY), f"a new {path.name} is not noticed"
         write_configuration(

@@ -81,10 +81,7 @@ class ConfigurationCheck:
         self._paths = [
             str(keeper.data_dir / name) for name in (POSTGRESQL_CONF, PG_HBA_CONF, STANDBY_SIGNAL)
         ]
-        tls = keeper.tls
-        self._tls_paths = (
-            [] if tls is None else [str(tls.cert_file), str(tls.key_file), str(tls.ca_file)]
-        )
+        self._tls_paths = [str(path) for path in keeper.tls.files] if keeper.tls else []
         self._rendering: Rendering | None = None
         self._comparison: Comparison | None = None
         self.tls_problem: str | None = None

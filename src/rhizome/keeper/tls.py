@@ -48,6 +48,10 @@ class PostgresTls:
     key_file: Path
     ca_file: Path
 
+    @property
+    def files(self) -> tuple[Path, Path, Path]:
+        return (self.cert_file, self.key_file, self.ca_file)
+
 
 def tls_requested(section: dict[str, Any], source: str) -> bool:
     """Whether the `[keeper]` section sets the TLS files: all of them, or none."""
@@ -106,7 +110,7 @@ def files_digest(tls: PostgresTls | None) -> str | None:
     if tls is None:
         return None
     digest = hashlib.sha256()
-    for path in (tls.cert_file, tls.key_file, tls.ca_file):
+    for path in tls.files:
         try:
             digest.update(path.read_bytes())
         except OSError as error:
