@@ -3,8 +3,10 @@
 A watch thread (StoreFollower) keeps the cluster's keys current and wakes the
 loop on every change; the postmaster's exit and a newly granted lease wake it
 too. Each pass observes PostgreSQL, plans, publishes the observation (at once
-when it changed, otherwise every keeper_publish_interval) and carries out the
-first planned action; the next pass starts from a fresh observation.
+when it changed, otherwise every 10 intervals) and carries out the first
+planned action; the next pass starts from a fresh observation. With nothing to
+do, the next pass comes after keeper_publish_interval, later while the
+observations come back unchanged (pace.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rhizome.keeper import (
     fencing_setup,
     handover,
     inputs,
+    pace,
     pause_hold,
     postgres_log,
 )
@@ -44,7 +47,7 @@ from rhizome.keeper.identity import KeeperPublisher, instance_id
 from rhizome.keeper.lease import LeaseGuard, fencing_point, heartbeat_interval
 from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, Stop, plan
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode
-from rhizome.keeper.report import keeper_info
+from rhizome.keeper.report import keeper_info, same_report
 from rhizome.keeper.seal import SealRecord
 from rhizome.keeper.start_backoff import StartRecord
 from rhizome.lease import LeaseHolder
@@ -100,7 +103,7 @@ class Keeper:
         self.acknowledged_generation = 0
         self.last_error: str | None = None
         self.observed: KeeperInfo | None = None  # the last observation, published or not (API)
-        self.next_observation = 0.0
+        self.quiet_passes = 0  # unchanged observations in a row (pace.py)
         self.starts = StartRecord()  # failed starts back off (plan)
         self.seals = SealRecord()  # a master sealed for a cutover (seal.py)
         self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
@@ -236,9 +239,10 @@ class Keeper:
                 self.config_gate.problem, keeper_archiving(self.config, wish.spec).problem,
                 self.archive.problem, self.configuration_check.tls_problem,
             )  # fmt: skip
-        self._publish(local, stored=self.config.name in view.keepers)
+        previous = self.observed
+        observed = self._publish(local, stored=self.config.name in view.keepers)
         if not decided.actions:
-            return self._idle_pause(decided)
+            return self._idle_pause(decided, changed=not same_report(previous, observed))
         return self._act(decided, actions.ActionContext(
             self.config, self.postmaster, wish.spec, wish.request,
             lambda outcome: self.rewinds.record(wish, outcome), self.starts, self.seals,
@@ -253,6 +257,7 @@ class Keeper:
             self.last_error = f"{type(action).__name__}: {error}"
             log.error("action %s failed: %s", type(action).__name__, error)
             return FAILURE_BACKOFF
+        self.quiet_passes = 0
         if isinstance(action, BaseBackup):
             self.rewinds.forget()
         if isinstance(action, Stop) and action.mode is StopMode.KILL:
@@ -261,18 +266,19 @@ class Keeper:
         self.last_error = None
         return 0.0
 
-    def _idle_pause(self, decided: Plan) -> float:
-        interval = self.spec.timing.keeper_publish_interval
+    def _idle_pause(self, decided: Plan, changed: bool) -> float:
+        """Until the next observation: sooner while something changes (pace.py)."""
+        timing = self.spec.timing
         if decided.waiting is not None:
-            return min(WAITING_RECHECK, interval)
-        now = clock.monotonic()
-        if now >= self.next_observation:
-            self.next_observation = now + interval
-            postgres_log.rotate_if_large(self.config)
-        return max(0.01, self.next_observation - now)
+            self.quiet_passes = 0
+            return min(WAITING_RECHECK, timing.keeper_publish_interval)
+        self.quiet_passes = 0 if changed else self.quiet_passes + 1
+        postgres_log.rotate_if_large(self.config)
+        return pace.observation_pause(timing, self.quiet_passes)
 
-    def _publish(self, local: LocalStatus, stored: bool) -> None:
-        """Publish the observation when it changed, is not `stored` in the store, or is old."""
+    def _publish(self, local: LocalStatus, stored: bool) -> KeeperInfo:
+        """Publish the observation when it changed, is not `stored` in the store, or is old;
+        returns it."""
         assert self.lease is not None
         info = keeper_info(
             self.config, local, observed_at=time.time(),
@@ -284,7 +290,7 @@ class Keeper:
         self.observed = info
         lease_id = self.lease.lease_id
         if lease_id is None or self.publisher is None:
-            return
+            return info
         interval = self.spec.timing.keeper_publish_interval
         try:
             published = self.publisher.publish_if_due(info, lease_id, stored, interval)
@@ -292,9 +298,10 @@ class Keeper:
             log.warning("cannot publish the keeper document: %s", error)
             if LEASE_NOT_FOUND in str(error):
                 self.lease.check_now()
-            return
+            return info
         if published:
             self._write_handoff()
+        return info
 
     def _write_handoff(self) -> None:
         """Keep handoff.json current for the next keeper (a killed one cannot write it)."""

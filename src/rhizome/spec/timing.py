@@ -35,7 +35,9 @@ class TimingSettings(WithOptionalAdditions):
 
     keeper_publish_interval: Duration = 1.0
     """How often a keeper observes PostgreSQL and renews its lease (it publishes
-    a changed observation at once, an unchanged one every 10 intervals)."""
+    a changed observation at once, an unchanged one every 10 intervals). While
+    its observations come back unchanged it observes up to three intervals
+    apart (rhizome.keeper.pace); the lease is renewed every interval."""
     keeper_lease_ttl: Duration = 5.0
     """Lease of a keeper's key; when it expires the keeper counts as dead."""
     fence_deadline: Duration = 3.5
