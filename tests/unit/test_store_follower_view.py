@@ -46,3 +46,16 @@ def test_the_view_is_reused_until_the_keys_change():
     third = watched.view()
     assert third.state is not None and third.state.document.generation == 3
     assert third.revision == 7 and "pg1" in third.keepers
+
+
+def test_a_progress_notification_keeps_the_view_and_wakes_nobody():
+    watched = follower()
+    watched._apply(
+        WatchUpdate(revision=5, events=(WatchEvent(EventKind.PUT, keeper_item("pg1", 1.0, 5)),))
+    )
+    first = watched.view()
+    watched._apply(WatchUpdate(revision=9))  # etcd's progress notification: no events
+    assert watched.view() is first
+    assert watched.wait_for_change(5, 0.05) == 9  # the revision moved on, without a wake-up
+    watched._apply(WatchUpdate(revision=9))
+    assert watched.view() is first

@@ -3,9 +3,10 @@
 Every sentinel publishes itself on a lease and campaigns for the leader key
 when nobody holds it. The leader wakes on every store change, when a timer
 of its last decision runs out (`Decision.recheck_at`) and when its lease is
-due for renewal, runs the pure `decide()` on the current
-view and writes the next state with compare-and-swap, guarded by its own
-leader key so that a deposed leader can never write. Its decisions read the
+due for renewal; unless the view is the one it last decided on and no timer
+ran out, it runs the pure `decide()` on the current view and writes the next
+state with compare-and-swap, guarded by its own leader key so that a deposed
+leader can never write. Its decisions read the
 time from a LeaderClock, which never steps during one leadership.
 """
 
@@ -39,6 +40,10 @@ TICK = 0.1
 IDLE_WAIT = 1.0
 """Longest wait between two passes without a store change. Only a safety net: the
 lease renewal and the timers of the last decision wake the loop when they are due."""
+DECISION_REFRESH = 10.0
+"""Longest time the leader goes without deciding while nothing changes. A decision
+depends on the store and on its own timers (`Decision.recheck_at`) only, so this is
+a safety net too: a pass woken for the lease renewal alone decides nothing new."""
 
 
 class Sentinel:
@@ -68,6 +73,8 @@ class Sentinel:
         """clock.monotonic() time of the next lease renewal."""
         self._recheck_due = math.inf
         """clock.monotonic() time at which a timer of the last decision runs out."""
+        self._decided: tuple[ClusterView, float] | None = None
+        """The view the last complete decision was made on, and when to decide again on it."""
         self._reported_problems: set[str] = set()
         self._last_notes: tuple[str, ...] = ()
         self._blocked_on: set[str] = set()
@@ -100,6 +107,7 @@ class Sentinel:
         timing = view.spec.document.timing if view.spec else TimingSettings()
         if not self._keep_lease(timing):
             self.leader_clock.restart()
+            self._decided = None
             return
         if view.leader is None:
             self._campaign()
@@ -152,6 +160,10 @@ class Sentinel:
         )
 
     def _lead(self, view: ClusterView) -> None:
+        decided_view, decide_again_at = self._decided or (None, 0.0)
+        if decided_view is view and clock.monotonic() < decide_again_at:
+            self._recheck_due = decide_again_at
+            return  # decided on this very view, and no timer of that decision ran out
         if not self._inputs_are_sound(view) or view.spec is None:
             return
         assert view.leader is not None
@@ -182,6 +194,8 @@ class Sentinel:
                 self.store.finish_command(name, mod_revision)
         except EtcdError as error:
             log.warning("cannot write the decision: %s", error)
+            return
+        self._decided = (view, min(self._recheck_due, clock.monotonic() + DECISION_REFRESH))
 
     def _write_state(self, view: ClusterView, state: ClusterState) -> bool:
         """Compare-and-swap the next state; False when the store changed first."""

@@ -2,7 +2,9 @@
 
 A background thread consumes the watch (snapshot, then events, with re-reads
 after compaction) and keeps the raw keys; `wait_for_change()` wakes the owner
-as soon as anything changes, and `view()` decodes the current keys. When etcd
+as soon as anything changes, and `view()` decodes the current keys (the same
+view object until a key changes: etcd's progress notifications change none).
+When etcd
 cannot be reached the thread retries with a short backoff and `connected` is
 false until the watch works again.
 """
@@ -114,6 +116,9 @@ class StoreFollower:
 
     def _apply(self, update: WatchUpdate) -> None:
         with self._changed:
+            if update.snapshot is None and not update.events:
+                self._revision = max(self._revision, update.revision)
+                return  # a progress notification: the same keys, the same view, nobody woken
             if update.snapshot is not None:
                 self._items = {item.key: item for item in update.snapshot.items}
                 self._synchronized = True
