@@ -12,8 +12,7 @@ from rhizome.keeper.conffiles import ConfigRequest, Upstream, slot_name
 from rhizome.keeper.config import KeeperConfig
 from rhizome.keeper.config_check import ConfigurationCheck
 from rhizome.keeper.controldata import ControlData, has_data, read_control_data
-from rhizome.keeper.database import KeptSession
-from rhizome.keeper.observe import fetch_history, observe_sql
+from rhizome.keeper.observe import SqlObservation, fetch_history
 from rhizome.keeper.plan import (
     ClusterFacts,
     DataState,
@@ -150,7 +149,8 @@ def data_state(keeper: KeeperConfig) -> DataState:
 def observe_local(
     keeper: KeeperConfig,
     wish: Desired,
-    session: KeptSession,
+    sql: SqlObservation | None,
+    unresponsive_for: float,
     configuration: ConfigurationCheck,
     *,
     process_running: bool,
@@ -163,9 +163,9 @@ def observe_local(
     promotion_hold: str | None = None,
     sealed_lsn: int | None = None,
 ) -> LocalStatus:
-    """Everything the keeper can see of its own PostgreSQL now."""
+    """Everything the keeper can see of its own PostgreSQL now, with what it answered
+    (`sql`, None when it did not run or answer, then for `unresponsive_for` seconds)."""
     data = data_state(keeper)
-    sql = observe_sql(keeper, session) if process_running else None
     control = None
     if data == "present" and not process_running:
         control = control_data(keeper)
@@ -183,7 +183,7 @@ def observe_local(
         recovering_since=recovering_since,
         rewind_outcome=rewind_outcome,
         lease_fresh=lease_fresh,
-        unresponsive_for=session.unresponsive_for() if sql is None else 0.0,
+        unresponsive_for=unresponsive_for if sql is None else 0.0,
         may_accept_writes=may_accept_writes,
         fresh_copy=fresh_copy,
         restored_end=datadir.restored_end(keeper) if fresh_copy else None,

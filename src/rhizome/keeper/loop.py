@@ -5,8 +5,8 @@ loop on every change; the postmaster's exit and a newly granted lease wake it
 too. Each pass observes PostgreSQL, plans, publishes the observation (at once
 when it changed, otherwise every 10 intervals) and carries out the first
 planned action; the next pass starts from a fresh observation. With nothing to
-do, the next pass comes after keeper_publish_interval, later while the
-observations come back unchanged (pace.py).
+do, the next pass comes after keeper_publish_interval, later while passes keep
+finding nothing new; PostgreSQL is still asked every interval (pace.py).
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class Keeper:
         self.publisher: KeeperPublisher | None = None
         self.session = KeptSession(keeper)
         """The loop thread's observation session (closed while PostgreSQL is down)."""
+        self.quiet = pace.QuietWait(keeper, self.session, self.wake)
         self.lease: LeaseGuard | None = None
         self.spec = ClusterSpec()
         self.role: str | None = None
@@ -103,7 +104,7 @@ class Keeper:
         self.acknowledged_generation = 0
         self.last_error: str | None = None
         self.observed: KeeperInfo | None = None  # the last observation, published or not (API)
-        self.quiet_passes = 0  # unchanged observations in a row (pace.py)
+        self.quiet_passes = 0  # passes in a row that found nothing new to do (pace.py)
         self.starts = StartRecord()  # failed starts back off (plan)
         self.seals = SealRecord()  # a master sealed for a cutover (seal.py)
         self.config_gate = ConfigGate(keeper)  # pg_parameters PostgreSQL refuses stay out
@@ -196,8 +197,8 @@ class Keeper:
         while not self.stopping.is_set():
             pause = self._pass()
             if pause > 0:
-                self.wake.wait(pause)
-                self.wake.clear()
+                interval = self.spec.timing.keeper_publish_interval
+                self.quiet.wait(pause, interval, running=self.postmaster.running)
 
     def _pass(self) -> float:
         """One observe-plan-publish-act pass; returns how long to wait before the next."""
@@ -217,8 +218,10 @@ class Keeper:
         running = self.postmaster.running
         if not running:
             self.session.close()
+        sql = self.quiet.observe(running)  # first: it may find PostgreSQL not answering
         local = inputs.observe_local(
-            self.config, wish, self.session, self.configuration_check, process_running=running,
+            self.config, wish, sql, self.session.unresponsive_for(), self.configuration_check,
+            process_running=running,
             recovering_since=self._recovering_since(), rewind_outcome=self.rewinds.outcome(wish),
             lease_fresh=self.lease.fresh(),
             may_accept_writes=running and self.postmaster.may_accept_writes,
@@ -267,14 +270,14 @@ class Keeper:
         return 0.0
 
     def _idle_pause(self, decided: Plan, changed: bool) -> float:
-        """Until the next observation: sooner while something changes (pace.py)."""
+        """Until the next pass: sooner while something changes (pace.py)."""
         timing = self.spec.timing
         if decided.waiting is not None:
             self.quiet_passes = 0
             return min(WAITING_RECHECK, timing.keeper_publish_interval)
         self.quiet_passes = 0 if changed else self.quiet_passes + 1
         postgres_log.rotate_if_large(self.config)
-        return pace.observation_pause(timing, self.quiet_passes)
+        return pace.pass_pause(timing, self.quiet_passes)
 
     def _publish(self, local: LocalStatus, stored: bool) -> KeeperInfo:
         """Publish the observation when it changed, is not `stored` in the store, or is old;
