@@ -11,33 +11,38 @@ import pytest
 
 from rhizome.keeper import pace
 from rhizome.keeper.config import KeeperConfig
-from rhizome.keeper.database import KeptSession
+from rhizome.keeper.database import DatabaseError, KeptSession
 from rhizome.keeper.observe import SqlObservation
 from rhizome.spec import TimingSettings
 
 INTERVAL = 0.05
+ERROR = ("an error",)
+OBSERVATION = SqlObservation(role="primary", system_identifier="1", timeline=1, version=150000)
 
 
-def observation(flush_lsn: int) -> SqlObservation:
-    return SqlObservation(
-        role="primary", system_identifier="1", timeline=1, version=150000, flush_lsn=flush_lsn
-    )
+class Postgres:
+    """What PostgreSQL answers to the probes in turn (None: no answer; the last one repeats)."""
+
+    def __init__(self, *probes: tuple[Any, ...] | None) -> None:
+        self.probes = list(probes)
+        self.observed = 0
+        self.probed = 0
+
+    def observe_sql(self, keeper: Any, session: Any) -> SqlObservation:
+        self.observed += 1
+        return OBSERVATION
+
+    def probe_sql(self, session: Any) -> tuple[Any, ...] | None:
+        self.probed += 1
+        answer = self.probes.pop(0) if len(self.probes) > 1 else self.probes[0]
+        if answer == ERROR:
+            raise DatabaseError("ERROR:  canceling statement due to statement timeout")
+        return answer
 
 
-class Answers:
-    """What PostgreSQL answers to each observation in turn (None: no answer)."""
-
-    def __init__(self, *answers: SqlObservation | None) -> None:
-        self.answers = list(answers)
-        self.asked = 0
-
-    def __call__(self, keeper: Any, session: Any) -> SqlObservation | None:
-        self.asked += 1
-        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
-
-
-def quiet_wait(monkeypatch: pytest.MonkeyPatch, answers: Answers) -> pace.QuietWait:
-    monkeypatch.setattr(pace, "observe_sql", answers)
+def quiet_wait(monkeypatch: pytest.MonkeyPatch, postgres: Postgres) -> pace.QuietWait:
+    monkeypatch.setattr(pace, "observe_sql", postgres.observe_sql)
+    monkeypatch.setattr(pace, "probe_sql", postgres.probe_sql)
     return pace.QuietWait(cast(KeeperConfig, None), cast(KeptSession, None), threading.Event())
 
 
@@ -50,40 +55,56 @@ def test_quiet_passes_stretch_the_wait_to_three_intervals() -> None:
 def test_an_unchanged_answer_is_asked_for_every_interval_until_the_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    answers = Answers(observation(100))
-    wait = quiet_wait(monkeypatch, answers)
-    assert wait.observe(running=True) == observation(100)
+    postgres = Postgres((False, "0/100"))
+    wait = quiet_wait(monkeypatch, postgres)
+    assert wait.observe(running=True) == OBSERVATION
+    assert postgres.probed == 1  # the pass's own answer to compare with
     started = time.monotonic()
     wait.wait(3 * INTERVAL, INTERVAL, running=True)
     assert time.monotonic() - started >= 3 * INTERVAL - 0.005
-    assert answers.asked == 3  # the pass, then a probe after each of the first two intervals
-    wait.observe(running=True)
-    assert answers.asked == 4  # the pass asks anew
+    assert postgres.probed == 3  # then a probe after each of the first two intervals
+    assert wait.observe(running=True) == OBSERVATION
+    assert postgres.observed == 2
 
 
-@pytest.mark.parametrize("answer", [observation(200), None], ids=["new WAL", "no answer"])
-def test_a_changed_or_missing_answer_ends_the_wait_and_is_the_next_passs(
-    monkeypatch: pytest.MonkeyPatch, answer: SqlObservation | None
+@pytest.mark.parametrize("answer", [(False, "0/200"), ERROR], ids=["new WAL", "an error"])
+def test_a_changed_answer_ends_the_wait_and_the_pass_observes_anew(
+    monkeypatch: pytest.MonkeyPatch, answer: tuple[Any, ...]
 ) -> None:
-    answers = Answers(observation(100), answer)
-    wait = quiet_wait(monkeypatch, answers)
+    postgres = Postgres((False, "0/100"), answer)
+    wait = quiet_wait(monkeypatch, postgres)
     wait.observe(running=True)
     started = time.monotonic()
     wait.wait(100 * INTERVAL, INTERVAL, running=True)
     assert time.monotonic() - started < 3 * INTERVAL
-    assert wait.observe(running=True) == answer
-    assert answers.asked == 2  # the probe's answer is not asked for again
+    assert wait.observe(running=True) == OBSERVATION
+    assert postgres.observed == 2
+
+
+def test_no_answer_ends_the_wait_and_the_pass_does_not_wait_for_one_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    postgres = Postgres((False, "0/100"), None)
+    wait = quiet_wait(monkeypatch, postgres)
+    wait.observe(running=True)
+    started = time.monotonic()
+    wait.wait(100 * INTERVAL, INTERVAL, running=True)
+    assert time.monotonic() - started < 3 * INTERVAL
+    assert wait.observe(running=True) is None
+    assert postgres.observed == 1
+    wait.wait(100 * INTERVAL, INTERVAL, running=True)  # still none: every interval again
+    assert time.monotonic() - started < 5 * INTERVAL
 
 
 def test_a_wake_ends_the_wait_and_a_stopped_postgres_is_not_asked(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    answers = Answers(observation(100))
-    wait = quiet_wait(monkeypatch, answers)
+    postgres = Postgres((False, "0/100"))
+    wait = quiet_wait(monkeypatch, postgres)
     assert wait.observe(running=False) is None
     started = time.monotonic()
     wait.wait(3 * INTERVAL, INTERVAL, running=False)
-    assert answers.asked == 0
+    assert (postgres.observed, postgres.probed) == (0, 0)
     assert time.monotonic() - started >= 3 * INTERVAL - 0.005
     wait.wake.set()
     started = time.monotonic()

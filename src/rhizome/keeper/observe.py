@@ -12,6 +12,7 @@ from rhizome.keeper.database import (
     KEEPER_APPLICATION_NAME,
     DatabaseError,
     KeptSession,
+    Unresponsive,
     upstream_session,
 )
 from rhizome.keeper.passwords import verifier_matches
@@ -69,6 +70,37 @@ def observe_sql(keeper: KeeperConfig, session: KeptSession) -> SqlObservation | 
         return session.run(lambda cursor: _observe(cursor, keeper))
     except DatabaseError:
         return None
+
+
+PROBE_QUERY = (
+    "SELECT pg_is_in_recovery(),"
+    " (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_receive_lsn()"
+    "  ELSE pg_current_wal_lsn() END)::text,"
+    " (CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()"
+    "  ELSE pg_current_wal_flush_lsn() END)::text,"
+    " (SELECT max(received_tli) FROM pg_stat_wal_receiver),"
+    " ARRAY(SELECT application_name || ' ' || state || ' ' || sync_state"
+    "  FROM pg_stat_replication ORDER BY 1),"
+    " (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')"
+)
+"""What a running PostgreSQL changes on its own, in one round trip: its role, WAL
+positions, WAL receiver and senders, and client sessions (rhizome.keeper.pace)."""
+
+Probe = tuple[Any, ...]
+
+
+def probe_sql(session: KeptSession) -> Probe | None:
+    """PROBE_QUERY's answer through `session`; None when the instance did not answer in
+    time. An answer that is an error (or a refused connection) raises DatabaseError."""
+    try:
+        return session.run(lambda cursor: _fetch_one(cursor, PROBE_QUERY))
+    except Unresponsive:
+        return None
+
+
+def _fetch_one(cursor: Any, query: str) -> Probe:
+    cursor.execute(query)
+    return tuple(cursor.fetchone())
 
 
 FILE_ERRORS = (
