@@ -9,10 +9,10 @@ it every keeper_publish_interval, with one short query (observe.PROBE_QUERY),
 and compares the answer with the one it got at the last pass. A different
 answer ends the wait at once, and so does an error; no answer within the
 observation timeout does too, and the pass takes it as its observation instead
-of waiting for PostgreSQL once more. The whole pass (the
-full observation, the plan, the publish, the configuration files) otherwise
-comes after keeper_publish_interval, one interval later after each pass that
-found nothing new, up to QUIET_STRETCH intervals. Every bound that depends on
+of waiting for PostgreSQL once more. The whole pass (the full observation, the
+plan, the publish, the configuration files) otherwise comes after
+keeper_publish_interval, one interval later after each pass that found nothing
+new, up to QUIET_STRETCH intervals. Every bound that depends on
 observing PostgreSQL (a hung master reported and killed, a standby's new WAL
 published within an interval) is kept; an idle keeper runs a third of the
 passes.

@@ -4,9 +4,8 @@ A background thread consumes the watch (snapshot, then events, with re-reads
 after compaction) and keeps the raw keys; `wait_for_change()` wakes the owner
 as soon as anything changes, and `view()` decodes the current keys (the same
 view object until a key changes: etcd's progress notifications change none).
-When etcd
-cannot be reached the thread retries with a short backoff and `connected` is
-false until the watch works again.
+When etcd cannot be reached the thread retries with a short backoff and
+`connected` is false until the watch works again.
 """
 
 from __future__ import annotations
