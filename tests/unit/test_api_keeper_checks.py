@@ -24,6 +24,7 @@ def info(**changes) -> KeeperInfo:
 STANDBY = KeeperSnapshot(
     name="pg1", info=info(), assigned_master=False, synchronous=False, may_accept_writes=False,
     lag_bytes=1024, lease_age=0.4, lease_fresh=True, loop_age=0.2, watchdog_age=0.01,
+    watchdog_interval=1.25,
 )  # fmt: skip
 MASTER = dataclasses.replace(
     STANDBY, info=info(role="primary", write_lsn=9000, flush_lsn=9000), lag_bytes=None,
@@ -75,7 +76,10 @@ def test_an_unhealthy_or_stopped_standby_fails_replica_and_readiness():
 
 
 def test_liveness_follows_the_fencing_watchdog():
-    assert "liveness" not in passing(dataclasses.replace(STANDBY, watchdog_age=1.5))
+    assert "liveness" in passing(dataclasses.replace(STANDBY, watchdog_age=1.9))
+    assert "liveness" not in passing(dataclasses.replace(STANDBY, watchdog_age=2.1))
+    short = dataclasses.replace(STANDBY, watchdog_interval=0.625)  # WatchdogSec=1
+    assert "liveness" not in passing(dataclasses.replace(short, watchdog_age=1.5))
     assert "liveness" in passing(dataclasses.replace(STANDBY, loop_age=300.0)), "a long backup"
 
 

@@ -22,10 +22,9 @@ from rhizome.keeper.guard import GuardState
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import holder_problem
 from rhizome.keeper.lease import (
-    HEARTBEAT_INTERVAL,
     WATCHDOG_INTERVAL,
     LeaseGuard,
-    heartbeat_interval,
+    heartbeat_interval_of,
     own_key_vanished,
     watchdog_sleep,
 )
@@ -202,6 +201,22 @@ def test_a_failed_renewal_is_retried_well_before_the_next_interval():
     assert gaps[2] > 0.8  # back to the interval once renewed
 
 
+def test_only_a_successful_renewal_ticks_the_keepers_loop():
+    holder = FlakyHolder(failures=2)
+    ticks: list[float] = []
+    guard = LeaseGuard(holder, 0.3, 3.5, lambda since, kill_at: None, lambda: None,  # type: ignore[arg-type]
+                       on_renewal=lambda: ticks.append(time.monotonic()))  # fmt: skip
+    guard.start()
+    try:
+        deadline = time.monotonic() + 3
+        while len(holder.calls) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        guard.stop(revoke=False)
+    assert len(ticks) == len(holder.calls) - 2
+    assert ticks[0] >= holder.calls[2], "a tick for a failed renewal"
+
+
 class RevocableHolder:
     """A lease holder whose lease etcd revokes while it renews it (a thawed old etcd leader)."""
 
@@ -247,18 +262,37 @@ def test_a_check_request_renews_at_once_and_a_revoked_lease_fences_without_waiti
 
 
 def test_the_watchdog_sleeps_until_the_fencing_point_and_no_further():
-    assert watchdog_sleep(since=0.0, threshold=2.5) == HEARTBEAT_INTERVAL
-    assert watchdog_sleep(since=2.4, threshold=2.5) == pytest.approx(0.1)
-    assert watchdog_sleep(since=2.499999, threshold=2.5) == WATCHDOG_INTERVAL / 2
-    assert watchdog_sleep(since=2.5, threshold=2.5) == WATCHDOG_INTERVAL  # fencing: tick fast
-    assert watchdog_sleep(since=math.inf, threshold=2.5) == WATCHDOG_INTERVAL
+    assert watchdog_sleep(since=0.0, threshold=2.5, heartbeat_interval=1.25) == 1.25
+    assert watchdog_sleep(since=2.4, threshold=2.5, heartbeat_interval=1.25) == pytest.approx(0.1)
+    assert watchdog_sleep(since=2.499999, threshold=2.5, heartbeat_interval=1.25) == (
+        WATCHDOG_INTERVAL / 2
+    )
+    assert watchdog_sleep(since=2.5, threshold=2.5, heartbeat_interval=1.25) == WATCHDOG_INTERVAL
+    assert watchdog_sleep(since=math.inf, threshold=2.5, heartbeat_interval=1.25) == (
+        WATCHDOG_INTERVAL
+    )
     assert watchdog_sleep(since=0.0, threshold=2.5, heartbeat_interval=0.25) == 0.25
 
 
-def test_the_heartbeat_pings_systemd_every_quarter_of_a_short_watchdog_sec():
-    assert heartbeat_interval(None) == HEARTBEAT_INTERVAL == 0.5
-    assert heartbeat_interval(2.0) == 0.5
-    assert heartbeat_interval(1.0) == 0.25
+def test_the_watchdog_sleeps_a_little_longer_than_a_renewal_and_pings_systemd_in_time():
+    assert heartbeat_interval_of(1.0, None) == 1.25  # the renewal's wake comes first
+    assert heartbeat_interval_of(1.0, 2.0) == 1.25  # 0.75 s of WatchdogSec left for a stall
+    assert heartbeat_interval_of(1.0, 1.0) == 0.625
+    assert heartbeat_interval_of(0.5, 2.0) == 0.75
+
+
+def test_in_steady_state_the_watchdog_ticks_once_per_renewal():
+    holder = FlakyHolder(failures=0)
+    beats: list[float] = []
+    guard = LeaseGuard(holder, 0.6, 3.5, lambda since, kill_at: None, lambda: None, beats.append)  # type: ignore[arg-type]
+    guard.start()
+    try:
+        time.sleep(2.0)
+    finally:
+        guard.stop(revoke=False)
+    renewals = len(holder.calls)
+    assert renewals >= 3
+    assert len(beats) <= renewals + 1, f"{len(beats)} ticks for {renewals} renewals"
 
 
 def test_the_renewer_wakes_the_sleeping_watchdog_when_the_lease_is_lost():

@@ -43,7 +43,7 @@ class Postgres:
 def quiet_wait(monkeypatch: pytest.MonkeyPatch, postgres: Postgres) -> pace.QuietWait:
     monkeypatch.setattr(pace, "observe_sql", postgres.observe_sql)
     monkeypatch.setattr(pace, "probe_sql", postgres.probe_sql)
-    return pace.QuietWait(cast(KeeperConfig, None), cast(KeptSession, None), threading.Event())
+    return pace.QuietWait(cast(KeeperConfig, None), cast(KeptSession, None), pace.LoopWake())
 
 
 def test_quiet_passes_stretch_the_wait_to_three_intervals() -> None:
@@ -111,3 +111,34 @@ def test_a_wake_ends_the_wait_and_a_stopped_postgres_is_not_asked(
     wait.wait(100 * INTERVAL, INTERVAL, running=True)
     assert time.monotonic() - started < INTERVAL
     assert not wait.wake.is_set()
+
+
+def test_the_probes_follow_the_lease_renewals_ticks(monkeypatch: pytest.MonkeyPatch) -> None:
+    postgres = Postgres((False, "0/100"))
+    wait = quiet_wait(monkeypatch, postgres)
+    wait.observe(running=True)
+    stop = threading.Event()
+
+    def renew() -> None:
+        while not stop.wait(0.06):
+            wait.wake.tick()
+
+    renewer = threading.Thread(target=renew)
+    renewer.start()
+    try:
+        wait.wait(0.6, 0.2, running=True)
+    finally:
+        stop.set()
+        renewer.join()
+    assert postgres.probed - 1 >= 5, "probed by the 0.2 s timer instead of at each tick"
+
+
+def test_a_tick_that_came_during_the_pass_does_not_probe_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    postgres = Postgres((False, "0/100"))
+    wait = quiet_wait(monkeypatch, postgres)
+    wait.observe(running=True)
+    wait.wake.tick()
+    wait.wait(3 * INTERVAL, INTERVAL, running=True)
+    assert postgres.probed == 3  # the baseline, then one after each of two intervals

@@ -109,7 +109,7 @@ def keeper_page(info: KeeperInfo | None, master: bool, **fields: object) -> str:
     values: dict[str, object] = dict(
         name=info.name if info else "pg3", info=info, assigned_master=master, synchronous=False,
         may_accept_writes=master, lag_bytes=None if master else MIB, lease_age=0.4,
-        lease_fresh=True, loop_age=0.2, watchdog_age=0.02,
+        lease_fresh=True, loop_age=0.2, watchdog_age=0.02, watchdog_interval=1.25,
     )  # fmt: skip
     snapshot = KeeperSnapshot(**(values | fields))  # type: ignore[arg-type]
     stats = RequestStats(succeeded=5120, failed=3, seconds=12.5)

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from rhizome.api.requests import Handler, Page, Request, json_page, text_page
 from rhizome.store.documents import KeeperInfo
 
-LIVENESS_BUDGET = 1.0
-"""Seconds without a tick of the fencing watchdog after which the keeper is not alive."""
+LIVENESS_SLACK = 0.75
+"""Seconds a tick of the fencing watchdog may come later than its longest sleep
+(`watchdog_interval`) before the keeper is not alive."""
 LAG_PATTERN = re.compile(r"(\d+)\s*(B|kB|KB|MB|GB|TB)?")
 LAG_UNITS = {None: 1, "B": 1, "kB": 1024, "KB": 1024, "MB": 1024**2, "GB": 1024**3}
 LAG_UNITS["TB"] = 1024**4
@@ -66,7 +67,9 @@ class KeeperSnapshot:
     loop_age: float
     """Seconds since the keeper's loop last ran a pass (long during a base backup)."""
     watchdog_age: float
-    """Seconds since the fencing watchdog last ticked (every 0.02 s while it runs)."""
+    """Seconds since the fencing watchdog last ticked (after every lease renewal)."""
+    watchdog_interval: float
+    """The fencing watchdog's longest sleep (keeper.lease.heartbeat_interval_of)."""
     failsafe: FailsafeCounts = FailsafeCounts()
 
 
@@ -131,7 +134,7 @@ def checks(snapshot: KeeperSnapshot, max_lag: int | None) -> dict[str, bool]:
         "synchronous": replica and snapshot.synchronous,
         "asynchronous": replica and not snapshot.synchronous,
         "health": bool(info and info.running),
-        "liveness": snapshot.watchdog_age <= LIVENESS_BUDGET,
+        "liveness": snapshot.watchdog_age <= snapshot.watchdog_interval + LIVENESS_SLACK,
         "readiness": primary or is_replica(snapshot),
     }
 

@@ -37,6 +37,7 @@ def snapshot(keeper: Keeper) -> KeeperSnapshot:
         lease_fresh=lease is not None and lease.fresh(),
         loop_age=now - keeper.passed_at,
         watchdog_age=now - keeper.heartbeat_at,
+        watchdog_interval=lease.heartbeat_interval if lease is not None else 0.0,
         failsafe=keeper.failsafe.counts(),
     )
 

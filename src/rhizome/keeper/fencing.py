@@ -22,14 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from rhizome.keeper.lease import fencing_point
+from rhizome.keeper.lease import SYSTEMD_PING_SHARE, fencing_point
 from rhizome.spec import FENCE_MARGIN, TimingSettings
 
 WatchdogMode = Literal["off", "automatic", "required"]
 WATCHDOG_MODES: tuple[WatchdogMode, ...] = ("off", "automatic", "required")
 MINIMUM_SYSTEMD_WATCHDOG = 1.0
-"""Seconds: the keeper pings every quarter of WatchdogSec, so a shorter one
-restarts the keeper (and fails over its master) on a stall of under a second."""
+"""Seconds: the keeper pings at least every 5/8 of WatchdogSec (lease.SYSTEMD_PING_SHARE),
+so a shorter one restarts the keeper (and fails over its master) on a stall of well
+under a second."""
 MINIMUM_GUARD_TIME = 0.25
 """Seconds the guard keeps, after its deadline, to kill PostgreSQL and disable
 the kernel watchdog before the host would reset."""
@@ -68,8 +69,9 @@ def systemd_watchdog_problem(watchdog_seconds: float | None, timing: TimingSetti
     if watchdog_seconds < MINIMUM_SYSTEMD_WATCHDOG:
         return (
             f"systemd's WatchdogSec={watchdog_seconds:g}s is too short: a stall of"
-            f" {watchdog_seconds * 0.75:g} s restarts the keeper; set WatchdogSec= to"
-            f" {MINIMUM_SYSTEMD_WATCHDOG:g} s or more (Ansible: keeper_systemd_watchdog_sec)"
+            f" {watchdog_seconds * (1 - SYSTEMD_PING_SHARE):g} s restarts the keeper; set"
+            f" WatchdogSec= to {MINIMUM_SYSTEMD_WATCHDOG:g} s or more (Ansible:"
+            " keeper_systemd_watchdog_sec)"
         )
     return None
 

@@ -82,10 +82,10 @@ def relay_changes(
     name: str,
     follower: StoreFollower,
     stopping: threading.Event,
-    wake: threading.Event,
+    wake: Callable[[], None],
     own_document_lease: Callable[[int | None], None],
 ) -> None:
-    """Set `wake` when the spec, the state or the keeper `name` follows changed (a thread).
+    """Call `wake` when the spec, the state or the keeper `name` follows changed (a thread).
 
     Every change also passes the lease our own document is stored on (None:
     it is gone) to `own_document_lease`.
@@ -103,7 +103,7 @@ def relay_changes(
         relevant = relevant_to(name, view)
         if relevant != seen:
             seen = relevant
-            wake.set()
+            wake()
 
 
 def relevant_to(name: str, view: ClusterView) -> object:

@@ -8,8 +8,11 @@ fast shutdown first, SIGKILL of every process shortly before
 `fence_deadline`, so the fence holds before the lease can expire (DESIGN
 §3.2). The watchdog never waits on etcd, so a frozen store cannot delay it.
 It does not poll: it sleeps until the fencing point of the last renewal (at
-most HEARTBEAT_INTERVAL), and the renewer wakes it after every attempt, so a
-lost lease fences at once and a renewal re-arms the guard at once.
+most `heartbeat_interval`), and the renewer wakes it after every attempt, so a
+lost lease fences at once and a renewal re-arms the guard at once. That
+longest sleep is a little more than a renewal interval, so in steady state the
+watchdog runs once per renewal, right after it, and its own timer only fires
+when a renewal is late.
 
 On every tick the watchdog also calls `heartbeat(deadline)` with the fence
 deadline of the last renewal: the keeper passes it to its fencing guard, a
@@ -32,9 +35,13 @@ log = logging.getLogger(__name__)
 
 WATCHDOG_INTERVAL = 0.02
 """Seconds between the watchdog's ticks while the fencing point has passed."""
-HEARTBEAT_INTERVAL = 0.5
-"""The watchdog's longest sleep when no shorter one is asked for (`heartbeat_interval`):
-/liveness wants a tick within 1 s. The renewer also wakes it after every renewal."""
+BEAT_SLACK = 0.25
+"""Seconds the watchdog's longest sleep exceeds the renewal interval (`heartbeat_interval`):
+enough for a renewal's round trip, so the renewer's wake comes first."""
+SYSTEMD_PING_SHARE = 0.625
+"""The longest sleep is at most this share of systemd's WatchdogSec: a stall of the rest
+(0.75 s of 2 s) is still tolerated while a renewal is late, 1 s while renewals arrive
+every second."""
 STOP_BUDGET = 1.0
 """Seconds before fence_deadline at which the fast shutdown starts."""
 KILL_MARGIN = 0.2
@@ -70,12 +77,15 @@ class LeaseGuard:
         on_new_lease: Callable[[], None],
         heartbeat: Callable[[float | None], None] = lambda deadline: None,
         extension: Callable[[], float] = lambda: -math.inf,
-        heartbeat_interval: float = HEARTBEAT_INTERVAL,
+        heartbeat_interval: float | None = None,
+        on_renewal: Callable[[], None] = lambda: None,
     ) -> None:
         """`fence(seconds_since_renewal, kill_at)` must stop a writable PostgreSQL by kill_at.
 
         `extension()`: the monotonic time of a failsafe round that counts as a
-        renewal sent then (rhizome.failsafe; -inf: none).
+        renewal sent then (rhizome.failsafe; -inf: none). `heartbeat_interval`: the
+        watchdog's longest sleep (None: `heartbeat_interval_of(renew_interval, None)`).
+        `on_renewal()` is called after every successful renewal, once the watchdog is woken.
         """
         self.holder = holder
         self.renew_interval = renew_interval
@@ -83,8 +93,12 @@ class LeaseGuard:
         self._fence = fence
         self._on_new_lease = on_new_lease
         self._heartbeat = heartbeat
+        self._on_renewal = on_renewal
         self._extension = extension
-        self._heartbeat_interval = heartbeat_interval
+        self.heartbeat_interval = (
+            heartbeat_interval_of(renew_interval, None)
+            if heartbeat_interval is None else heartbeat_interval
+        )  # fmt: skip
         self._stopped = threading.Event()
         self._check_requested = threading.Event()
         self._renewal_attempted = threading.Event()
@@ -163,6 +177,8 @@ class LeaseGuard:
             if self.holder.lease_id is not None:
                 self._first_renewal.set()
             self._renewal_attempted.set()
+            if renewed:
+                self._on_renewal()
             if self.holder.granted_new:
                 self._on_new_lease()
             elapsed = clock.monotonic() - started
@@ -179,7 +195,7 @@ class LeaseGuard:
             if since >= threshold and self._first_renewal.is_set():
                 kill_at = renewed_at + self.fence_deadline - KILL_MARGIN
                 self._fence(since, kill_at)
-            self._renewal_attempted.wait(watchdog_sleep(since, threshold, self._heartbeat_interval))
+            self._renewal_attempted.wait(watchdog_sleep(since, threshold, self.heartbeat_interval))
             self._renewal_attempted.clear()  # what it announced is read at the top, after this
 
 
@@ -190,9 +206,7 @@ def fence_deadline_of(renewed_at: float, fence_deadline: float) -> float | None:
     return renewed_at + fence_deadline if renewed_at > 0 else None
 
 
-def watchdog_sleep(
-    since: float, threshold: float, heartbeat_interval: float = HEARTBEAT_INTERVAL
-) -> float:
+def watchdog_sleep(since: float, threshold: float, heartbeat_interval: float) -> float:
     """Seconds the watchdog may sleep, `since` seconds after the last renewal: until the
     fencing point, at most `heartbeat_interval`, and WATCHDOG_INTERVAL once it passed."""
     if since >= threshold:
@@ -200,9 +214,10 @@ def watchdog_sleep(
     return min(heartbeat_interval, max(threshold - since, WATCHDOG_INTERVAL / 2))
 
 
-def heartbeat_interval(systemd_watchdog_seconds: float | None) -> float:
-    """The watchdog's longest sleep: HEARTBEAT_INTERVAL, or a quarter of systemd's
-    WatchdogSec when that is shorter (the keeper pings it every quarter)."""
+def heartbeat_interval_of(renew_interval: float, systemd_watchdog_seconds: float | None) -> float:
+    """The watchdog's longest sleep: a renewal interval and BEAT_SLACK, or
+    SYSTEMD_PING_SHARE of systemd's WatchdogSec when that is shorter (each tick pings it)."""
+    longest = renew_interval + BEAT_SLACK
     if systemd_watchdog_seconds is None:
-        return HEARTBEAT_INTERVAL
-    return min(HEARTBEAT_INTERVAL, systemd_watchdog_seconds / 4)
+        return longest
+    return min(longest, systemd_watchdog_seconds * SYSTEMD_PING_SHARE)

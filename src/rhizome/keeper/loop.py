@@ -44,7 +44,7 @@ from rhizome.keeper.failsafe import KeeperFailsafe
 from rhizome.keeper.guard import Mode
 from rhizome.keeper.guard_link import GuardLink, GuardLost, SystemdWatchdog
 from rhizome.keeper.identity import KeeperPublisher, instance_id
-from rhizome.keeper.lease import LeaseGuard, fencing_point, heartbeat_interval
+from rhizome.keeper.lease import LeaseGuard, fencing_point, heartbeat_interval_of
 from rhizome.keeper.plan import BaseBackup, LocalStatus, Plan, Stop, plan
 from rhizome.keeper.postmaster import Postmaster, PostmasterExit, StopMode
 from rhizome.keeper.report import keeper_info, same_report
@@ -69,7 +69,7 @@ class Keeper:
     def __init__(self, keeper: KeeperConfig, store: ClusterStore, api: ApiConfig | None = None):
         self.config = keeper
         self.store = store
-        self.wake = threading.Event()
+        self.wake = pace.LoopWake()
         self.stopping = threading.Event()
         self.follower = StoreFollower(store)
         self.failsafe = KeeperFailsafe(
@@ -143,7 +143,7 @@ class Keeper:
             if self._start_lease() and self.lease is not None:
                 threading.Thread(
                     target=inputs.relay_changes, name="watch-relay", daemon=True,
-                    args=(self.config.name, self.follower, self.stopping, self.wake,
+                    args=(self.config.name, self.follower, self.stopping, self.wake.set,
                           self.lease.note_own_document),
                 ).start()  # fmt: skip
                 self._loop()
@@ -172,7 +172,8 @@ class Keeper:
         self.lease = LeaseGuard(
             holder, renew_interval, deadline, self._fence, self._new_lease, self._heartbeat,
             extension=self.failsafe.extension,
-            heartbeat_interval=heartbeat_interval(self.systemd_watchdog.timeout),
+            heartbeat_interval=heartbeat_interval_of(renew_interval, self.systemd_watchdog.timeout),
+            on_renewal=self.wake.tick,
         )  # fmt: skip
         self.lease.start()
         self.failsafe.start_asking(

@@ -16,6 +16,13 @@ new, up to QUIET_STRETCH intervals. Every bound that depends on
 observing PostgreSQL (a hung master reported and killed, a standby's new WAL
 published within an interval) is kept; an idle keeper runs a third of the
 passes.
+
+The probes and the passes of an idle keeper come right after a lease renewal
+(`LoopWake.tick`, every keeper_publish_interval too): a thread that wakes just
+after another one costs a fraction of one woken by its own timer. The timer
+stays as the fallback when no renewal comes (etcd slow or away); it runs
+TICK_SLACK of an interval longer than the tick would take, so that the tick
+comes first, and the probes are that much further apart while renewals fail.
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from rhizome.spec.timing import TimingSettings
 
 QUIET_STRETCH = 3
 """The longest wait between two passes that found nothing to do, in keeper_publish_intervals."""
+TICK_SLACK = 0.25
+"""How late a tick may come, as a share of keeper_publish_interval, before the timer acts."""
 
 
 def pass_pause(timing: TimingSettings, quiet_passes: int) -> float:
@@ -39,10 +48,52 @@ def pass_pause(timing: TimingSettings, quiet_passes: int) -> float:
     return timing.keeper_publish_interval * min(1 + quiet_passes, QUIET_STRETCH)
 
 
+class LoopWake:
+    """The loop's wake-up call: `set()` for a change that wants a pass now, `tick()` for
+    the time to look at PostgreSQL again (after every lease renewal)."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._changed = False
+        self._ticked = False
+
+    def set(self) -> None:
+        with self._condition:
+            self._changed = True
+            self._condition.notify_all()
+
+    def tick(self) -> None:
+        with self._condition:
+            self._ticked = True
+            self._condition.notify_all()
+
+    def is_set(self) -> bool:
+        return self._changed
+
+    def wait(self, timeout: float) -> bool | None:
+        """True: a change came; False: a tick; None: neither within `timeout`. A change
+        stays set for `clear()`; a tick is taken."""
+        with self._condition:
+            self._condition.wait_for(lambda: self._changed or self._ticked, timeout)
+            if self._changed:
+                return True
+            ticked, self._ticked = self._ticked, False
+            return False if ticked else None
+
+    def forget_tick(self) -> None:
+        """A tick that came during the pass is stale: the pass looked at everything."""
+        with self._condition:
+            self._ticked = False
+
+    def clear(self) -> None:
+        with self._condition:
+            self._changed = self._ticked = False
+
+
 class QuietWait:
     """Observes PostgreSQL for the loop's passes, and probes it while the loop waits."""
 
-    def __init__(self, keeper: KeeperConfig, session: KeptSession, wake: threading.Event) -> None:
+    def __init__(self, keeper: KeeperConfig, session: KeptSession, wake: LoopWake) -> None:
         self.keeper = keeper
         self.session = session
         self.wake = wake
@@ -65,12 +116,15 @@ class QuietWait:
 
     def wait(self, pause: float, interval: float, running: bool) -> None:
         """Until the next pass: `pause` seconds, or until woken; while PostgreSQL runs, a
-        probe every `interval` ends the wait when its answer changed or none came."""
+        probe at every tick (or `interval` without one) ends the wait when its answer
+        changed or none came. A pause of an interval or more ends at the tick due with it."""
         next_pass = clock.monotonic() + pause
-        while (left := next_pass - clock.monotonic()) > 0:
-            if self.wake.wait(min(left, interval)):
+        slack = TICK_SLACK * interval if pause >= interval else 0.0
+        self.wake.forget_tick()
+        while (left := next_pass - clock.monotonic()) > slack:
+            if self.wake.wait(min(left, interval) + slack):
                 break
-            if left > interval and running and self._changed():
+            if next_pass - clock.monotonic() > slack and running and self._changed():
                 break
         self.wake.clear()
 
