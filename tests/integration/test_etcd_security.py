@@ -71,6 +71,38 @@ def test_stale_token_is_renewed(etcd_factory, caplog):
     assert "no longer valid" in caplog.text
 
 
+def test_renewals_on_their_own_connection_work_with_tls_and_auth_and_survive_a_restart(
+    etcd_factory, monkeypatch
+):
+    """The keepalive channel (rhizome.etcd.keepalive) speaks TLS with a token; when the
+    member restarts (the connection closed, every token gone stale) the renewal is
+    served by the transport, and the next ones go through the channel again."""
+    server = etcd_factory(tls=True, auth=True)
+    user = server.auth.user
+    settings = EtcdSettings(
+        endpoints=(server.client_url,),
+        username=user.username,
+        password=user.password,
+        ca_file=str(server.tls.ca_file),
+    )
+    client = EtcdClient(settings)
+    lease = client.grant_lease(60)
+    assert client.keepalive(lease.id) == 60
+    assert client.keepalive_channel.endpoint == server.client_url
+    server.restart()
+    assert client.keepalive(lease.id, time.monotonic() + 5.0) == 60
+    assert client.keepalive_channel.endpoint is None, "the restart went unnoticed"
+
+    def not_through_the_transport(*arguments, **keywords):
+        raise AssertionError("a renewal went through the transport")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(client.transport, "call", not_through_the_transport)
+        for _ in range(3):
+            assert client.keepalive(lease.id, time.monotonic() + 2.0) == 60
+    assert client.keepalive_channel.endpoint == server.client_url
+
+
 def test_tls_with_a_generated_ca(etcd_factory, api):
     server = etcd_factory(tls=True)
     assert server.client_url.startswith("https://")

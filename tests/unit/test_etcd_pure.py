@@ -18,7 +18,12 @@ from rhizome.etcd import (
 )
 from rhizome.etcd.client import prefix_range
 from rhizome.etcd.endpoints import MINIMUM_ATTEMPT_TIMEOUT, EndpointFailed, attempt_timeout
-from rhizome.etcd.transport import EtcdTransport, api_prefix_for, raise_for_error
+from rhizome.etcd.transport import (
+    EndpointFailure,
+    EtcdTransport,
+    api_prefix_for,
+    raise_for_error,
+)
 from rhizome.lease import MINIMUM_BUDGET, outlived, renewal_deadline
 
 ENDPOINTS = ("http://a:1", "http://b:1", "http://c:1")
@@ -158,6 +163,25 @@ def test_a_call_with_a_deadline_splits_it_between_endpoints(monkeypatch):
     assert shares[0] == pytest.approx(0.8, abs=0.01)
     assert shares[1] == pytest.approx(0.8, abs=0.01)  # nothing was spent: half of 1.6 again
     assert shares[2] == pytest.approx(1.6, abs=0.01)  # the last one gets all of it
+
+
+def test_a_member_the_keepalive_channel_tried_is_left_out_and_named(monkeypatch):
+    """After the channel's attempt on a frozen member, the others share what is left as
+    they would have after the transport's own attempt there (not a third of it again)."""
+    listed = transport()
+    attempts: list[tuple[str, float]] = []
+
+    def silent(endpoint, path, payload, until):
+        attempts.append((endpoint, until - clock.monotonic()))
+        raise EndpointFailed("timed out")
+
+    monkeypatch.setattr(listed, "_post_json", silent)
+    tried = EndpointFailure("http://a:1", "timed out waiting for the answer")
+    with pytest.raises(EtcdUnavailable, match=r"http://a:1: timed out waiting for the answer"):
+        listed.call("/lease/keepalive", {}, deadline=clock.monotonic() + 0.8, tried=tried)
+    assert [endpoint for endpoint, _share in attempts] == ["http://b:1", "http://c:1"]
+    assert attempts[0][1] == pytest.approx(0.4, abs=0.01)
+    assert attempts[1][1] == pytest.approx(0.8, abs=0.01)
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rhizome.etcd.errors import EtcdLeaseExpired, EtcdRequestError
+from rhizome.etcd.keepalive import KEEPALIVE_PATH, KeepaliveChannel
 from rhizome.etcd.transport import EtcdSettings, EtcdTransport, JsonObject
 
 if TYPE_CHECKING:
@@ -58,8 +59,10 @@ class EtcdClient:
     def __init__(self, settings: EtcdSettings) -> None:
         self.settings = settings
         self.transport = EtcdTransport(settings)
+        self.keepalive_channel = KeepaliveChannel(self.transport)
 
     def close(self) -> None:
+        self.keepalive_channel.close()
         self.transport.close()
 
     def watcher(
@@ -153,7 +156,11 @@ class EtcdClient:
 
     def keepalive(self, lease_id: int, deadline: float | None = None) -> int:
         """Renew a lease once; returns its new TTL or raises EtcdLeaseExpired."""
-        response = self.transport.call("/lease/keepalive", {"ID": str(lease_id)}, deadline)
+        renewed = self.keepalive_channel.renew(lease_id, deadline)
+        if isinstance(renewed, int):
+            return renewed
+        payload = {"ID": str(lease_id)}
+        response = self.transport.call(KEEPALIVE_PATH, payload, deadline, tried=renewed)
         ttl = int(response.get("result", {}).get("TTL", 0))
         if ttl <= 0:
             raise EtcdLeaseExpired(lease_id)

@@ -20,7 +20,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from rhizome import clock
-from rhizome.etcd.connection import Answer, MemberConnections, Timeouts
+from rhizome.etcd.connection import (
+    Answer,
+    Connection,
+    MemberConnections,
+    Timeouts,
+    encode_request,
+)
 from rhizome.etcd.endpoints import (
     EndpointFailed,
     EndpointRotation,
@@ -47,6 +53,14 @@ MEMBER_TROUBLE = ("leader changed", "no leader", "request timed out", "not capab
 # Errors that mean our token went stale (tokens are per member, and expire).
 STALE_TOKEN = ("invalid auth token", "auth token is invalid", "user name is empty")
 ENDPOINT_ORDERS = ("spread", "listed")
+
+
+@dataclass(frozen=True)
+class EndpointFailure:
+    """An endpoint that did not answer a call, and why."""
+
+    endpoint: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -117,24 +131,36 @@ class EtcdTransport:
     def close(self) -> None:
         self._connections.close()
 
-    def call(self, path: str, payload: JsonObject, deadline: float | None = None) -> JsonObject:
+    def call(
+        self,
+        path: str,
+        payload: JsonObject,
+        deadline: float | None = None,
+        tried: EndpointFailure | None = None,
+    ) -> JsonObject:
         """POST `payload` to `path` (under the API prefix) on the first endpoint that works.
 
         With a `deadline` (rhizome.clock.monotonic() time), each endpoint gets
-        only its `attempt_timeout` share of the time left.
+        only its `attempt_timeout` share of the time left. An endpoint already
+        `tried` for this call (by rhizome.etcd.keepalive) is not tried again
+        while there are others, and its failure is part of the error.
         """
         started = clock.monotonic()
         succeeded = False
         try:
-            response = self._call_endpoints(path, payload, deadline)
+            response = self._call_endpoints(path, payload, deadline, tried)
             succeeded = True
             return response
         finally:
             self.stats.record(started, succeeded)
 
-    def _call_endpoints(self, path: str, payload: JsonObject, deadline: float | None) -> JsonObject:
-        failures = []
+    def _call_endpoints(
+        self, path: str, payload: JsonObject, deadline: float | None, tried: EndpointFailure | None
+    ) -> JsonObject:
+        failures = [] if tried is None else [f"{tried.endpoint}: {tried.reason}"]
         endpoints = self.rotation.in_order()
+        if tried is not None and len(endpoints) > 1:
+            endpoints = [endpoint for endpoint in endpoints if endpoint != tried.endpoint]
         for position, endpoint in enumerate(endpoints):
             until = self.rotation.attempt_deadline(deadline, len(endpoints) - position)
             try:
@@ -204,12 +230,22 @@ class EtcdTransport:
             self._connections, endpoint, full_path, body, self._headers(endpoint, None), timeouts
         )
 
+    def prepared_post(self, endpoint: str, path: str, body: bytes) -> bytes | None:
+        """The encoded POST of `body` to `path` on `endpoint`, or None until a call has
+        learnt the member's API prefix (and token) (rhizome.etcd.keepalive)."""
+        prefix = self._api_prefixes.get(endpoint)
+        token = "" if self.settings.username is None else self._tokens.get(endpoint)
+        if prefix is None or token is None:
+            return None
+        host = self._connections.member(endpoint).host_header
+        return encode_request("POST", prefix + path, host, json_headers(token), body)
+
+    def connect(self, endpoint: str, until: float | None) -> Connection:
+        """A new connection to `endpoint` that the caller keeps (and closes)."""
+        return self._connections.connect(self._connections.member(endpoint), self._timeouts(until))
+
     def _headers(self, endpoint: str, until: float | None) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        token = self._token(endpoint, until)
-        if token:
-            headers["Authorization"] = token
-        return headers
+        return json_headers(self._token(endpoint, until))
 
     def _timeouts(self, until: float | None) -> Timeouts:
         return Timeouts(self.settings.connect_timeout, self.settings.request_timeout, until)
@@ -262,6 +298,14 @@ class EtcdTransport:
             )
         raise_for_error(endpoint, answer.status, answer.body)
         return ""
+
+
+def json_headers(token: str | None) -> dict[str, str]:
+    """The headers of a JSON request, with the member's auth token when there is one."""
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = token
+    return headers
 
 
 def tls_contexts(settings: EtcdSettings) -> Callable[[], ssl.SSLContext] | None:
