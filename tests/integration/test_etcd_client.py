@@ -106,11 +106,8 @@ def test_keepalive_keeps_leased_keys(etcd, api):
     client.revoke_lease(lease.id)  # revoking twice is harmless
 
 
-def test_renewals_go_through_the_keepalive_channel_until_the_lease_expires(etcd, monkeypatch):
-    """After the first call the transport knows the member: renewals are the channel's
-    (rhizome.etcd.keepalive); an expired lease is still reported as one."""
-    client = EtcdClient(EtcdSettings(endpoints=(etcd.client_url,)))
-    lease = client.grant_lease(2)
+def assert_renewed_by_the_channel_alone(client: EtcdClient, lease_id: int, ttl: int, monkeypatch):
+    """Three renewals of `lease_id` that never reach the transport."""
 
     def not_through_the_transport(*arguments, **keywords):
         raise AssertionError("a renewal went through the transport")
@@ -118,7 +115,15 @@ def test_renewals_go_through_the_keepalive_channel_until_the_lease_expires(etcd,
     with monkeypatch.context() as patched:
         patched.setattr(client.transport, "call", not_through_the_transport)
         for _ in range(3):
-            assert client.keepalive(lease.id, time.monotonic() + 2.0) == 2
+            assert client.keepalive(lease_id, time.monotonic() + 2.0) == ttl
+
+
+def test_renewals_go_through_the_keepalive_channel_until_the_lease_expires(etcd, monkeypatch):
+    """After the first call the transport knows the member: renewals are the channel's
+    (rhizome.etcd.keepalive); an expired lease is still reported as one."""
+    client = EtcdClient(EtcdSettings(endpoints=(etcd.client_url,)))
+    lease = client.grant_lease(2)
+    assert_renewed_by_the_channel_alone(client, lease.id, 2, monkeypatch)
     assert client.keepalive_channel.endpoint == etcd.client_url
     assert client.transport.stats.failed == 0
     client.revoke_lease(lease.id)

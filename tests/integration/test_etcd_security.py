@@ -16,6 +16,7 @@ from rhizome.etcd import (
     EtcdUnavailable,
     PrefixWatcher,
 )
+from tests.integration.test_etcd_client import assert_renewed_by_the_channel_alone
 
 pytestmark = [pytest.mark.integration, pytest.mark.etcd_releases]
 
@@ -92,14 +93,7 @@ def test_renewals_on_their_own_connection_work_with_tls_and_auth_and_survive_a_r
     server.restart()
     assert client.keepalive(lease.id, time.monotonic() + 5.0) == 60
     assert client.keepalive_channel.endpoint is None, "the restart went unnoticed"
-
-    def not_through_the_transport(*arguments, **keywords):
-        raise AssertionError("a renewal went through the transport")
-
-    with monkeypatch.context() as patched:
-        patched.setattr(client.transport, "call", not_through_the_transport)
-        for _ in range(3):
-            assert client.keepalive(lease.id, time.monotonic() + 2.0) == 60
+    assert_renewed_by_the_channel_alone(client, lease.id, 60, monkeypatch)
     assert client.keepalive_channel.endpoint == server.client_url
 
 

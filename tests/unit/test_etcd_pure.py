@@ -146,16 +146,22 @@ def test_a_failed_endpoint_is_not_tried_first_again():
     assert listed.rotation.in_order()[0] == "http://c:1"
 
 
-def test_a_call_with_a_deadline_splits_it_between_endpoints(monkeypatch):
-    """Every endpoint times out at its share; the call ends by its deadline (plus minimums)."""
-    listed = transport()
+def silent_members(silent: EtcdTransport, monkeypatch) -> list[tuple[str, float]]:
+    """Makes every member of `silent` time out; the list of (endpoint, seconds given)."""
     attempts: list[tuple[str, float]] = []
 
-    def silent(endpoint, path, payload, until):
+    def time_out(endpoint, path, payload, until):
         attempts.append((endpoint, until - clock.monotonic()))
         raise EndpointFailed("timed out")
 
-    monkeypatch.setattr(listed, "_post_json", silent)
+    monkeypatch.setattr(silent, "_post_json", time_out)
+    return attempts
+
+
+def test_a_call_with_a_deadline_splits_it_between_endpoints(monkeypatch):
+    """Every endpoint times out at its share; the call ends by its deadline (plus minimums)."""
+    listed = transport()
+    attempts = silent_members(listed, monkeypatch)
     with pytest.raises(EtcdUnavailable, match="no etcd endpoint answered"):
         listed.call("/lease/keepalive", {}, deadline=clock.monotonic() + 1.6)
     shares = [share for _endpoint, share in attempts]
@@ -169,13 +175,7 @@ def test_a_member_the_keepalive_channel_tried_is_left_out_and_named(monkeypatch)
     """After the channel's attempt on a frozen member, the others share what is left as
     they would have after the transport's own attempt there (not a third of it again)."""
     listed = transport()
-    attempts: list[tuple[str, float]] = []
-
-    def silent(endpoint, path, payload, until):
-        attempts.append((endpoint, until - clock.monotonic()))
-        raise EndpointFailed("timed out")
-
-    monkeypatch.setattr(listed, "_post_json", silent)
+    attempts = silent_members(listed, monkeypatch)
     tried = EndpointFailure("http://a:1", "timed out waiting for the answer")
     with pytest.raises(EtcdUnavailable, match=r"http://a:1: timed out waiting for the answer"):
         listed.call("/lease/keepalive", {}, deadline=clock.monotonic() + 0.8, tried=tried)
