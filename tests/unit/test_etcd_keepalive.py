@@ -3,8 +3,12 @@ whole 200 answer that renews our lease counts; everything else is left to the tr
 
 from __future__ import annotations
 
+import socket
+import time
+
 import pytest
 
+from rhizome.etcd import EtcdClient, EtcdSettings, EtcdUnavailable
 from rhizome.etcd.endpoints import EndpointFailed
 from rhizome.etcd.keepalive import answer_complete, renewed_ttl
 
@@ -65,3 +69,19 @@ def test_an_answer_without_a_length_or_with_a_malformed_one_fails_the_member():
         answer_complete(HEAD + b"\r\n" + BODY)
     with pytest.raises(EndpointFailed, match="malformed length"):
         answer_complete(HEAD + b"Content-Length: 1x\r\n\r\n" + BODY)
+
+
+def test_a_silent_single_member_is_asked_twice_within_the_deadline():
+    """The channel leaves half the budget to the transport's fresh connection (a closed
+    connection is worth retrying), and the two attempts end by the renewal's deadline."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        client = EtcdClient(EtcdSettings(endpoints=(endpoint,), request_timeout=2.0))
+        client.transport._api_prefixes[endpoint] = "/v3"  # as if a call had learnt it
+        started = time.monotonic()
+        with pytest.raises(EtcdUnavailable) as raised:
+            client.keepalive(LEASE, deadline=started + 1.0)
+        took = time.monotonic() - started
+        client.close()
+    assert str(raised.value).count(endpoint) == 2, raised.value
+    assert 0.9 < took < 1.15  # without the half left: 1.25 (a last 0.25 s attempt)

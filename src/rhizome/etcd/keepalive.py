@@ -97,7 +97,9 @@ class KeepaliveChannel:
 
     def _renew(self, lease_id: int, deadline: float | None) -> int | EndpointFailure | None:
         rotation = self.transport.rotation
-        until = rotation.attempt_deadline(deadline, len(rotation.endpoints))
+        # At most an endpoint's share, and half of the time left with a single endpoint:
+        # the transport tries that one again on a fresh connection, within the deadline.
+        until = rotation.attempt_deadline(deadline, max(len(rotation.endpoints), 2))
         until = until if until is not None else clock.monotonic() + rotation.request_timeout
         connection = self._prepared(lease_id, until)
         if connection is None or self.endpoint is None:
