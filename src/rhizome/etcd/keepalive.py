@@ -23,7 +23,7 @@ import logging
 import threading
 
 from rhizome import clock
-from rhizome.etcd.connection import Connection, exchange_failure
+from rhizome.etcd.connection import Connection, closed_on_failure
 from rhizome.etcd.endpoints import EndpointFailed
 from rhizome.etcd.transport import EndpointFailure, EtcdTransport
 
@@ -106,9 +106,10 @@ class KeepaliveChannel:
             return None
         started = clock.monotonic()
         try:
-            answer = exchange(connection, self._request, until)
-        except (OSError, EndpointFailed) as error:
-            failure = EndpointFailure(self.endpoint, failure_reason(error))
+            with closed_on_failure(connection):
+                answer = exchange(connection, self._request, until)
+        except EndpointFailed as error:
+            failure = EndpointFailure(self.endpoint, str(error))
             log.debug("keepalive on %s failed: %s", failure.endpoint, failure.reason)
             rotation.demote(failure.endpoint)
             self._drop()
@@ -147,10 +148,6 @@ class KeepaliveChannel:
         self.endpoint = self._lease_id = None
         if connection is not None:
             connection.close()
-
-
-def failure_reason(error: OSError | EndpointFailed) -> str:
-    return exchange_failure(error) if isinstance(error, OSError) else str(error)
 
 
 def exchange(connection: Connection, request: bytes, until: float) -> bytes:
