@@ -101,13 +101,16 @@ class Outcome:
     lease_lost_at: float | None
     fences: list[float]
     bystanders_lost: list[float]
+    slow_renewals: list[tuple[float, float, bool]]
+    """The guard's renewals that failed or took over 0.1 s: (s after the thaw, s taken, ok)."""
 
     def describe(self, version: str, seconds: float) -> str:
         after_thaw = [round(moment - self.thawed, 2) for moment in self.bystanders_lost]
         return (
             f"etcd {version}, leader frozen {seconds:.0f} s: {len(after_thaw)} of"
             f" {BYSTANDER_LEASES} other leases revoked (s after the thaw: {after_thaw[:3]}…"
-            f"{after_thaw[-1:]}); guard's lease kept: {self.lease_kept}; fences: {len(self.fences)}"
+            f"{after_thaw[-1:]}); guard's lease kept: {self.lease_kept};"
+            f" fences: {len(self.fences)}; slow or failed renewals: {self.slow_renewals}"
         )
 
 
@@ -138,7 +141,13 @@ def freeze_the_leader(etcd_cluster: EtcdCluster, seconds: float) -> Outcome:
     finally:
         bystanders.stop.set()
         guard.stop(revoke=True)
-    return Outcome(thawed, lease_kept, guard.lost_at, fences, sorted(bystanders.lost.values()))
+    slow = [
+        (round(renewal.started - thawed, 2), round(renewal.took, 2), renewal.succeeded)
+        for renewal in holder.renewals
+        if renewal.took > 0.1 or not renewal.succeeded
+    ]
+    lost = sorted(bystanders.lost.values())
+    return Outcome(thawed, lease_kept, guard.lost_at, fences, lost, slow)
 
 
 def assert_fenced_exactly_when_revoked(outcome: Outcome) -> None:

@@ -23,6 +23,7 @@ import pytest
 
 from rhizome import clock
 from rhizome.etcd import EtcdClient, EtcdSettings, EtcdUnavailable, PrefixWatcher
+from rhizome.etcd.keepalive import CHANNEL_PATIENCE
 from rhizome.keeper.lease import LeaseGuard, fencing_point
 from rhizome.lease import LeaseHolder
 from tests.harness.etcd import EtcdCluster, EtcdServer
@@ -192,3 +193,24 @@ def test_a_frozen_first_member_does_not_fence_a_healthy_master(etcd_cluster, rol
     bad = leader if role == "leader" else (leader + 1) % len(etcd_cluster)
     revocable = role == "leader" and etcd_cluster.binary.revokes_after_a_stall
     ride_out(etcd_cluster, bad, frozen, revocable)
+
+
+def test_a_frozen_member_costs_a_renewal_only_the_channels_patience(etcd_cluster):
+    """The member the renewals went to freezes (a follower, so that the others answer at
+    once): the next renewal asks another member after CHANNEL_PATIENCE, not after the
+    half of its budget a first attempt gets from the transport (0.75 s of 1.5 s)."""
+    leader = etcd_cluster.leader_index()
+    follower = (leader + 1) % len(etcd_cluster)
+    client = client_listing_first(etcd_cluster, follower)
+    try:
+        lease_id = client.grant_lease(5).id
+        client.keepalive(lease_id)
+        assert client.keepalive_channel.endpoint == etcd_cluster.client_urls[follower]
+        with frozen(etcd_cluster[follower]):
+            started = clock.monotonic()
+            client.keepalive(lease_id, started + RENEWAL_BUDGET)
+            took = clock.monotonic() - started
+    finally:
+        client.close()
+    print(f"\nrenewal with the channel's member frozen: {took * 1000:.0f} ms")
+    assert took < CHANNEL_PATIENCE + 0.2, f"the frozen member cost the renewal {took:.2f} s"

@@ -13,7 +13,12 @@ that tells a renewed lease from anything else. Anything else (an error
 status, an answer it cannot read, a timeout, a closed connection) closes the
 channel and is left to the transport, which tries every member, authenticates
 again and raises what the caller expects: the channel makes a renewal
-cheaper, never different.
+cheaper, never different. When other members could answer, the channel's
+member gets only CHANNEL_PATIENCE to answer, not the half of the renewal's
+budget the transport gives a first attempt: a keepalive is answered in
+milliseconds, and the other members may need the time (after a leader
+freeze, one of them left a keepalive unanswered for 0.6 s while the other
+answered at once).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ KEEPALIVE_PATH = "/lease/keepalive"
 MAX_ANSWER = 16384
 """A keepalive answer is about 300 bytes; anything longer is not one."""
 LAST_CHUNK = b"\r\n0\r\n\r\n"
+CHANNEL_PATIENCE = 0.25
+"""Seconds the channel waits for its member's answer while other members could give one
+(with the transport's share, a frozen member took 0.75 s of a 1.5 s renewal budget)."""
 
 
 def answer_complete(data: bytes) -> bool:
@@ -105,6 +113,8 @@ class KeepaliveChannel:
         if connection is None or self.endpoint is None:
             return None
         started = clock.monotonic()
+        if len(rotation.endpoints) > 1:
+            until = min(until, started + CHANNEL_PATIENCE)
         try:
             with closed_on_failure(connection):
                 answer = exchange(connection, self._request, until)
