@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from rhizome import clock
-from rhizome.etcd import EtcdClient, EtcdSettings, EtcdUnavailable, PrefixWatcher
+from rhizome.etcd import EtcdClient, EtcdError, EtcdSettings, EtcdUnavailable, PrefixWatcher
 from rhizome.etcd.keepalive import CHANNEL_PATIENCE
 from rhizome.keeper.lease import LeaseGuard, fencing_point
 from rhizome.lease import LeaseHolder
@@ -35,6 +35,13 @@ RENEW_INTERVAL = 1.0
 FENCE_DEADLINE = 3.5
 RENEWAL_BUDGET = fencing_point(FENCE_DEADLINE) - RENEW_INTERVAL
 """1.5 s: how long a renewal may take, sent one interval after the last, before fencing."""
+PROBE_INTERVAL = 0.05
+PROBE_TIMEOUT = 0.2
+ELECTION_GRACE = 1.0
+"""Seconds after etcd answers keepalives (on one member: the other may still hold them)
+within which a guard renews: an attempt on the member that does not answer yet (at most
+a quarter of the 2.5 s a renewal gets once the fencing point passed, after the channel's
+0.25 s) and one on the member that does."""
 WATCH_IDLE_TIMEOUT = 1.0
 REQUEST_TIMEOUT = 2.0
 
@@ -61,6 +68,57 @@ class TimedLeaseHolder(LeaseHolder):
         succeeded = super().renew(within)
         self.renewals.append(Renewal(started, clock.monotonic() - started, succeeded))
         return succeeded
+
+
+@dataclass
+class ElectionWatch:
+    """When etcd answers keepalives after a fault began: a fresh one sent every
+    PROBE_INTERVAL to each healthy member (after a leader froze, one sent before the
+    others elected a new leader is held for a second or more, forwarded to the frozen one)."""
+
+    clients: list[EtcdClient]
+    lease_id: int
+    answered_from: float | None = None
+    """When the first keepalive that was answered had been sent."""
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def start(self) -> None:
+        for client in self.clients:
+            threading.Thread(target=self._probe, args=(client,), daemon=True).start()
+
+    def _probe(self, client: EtcdClient) -> None:
+        while self.answered_from is None and not self.stop.wait(PROBE_INTERVAL):
+            sent = clock.monotonic()
+            try:
+                client.keepalive(self.lease_id, sent + PROBE_TIMEOUT)
+            except EtcdError:
+                continue
+            if self.answered_from is None or sent < self.answered_from:
+                self.answered_from = sent
+
+    def back(self) -> float:
+        """When the first keepalive etcd answered had been sent (fails the test: none was)."""
+        assert self.answered_from is not None, "etcd answered no keepalive after the fault began"
+        return self.answered_from
+
+    def close(self) -> None:
+        self.stop.set()
+        for client in self.clients:
+            client.close()
+
+
+def watch_for_answers(cluster: EtcdCluster, bad: int) -> ElectionWatch:
+    """An ElectionWatch on every member but `bad`, with a lease of its own."""
+    urls = [url for index, url in enumerate(cluster.client_urls) if index != bad]
+    settings = [EtcdSettings(endpoints=(url,), request_timeout=PROBE_TIMEOUT) for url in urls]
+    clients = [EtcdClient(setting) for setting in settings]
+    return ElectionWatch(clients, clients[0].grant_lease(60).id)
+
+
+def since_etcd_answered(moments: list[float], watch: ElectionWatch) -> list[float]:
+    """The moments etcd's own unavailability does not explain: ELECTION_GRACE after it
+    answered keepalives again (a frozen leader: once the others elected a new one)."""
+    return [moment for moment in moments if moment >= watch.back() + ELECTION_GRACE]
 
 
 def client_listing_first(cluster: EtcdCluster, first: int) -> EtcdClient:
@@ -150,6 +208,7 @@ def ride_out(cluster: EtcdCluster, bad: int, fault: Fault, revocable: bool = Fal
         writer=client_listing_first(cluster, healthy),
         watcher=PrefixWatcher(client_listing_first(cluster, bad), "/faults/", WATCH_IDLE_TIMEOUT),
     )
+    answers = watch_for_answers(cluster, bad)
     guard.start()
     try:
         assert guard.wait_for_lease(5), "no lease granted"
@@ -158,33 +217,55 @@ def ride_out(cluster: EtcdCluster, bad: int, fault: Fault, revocable: bool = Fal
         time.sleep(2.5)  # healthy renewals, all on the member about to go bad
         with fault(cluster[bad]):
             fault_started = clock.monotonic()
+            answers.start()
             time.sleep(FAULT_SECONDS)
             fault_ended = clock.monotonic()
         time.sleep(2.5)
         kept_the_lease = holder.lease_id == lease_id and guard.lost_at is None
     finally:
+        answers.close()
         watched.close()
         guard.stop(revoke=True)
-    during = [r for r in holder.renewals if fault_started <= r.started <= fault_ended]
-    latencies = sorted(renewal.took for renewal in during)
-    print(
-        f"\nrenewals during {FAULT_SECONDS:.0f} s of fault: {len(during)}, median "
-        f"{statistics.median(latencies) * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms;"
-        f" worst watch delay {watched.worst_delay():.2f} s"
-    )
-    fenced_during = [moment for moment in fences if moment <= fault_ended]
-    assert not fenced_during, f"a healthy master fenced itself {len(fenced_during)} times"
-    assert all(renewal.succeeded for renewal in during), during
-    assert latencies[-1] <= RENEWAL_BUDGET, f"a renewal took {latencies[-1]:.2f} s"
-    assert len(during) >= FAULT_SECONDS / RENEW_INTERVAL - 2
+    assert_rode_out(holder.renewals, fences, answers, (fault_started, fault_ended))
     if revocable and guard.lost_at is not None:
         print(f"etcd revoked the lease {guard.lost_at - fault_ended:.2f} s after the thaw")
-        assert fences and fences[0] - guard.lost_at <= 1.5, "no prompt fence after the loss"
+        after_loss = [moment for moment in fences if moment >= guard.lost_at]
+        assert after_loss and after_loss[0] - guard.lost_at <= 1.5, "no prompt fence after it"
     else:
+        fences = since_etcd_answered(fences, answers)
         assert not fences, f"a healthy master fenced itself {len(fences)} times after the fault"
         assert kept_the_lease, "the lease was lost or replaced"
-        assert all(renewal.succeeded for renewal in holder.renewals), holder.renewals
+        unanswered = (fault_started, answers.back())
+        failed = [r for r in holder.renewals if not r.succeeded and not during(r, unanswered)]
+        assert not failed, failed
     assert watched.worst_delay() <= WATCH_IDLE_TIMEOUT + REQUEST_TIMEOUT + 1.0
+
+
+def during(renewal: Renewal, period: tuple[float, float]) -> bool:
+    return period[0] <= renewal.started <= period[1]
+
+
+def assert_rode_out(
+    renewals: list[Renewal],
+    fences: list[float],
+    answers: ElectionWatch,
+    fault: tuple[float, float],
+) -> None:
+    """Renewals sent while etcd answered succeeded within their budget, and no fence came
+    during the `fault` (start, end) but while etcd answered no keepalive (an election)."""
+    in_fault = [renewal for renewal in renewals if during(renewal, fault)]
+    latencies = sorted(renewal.took for renewal in in_fault)
+    print(
+        f"\nrenewals during {FAULT_SECONDS:.0f} s of fault: {len(in_fault)}, median "
+        f"{statistics.median(latencies) * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms;"
+        f" etcd answered keepalives sent {answers.back() - fault[0]:.2f} s after it began"
+    )
+    fenced = [moment for moment in since_etcd_answered(fences, answers) if moment <= fault[1]]
+    assert not fenced, f"a healthy master fenced itself {len(fenced)} times"
+    answered = [renewal for renewal in in_fault if renewal.started >= answers.back()]
+    assert all(renewal.succeeded for renewal in answered), answered
+    assert max(renewal.took for renewal in answered) <= RENEWAL_BUDGET, answered
+    assert len(in_fault) >= FAULT_SECONDS / RENEW_INTERVAL - 2
 
 
 @pytest.mark.parametrize("role", ["follower", "leader"])

@@ -185,6 +185,35 @@ def test_a_member_the_keepalive_channel_tried_is_left_out_and_named(monkeypatch)
 
 
 @pytest.mark.parametrize(
+    ("budget", "expected"),
+    [
+        (1.2, [("b", 0.3), ("c", 0.3), ("b", 0.3), ("c", 0.3)]),
+        (0.6, [("b", 0.25), ("c", 0.25)]),  # no time for a second round of attempts
+    ],
+)
+def test_a_keepalive_asks_the_other_members_twice_in_equal_shares(monkeypatch, budget, expected):
+    """After the channel's member stayed silent, each other member is asked twice if need
+    be, every attempt getting an equal share: the last one is sent a quarter of the budget
+    before the deadline, not half of it (a follower holds a keepalive it forwarded to a
+    frozen etcd leader for seconds, and answers one sent after the election at once)."""
+    now = [100.0]
+    monkeypatch.setattr(clock, "monotonic", lambda: now[0])
+    listed = transport()
+    attempts: list[tuple[str, float]] = []
+
+    def time_out(endpoint, path, payload, until):
+        attempts.append((endpoint[7], round(until - now[0], 3)))
+        now[0] = until
+        raise EndpointFailed("timed out")
+
+    monkeypatch.setattr(listed, "_post_json", time_out)
+    tried = EndpointFailure("http://a:1", "timed out waiting for the answer")
+    with pytest.raises(EtcdUnavailable):
+        listed.call("/lease/keepalive", {}, deadline=100.0 + budget, tried=tried, twice=True)
+    assert attempts == expected
+
+
+@pytest.mark.parametrize(
     ("now", "renewed_at", "expected"),
     [
         (11.0, 10.0, 12.5),  # the fencing point of the last renewal

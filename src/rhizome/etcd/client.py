@@ -160,7 +160,7 @@ class EtcdClient:
         if isinstance(renewed, int):
             return renewed
         payload = {"ID": str(lease_id)}
-        response = self.transport.call(KEEPALIVE_PATH, payload, deadline, tried=renewed)
+        response = self.transport.call(KEEPALIVE_PATH, payload, deadline, renewed, twice=True)
         ttl = int(response.get("result", {}).get("TTL", 0))
         if ttl <= 0:
             raise EtcdLeaseExpired(lease_id)

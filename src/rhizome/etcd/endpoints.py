@@ -24,19 +24,29 @@ class EndpointFailed(Exception):
     """One endpoint could not serve the call; another one may."""
 
 
-def attempt_timeout(request_timeout: float, time_left: float | None, endpoints_left: int) -> float:
+def attempt_timeout(
+    request_timeout: float, time_left: float | None, endpoints_left: int, equal: bool = False
+) -> float:
     """Seconds one endpoint may take when `time_left` remain until the caller's deadline.
 
     Without a deadline, the configured request timeout. With one, half of the
     time left while another endpoint remains to be tried (so that a frozen or
     black-holed member still leaves half the budget to the others), all of it
-    for the last one; never more than the request timeout, never less than
-    MINIMUM_ATTEMPT_TIMEOUT.
+    for the last one; with `equal`, the same share for each attempt left.
+    Never more than the request timeout, never less than MINIMUM_ATTEMPT_TIMEOUT.
     """
     if time_left is None:
         return request_timeout
-    share = time_left if endpoints_left <= 1 else time_left / 2
+    if equal:
+        share = time_left / max(endpoints_left, 1)
+    else:
+        share = time_left if endpoints_left <= 1 else time_left / 2
     return min(request_timeout, max(share, MINIMUM_ATTEMPT_TIMEOUT))
+
+
+def time_for_another_attempt(deadline: float | None) -> bool:
+    """Whether a call due by `deadline` (None: none) has time to ask an endpoint again."""
+    return deadline is None or deadline - clock.monotonic() >= MINIMUM_ATTEMPT_TIMEOUT
 
 
 def rotated(endpoints: list[str], first: int) -> list[str]:
@@ -69,9 +79,11 @@ class EndpointRotation:
             if self._preferred == failed:
                 self._preferred = (failed + 1) % len(self.endpoints)
 
-    def attempt_deadline(self, deadline: float | None, endpoints_left: int) -> float | None:
+    def attempt_deadline(
+        self, deadline: float | None, endpoints_left: int, equal: bool = False
+    ) -> float | None:
         """When the next endpoint must have answered, for a call due by `deadline`."""
         if deadline is None:
             return None
         now = clock.monotonic()
-        return now + attempt_timeout(self.request_timeout, deadline - now, endpoints_left)
+        return now + attempt_timeout(self.request_timeout, deadline - now, endpoints_left, equal)

@@ -30,6 +30,7 @@ from rhizome.etcd.connection import (
 from rhizome.etcd.endpoints import (
     EndpointFailed,
     EndpointRotation,
+    time_for_another_attempt,
 )
 from rhizome.etcd.errors import (
     EtcdAuthError,
@@ -137,6 +138,7 @@ class EtcdTransport:
         payload: JsonObject,
         deadline: float | None = None,
         tried: EndpointFailure | None = None,
+        twice: bool = False,
     ) -> JsonObject:
         """POST `payload` to `path` (under the API prefix) on the first endpoint that works.
 
@@ -144,25 +146,38 @@ class EtcdTransport:
         only its `attempt_timeout` share of the time left. An endpoint already
         `tried` for this call (by rhizome.etcd.keepalive) is not tried again
         while there are others, and its failure is part of the error.
+        `twice` (keepalives, with a deadline and several endpoints): the
+        endpoints are asked a second time if need be, every attempt getting an
+        equal share; a follower holds a keepalive it forwarded to a frozen
+        leader for seconds, but answers one sent after the election at once.
         """
         started = clock.monotonic()
         succeeded = False
         try:
-            response = self._call_endpoints(path, payload, deadline, tried)
+            response = self._call_endpoints(path, payload, deadline, tried, twice)
             succeeded = True
             return response
         finally:
             self.stats.record(started, succeeded)
 
     def _call_endpoints(
-        self, path: str, payload: JsonObject, deadline: float | None, tried: EndpointFailure | None
+        self,
+        path: str,
+        payload: JsonObject,
+        deadline: float | None,
+        tried: EndpointFailure | None,
+        twice: bool,
     ) -> JsonObject:
         failures = [] if tried is None else [f"{tried.endpoint}: {tried.reason}"]
         endpoints = self.rotation.in_order()
         if tried is not None and len(endpoints) > 1:
             endpoints = [endpoint for endpoint in endpoints if endpoint != tried.endpoint]
-        for position, endpoint in enumerate(endpoints):
-            until = self.rotation.attempt_deadline(deadline, len(endpoints) - position)
+        twice = twice and deadline is not None and len(self.rotation.endpoints) > 1
+        attempts = endpoints * 2 if twice else endpoints
+        for position, endpoint in enumerate(attempts):
+            if position == len(endpoints) and not time_for_another_attempt(deadline):
+                break
+            until = self.rotation.attempt_deadline(deadline, len(attempts) - position, twice)
             try:
                 response = self._post_json(endpoint, path, payload, until)
             except EndpointFailed as failure:
