@@ -1,12 +1,13 @@
 """Which etcd endpoint to ask next, and how long it may take (both etcd APIs).
 
 Each call tries the endpoint that answered last, then the others in order,
-each once. An endpoint that failed is not tried first again: the next one
-is, until another answers. A call that must answer by a deadline gives each
-endpoint only part of the time left (see `attempt_timeout`), so that a frozen
-or black-holed member leaves time to ask the next one. Each rotation starts
-at a random endpoint (`endpoint_order = "spread"`), so that one bad member
-does not hit every agent at once.
+each once (a keepalive: twice, see `EtcdTransport.call`). An endpoint that
+failed is not tried first again: the next one is, until another answers. A
+call that must answer by a deadline gives each endpoint only part of the
+time left (see `attempt_timeout`), so that a frozen or black-holed member
+leaves time to ask the next one. Each rotation starts at a random endpoint
+(`endpoint_order = "spread"`), so that one bad member does not hit every
+agent at once.
 """
 
 from __future__ import annotations
