@@ -44,11 +44,11 @@ from rhizome.etcd import EtcdClient, EtcdError, EtcdLeaseExpired, EtcdSettings
 from rhizome.keeper.lease import LeaseGuard
 from tests.harness.etcd import EtcdCluster
 from tests.integration.test_etcd_member_faults import (
-    ELECTION_GRACE,
     FENCE_DEADLINE,
     RENEW_INTERVAL,
     TimedLeaseHolder,
     client_listing_first,
+    since_etcd_answered,
     watch_for_answers,
 )
 
@@ -162,7 +162,7 @@ def freeze_the_leader(etcd_cluster: EtcdCluster, seconds: float) -> Outcome:
 def assert_fenced_exactly_when_revoked(outcome: Outcome) -> None:
     """Fences while etcd elected a new leader (and answered no keepalive) are not counted:
     no renewal could succeed then (etcd's own election timeout against the fence budget)."""
-    fences = [moment for moment in outcome.fences if moment >= outcome.etcd_back + ELECTION_GRACE]
+    fences = since_etcd_answered(outcome.fences, outcome.etcd_back)
     if outcome.lease_lost_at is None:
         assert not fences, f"fenced {len(fences)} times with the lease intact"
         return

@@ -115,10 +115,11 @@ def watch_for_answers(cluster: EtcdCluster, bad: int) -> ElectionWatch:
     return ElectionWatch(clients, clients[0].grant_lease(60).id)
 
 
-def since_etcd_answered(moments: list[float], watch: ElectionWatch) -> list[float]:
+def since_etcd_answered(moments: list[float], answered_from: float) -> list[float]:
     """The moments etcd's own unavailability does not explain: ELECTION_GRACE after it
-    answered keepalives again (a frozen leader: once the others elected a new one)."""
-    return [moment for moment in moments if moment >= watch.back() + ELECTION_GRACE]
+    answered keepalives again (`ElectionWatch.back()`; a frozen leader: once the others
+    elected a new one)."""
+    return [moment for moment in moments if moment >= answered_from + ELECTION_GRACE]
 
 
 def client_listing_first(cluster: EtcdCluster, first: int) -> EtcdClient:
@@ -232,7 +233,7 @@ def ride_out(cluster: EtcdCluster, bad: int, fault: Fault, revocable: bool = Fal
         after_loss = [moment for moment in fences if moment >= guard.lost_at]
         assert after_loss and after_loss[0] - guard.lost_at <= 1.5, "no prompt fence after it"
     else:
-        fences = since_etcd_answered(fences, answers)
+        fences = since_etcd_answered(fences, answers.back())
         assert not fences, f"a healthy master fenced itself {len(fences)} times after the fault"
         assert kept_the_lease, "the lease was lost or replaced"
         unanswered = (fault_started, answers.back())
@@ -260,7 +261,8 @@ def assert_rode_out(
         f"{statistics.median(latencies) * 1000:.0f} ms, max {latencies[-1] * 1000:.0f} ms;"
         f" etcd answered keepalives sent {answers.back() - fault[0]:.2f} s after it began"
     )
-    fenced = [moment for moment in since_etcd_answered(fences, answers) if moment <= fault[1]]
+    unexplained = since_etcd_answered(fences, answers.back())
+    fenced = [moment for moment in unexplained if moment <= fault[1]]
     assert not fenced, f"a healthy master fenced itself {len(fenced)} times"
     answered = [renewal for renewal in in_fault if renewal.started >= answers.back()]
     assert all(renewal.succeeded for renewal in answered), answered
