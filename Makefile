@@ -63,6 +63,7 @@ bench: $(STAMP)
 	PYTHONPATH=. $(PYTHON) bench/failover.py
 	PYTHONPATH=. $(PYTHON) bench/side_by_side.py
 	PYTHONPATH=. $(PYTHON) bench/many_clusters.py
+	PYTHONPATH=. $(PYTHON) bench/etcd_leader_loss.py
 
 # The fault-injection campaign (chaos/): three nodes in network namespaces (root).
 # Sizes: CHAOS_FAULTS (200), CHAOS_MODE (sync|async), CHAOS_SEED, CHAOS_KINDS,

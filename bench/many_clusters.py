@@ -82,7 +82,7 @@ from tests.harness.etcd import EtcdCluster
 from tests.harness.processes import ServerProcess
 
 ETCD_ARGUMENTS = (
-    "--metrics", "extensive", "--heartbeat-interval", "100", "--election-timeout", "1000",
+    "--metrics", "extensive", "--heartbeat-interval", "50", "--election-timeout", "500",
     "--quota-backend-bytes", "2147483648", "--auto-compaction-mode", "periodic",
     "--auto-compaction-retention", "1",
 )  # fmt: skip

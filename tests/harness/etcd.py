@@ -27,7 +27,8 @@ from tests.harness.tls import TlsFiles, create_tls_files
 START_ATTEMPTS = 4
 START_TIMEOUT = 20.0
 DEFAULT_CLUSTER_TOKEN = "rhizome-test"
-FAST_RAFT = ("--heartbeat-interval", "50", "--election-timeout", "500")
+RAFT_TIMING = ("--heartbeat-interval", "50", "--election-timeout", "500")
+"""As roles/etcd sets them (etcd_heartbeat_interval, etcd_election_timeout)."""
 WATCH_PROGRESS = ("--experimental-watch-progress-notify-interval", "2s")
 """As roles/etcd sets it (etcd_watch_progress_notify_interval)."""
 
@@ -185,7 +186,7 @@ class EtcdServer(ProcessOwner):
             "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
             "--initial-cluster", self.initial_cluster or f"{self.name}={self.peer_url}",
             "--initial-cluster-state", "new", "--initial-cluster-token", self.cluster_token,
-            *FAST_RAFT, *WATCH_PROGRESS, "--bcrypt-cost", "4",
+            *RAFT_TIMING, *WATCH_PROGRESS, "--bcrypt-cost", "4",
             "--logger", "zap", "--log-outputs", "stderr",
             "--enable-v2=true",  # for the store's v2 backend (rhizome.etcd_v2)
         ]  # fmt: skip
