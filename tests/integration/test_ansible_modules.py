@@ -64,6 +64,18 @@ def collections_path(directory: Path) -> Path:
     return path
 
 
+def ansible_environment(directory: Path) -> dict[str, str]:
+    """The environment for ansible-playbook, its files and the collection under `directory`."""
+    environment = {key: value for key, value in os.environ.items() if key != "ANSIBLE_CONFIG"}
+    return environment | {
+        "ANSIBLE_COLLECTIONS_PATH": str(collections_path(directory)),
+        "ANSIBLE_HOME": str(directory / "ansible-home"),
+        "ANSIBLE_LOCAL_TEMP": str(directory / "ansible-tmp"),
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_PIPELINING": "1",
+    }
+
+
 def store_of(url: str, cluster: str = "main") -> ClusterStore:
     return ClusterStore(EtcdClient(EtcdSettings(endpoints=(url,))), cluster)
 
@@ -98,17 +110,10 @@ def run_play(directory: Path, tasks: dict[str, dict[str, Any]]) -> Results:
     inventory.write_text(
         f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
     )
-    environment = {key: value for key, value in os.environ.items() if key != "ANSIBLE_CONFIG"}
-    environment |= {
-        "ANSIBLE_COLLECTIONS_PATH": str(collections_path(directory)),
-        "ANSIBLE_HOME": str(directory / "ansible-home"),
-        "ANSIBLE_LOCAL_TEMP": str(directory / "ansible-tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-        "ANSIBLE_PIPELINING": "1",
-    }
     completed = subprocess.run(
         [str(ANSIBLE_PLAYBOOK), "-i", str(inventory), str(playbook)],
-        cwd=directory, env=environment, capture_output=True, text=True, timeout=240,
+        cwd=directory, env=ansible_environment(directory), capture_output=True, text=True,
+        timeout=240,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stdout + completed.stderr
     results: Results = json.loads(results_file.read_text())

@@ -8,14 +8,13 @@ on the machine running the tests.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.test_ansible_modules import ANSIBLE_PLAYBOOK, collections_path
+from tests.integration.test_ansible_modules import ANSIBLE_PLAYBOOK, ansible_environment
 
 pytestmark = pytest.mark.integration
 
@@ -30,16 +29,10 @@ def run_etcd_role(directory: Path, variables: dict[str, int]) -> subprocess.Comp
     inventory.write_text(
         f"[etcd]\nlocalhost ansible_connection=local ansible_python_interpreter={sys.executable}\n"
     )
-    environment = {key: value for key, value in os.environ.items() if key != "ANSIBLE_CONFIG"}
-    environment |= {
-        "ANSIBLE_COLLECTIONS_PATH": str(collections_path(directory)),
-        "ANSIBLE_HOME": str(directory / "ansible-home"),
-        "ANSIBLE_LOCAL_TEMP": str(directory / "ansible-tmp"),
-        "ANSIBLE_NOCOLOR": "1",
-    }
     return subprocess.run(
         [str(ANSIBLE_PLAYBOOK), "--check", "-i", str(inventory), str(playbook)],
-        cwd=directory, env=environment, capture_output=True, text=True, timeout=240,
+        cwd=directory, env=ansible_environment(directory), capture_output=True, text=True,
+        timeout=240,
     )  # fmt: skip
 
 
