@@ -78,11 +78,11 @@ from rhizome.spec import ClusterSpec, parse_spec
 from rhizome.store.cluster_store import ClusterStore
 from rhizome.store.view import ClusterView
 from tests.harness.agents import SentinelProcess
-from tests.harness.etcd import EtcdCluster
+from tests.harness.etcd import RAFT_TIMING, EtcdCluster
 from tests.harness.processes import ServerProcess
 
 ETCD_ARGUMENTS = (
-    "--metrics", "extensive", "--heartbeat-interval", "50", "--election-timeout", "500",
+    "--metrics", "extensive", *RAFT_TIMING,
     "--quota-backend-bytes", "2147483648", "--auto-compaction-mode", "periodic",
     "--auto-compaction-retention", "1",
 )  # fmt: skip
