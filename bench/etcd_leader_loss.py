@@ -27,13 +27,12 @@ from pathlib import Path
 
 from bench.report import write_section
 from rhizome import clock
-from rhizome.keeper.lease import LeaseGuard
-from tests.harness.etcd import EtcdCluster
+from tests.harness.etcd import EtcdCluster, raft_arguments
 from tests.integration.test_etcd_member_faults import (
-    FENCE_DEADLINE,
     RENEW_INTERVAL,
     TimedLeaseHolder,
     client_listing_first,
+    recording_guard,
     watch_for_answers,
 )
 
@@ -62,10 +61,7 @@ def wait_for_next_renewal(holder: TimedLeaseHolder) -> float:
 def run_trial(cluster: EtcdCluster, fault: str, phase: float) -> Trial:
     leader = cluster.leader_index()
     holder = TimedLeaseHolder(client_listing_first(cluster, leader), ttl=TTL)
-    fences: list[float] = []
-    guard = LeaseGuard(holder, RENEW_INTERVAL, FENCE_DEADLINE,
-                       fence=lambda *_: fences.append(clock.monotonic()),
-                       on_new_lease=lambda: None)  # fmt: skip
+    guard, fences = recording_guard(holder)
     answers = watch_for_answers(cluster, leader)
     guard.start()
     try:
@@ -88,7 +84,7 @@ def run_trial(cluster: EtcdCluster, fault: str, phase: float) -> Trial:
 
 def run_timing(name: str, trials: int, phase: float) -> dict[str, list[Trial]]:
     heartbeat, election = TIMINGS[name]
-    raft = ("--heartbeat-interval", str(heartbeat), "--election-timeout", str(election))
+    raft = raft_arguments(heartbeat, election)
     cluster = EtcdCluster(Path(tempfile.mkdtemp()) / "etcd", size=3, extra_arguments=raft)
     cluster.start()
     results: dict[str, list[Trial]] = {fault: [] for fault in FAULTS}

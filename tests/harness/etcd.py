@@ -27,7 +27,19 @@ from tests.harness.tls import TlsFiles, create_tls_files
 START_ATTEMPTS = 4
 START_TIMEOUT = 20.0
 DEFAULT_CLUSTER_TOKEN = "rhizome-test"
-RAFT_TIMING = ("--heartbeat-interval", "50", "--election-timeout", "500")
+
+
+def raft_arguments(heartbeat_ms: int, election_timeout_ms: int) -> tuple[str, ...]:
+    """etcd's command-line flags for this raft timing, in milliseconds."""
+    return (
+        "--heartbeat-interval",
+        str(heartbeat_ms),
+        "--election-timeout",
+        str(election_timeout_ms),
+    )
+
+
+RAFT_TIMING = raft_arguments(50, 500)
 """As roles/etcd sets them (etcd_heartbeat_interval, etcd_election_timeout)."""
 WATCH_PROGRESS = ("--experimental-watch-progress-notify-interval", "2s")
 """As roles/etcd sets it (etcd_watch_progress_notify_interval)."""

@@ -41,13 +41,12 @@ import pytest
 
 from rhizome import clock
 from rhizome.etcd import EtcdClient, EtcdError, EtcdLeaseExpired, EtcdSettings
-from rhizome.keeper.lease import LeaseGuard
 from tests.harness.etcd import EtcdCluster
 from tests.integration.test_etcd_member_faults import (
-    FENCE_DEADLINE,
     RENEW_INTERVAL,
     TimedLeaseHolder,
     client_listing_first,
+    recording_guard,
     since_etcd_answered,
     watch_for_answers,
 )
@@ -126,10 +125,7 @@ def freeze_the_leader(etcd_cluster: EtcdCluster, seconds: float) -> Outcome:
     healthy = [url for index, url in enumerate(etcd_cluster.client_urls) if index != leader]
     bystanders = Bystanders(EtcdClient(EtcdSettings(endpoints=tuple(healthy))))
     holder = TimedLeaseHolder(client_listing_first(etcd_cluster, leader), ttl=TTL)
-    fences: list[float] = []
-    guard = LeaseGuard(holder, RENEW_INTERVAL, FENCE_DEADLINE,
-                       fence=lambda *_: fences.append(clock.monotonic()),
-                       on_new_lease=lambda: None)  # fmt: skip
+    guard, fences = recording_guard(holder)
     answers = watch_for_answers(etcd_cluster, leader)
     guard.start()
     try:

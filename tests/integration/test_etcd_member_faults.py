@@ -122,6 +122,15 @@ def since_etcd_answered(moments: list[float], answered_from: float) -> list[floa
     return [moment for moment in moments if moment >= answered_from + ELECTION_GRACE]
 
 
+def recording_guard(holder: LeaseHolder) -> tuple[LeaseGuard, list[float]]:
+    """A LeaseGuard with the keeper's default timing, and the moments it fenced."""
+    fences: list[float] = []
+    guard = LeaseGuard(holder, RENEW_INTERVAL, FENCE_DEADLINE,
+                       fence=lambda *_: fences.append(clock.monotonic()),
+                       on_new_lease=lambda: None)  # fmt: skip
+    return guard, fences
+
+
 def client_listing_first(cluster: EtcdCluster, first: int) -> EtcdClient:
     urls = cluster.client_urls
     ordered = (urls[first], *(url for index, url in enumerate(urls) if index != first))
@@ -200,10 +209,7 @@ def ride_out(cluster: EtcdCluster, bad: int, fault: Fault, revocable: bool = Fal
     fault and only then (test_etcd_leader_freeze.py covers that case in full).
     """
     holder = TimedLeaseHolder(client_listing_first(cluster, bad), ttl=5)
-    fences: list[float] = []
-    guard = LeaseGuard(holder, RENEW_INTERVAL, FENCE_DEADLINE,
-                       fence=lambda *_: fences.append(clock.monotonic()),
-                       on_new_lease=lambda: None)  # fmt: skip
+    guard, fences = recording_guard(holder)
     healthy = (bad + 1) % len(cluster)
     watched = WatchedWrites(
         writer=client_listing_first(cluster, healthy),

@@ -6,7 +6,7 @@ import yaml
 
 from rhizome.keeper.lease import fencing_point
 from rhizome.spec.timing import TimingSettings
-from tests.harness.etcd import RAFT_TIMING
+from tests.harness.etcd import RAFT_TIMING, raft_arguments
 
 ROLE_DEFAULTS = Path(__file__).resolve().parents[2] / "roles" / "etcd" / "defaults" / "main.yml"
 
@@ -28,8 +28,6 @@ def test_an_election_after_a_lost_etcd_leader_fits_a_masters_renewal() -> None:
 
 def test_the_tests_run_etcd_with_the_roles_raft_timing() -> None:
     defaults = role_defaults()
-    expected = (
-        "--heartbeat-interval", str(defaults["etcd_heartbeat_interval"]),
-        "--election-timeout", str(defaults["etcd_election_timeout"]),
-    )  # fmt: skip
-    assert expected == RAFT_TIMING
+    heartbeat = int(str(defaults["etcd_heartbeat_interval"]))
+    election_timeout = int(str(defaults["etcd_election_timeout"]))
+    assert raft_arguments(heartbeat, election_timeout) == RAFT_TIMING
